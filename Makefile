@@ -1,0 +1,49 @@
+# Two commands matter: `make test` (lint + every test) and `make demo` (the main job on the local stack).
+# Both install what they need on first use and are quick when it is already there.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+IACVENV := .venv-iac
+
+.PHONY: test demo lint typecheck deps node iac-deps checkov bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# checkov pins its own hcl2/pycep versions: keep it apart from the project venv.
+$(IACVENV)/.installed:
+	$(PYTHON) -m venv $(IACVENV)
+	$(IACVENV)/bin/pip install --quiet --disable-pip-version-check "checkov==3.3.30"
+	touch $@
+
+deps: $(VENV)/.installed
+node: node_modules/.installed
+iac-deps: $(IACVENV)/.installed
+
+lint: deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check shared function_app.py localdev
+
+typecheck: deps
+	$(BIN)/mypy
+
+checkov: iac-deps
+	$(IACVENV)/bin/checkov --directory infra --config-file .checkov.yaml --skip-download --quiet --compact
+
+test: deps node iac-deps lint typecheck checkov
+	$(BIN)/python -m pytest
+
+demo: deps node
+	$(BIN)/python -m localdev.demo
+
+bench: deps
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) $(IACVENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,284 @@
+"""The records that flow through the pipeline: reader items, indicators, outcomes.
+
+Core module: standard library only, no I/O. Every other module speaks in these types.
+
+A record's way through::
+
+    readers.read(stream, name)   -> RawRow | Ignored | FileProblem   (one RawRow per indicator entry)
+    validate.validate(items, s)  -> Outcome (status decided) or Outcome with status None (to submit)
+    submitter.submit(batch)      -> the same Outcomes with a final status
+    reports.ReportWriter.add()   <- every Outcome, in input order
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Mapping
+
+
+class IndicatorType(str, Enum):
+    """Defender's `indicatorType` enum (defender-api.md §1.5)."""
+
+    FileSha1 = "FileSha1"
+    FileSha256 = "FileSha256"
+    FileMd5 = "FileMd5"
+    CertificateThumbprint = "CertificateThumbprint"
+    IpAddress = "IpAddress"
+    DomainName = "DomainName"
+    Url = "Url"
+
+
+class Action(str, Enum):
+    """Defender's current `action` values; legacy `Alert`/`AlertAndBlock` are mapped by validation."""
+
+    Allowed = "Allowed"
+    Audit = "Audit"
+    Warn = "Warn"
+    Block = "Block"
+    BlockAndRemediate = "BlockAndRemediate"
+
+
+class Severity(str, Enum):
+    Informational = "Informational"
+    Low = "Low"
+    Medium = "Medium"
+    High = "High"
+
+
+class Status(str, Enum):
+    """The one final status every indicator entry ends with (CONTRACT.md "Outcome of every indicator")."""
+
+    submitted = "submitted"
+    unchanged = "unchanged"
+    duplicate = "duplicate"
+    failed = "failed"
+    invalid = "invalid"
+    skipped = "skipped"
+
+
+# Canonical field names a reader fills in RawRow.fields (all raw strings, untrimmed).
+# Readers map their columns/keys to these; validation does the rest.
+FIELD_VALUE = "value"
+FIELD_TYPE = "type"  # a Defender type name or a foreign one (MISP `ip-dst`, `sha256`, `hostname`, …)
+FIELD_ACTION = "action"
+FIELD_SEVERITY = "severity"
+FIELD_TITLE = "title"
+FIELD_DESCRIPTION = "description"
+FIELD_EXPIRATION = "expirationTime"
+FIELD_RECOMMENDED_ACTIONS = "recommendedActions"
+FIELD_RBAC_GROUPS = "rbacGroupNames"  # comma-separated string or JSON list joined with ","
+FIELD_CATEGORY = "category"
+FIELD_MITRE = "mitreTechniques"  # comma-separated
+FIELD_GENERATE_ALERT = "generateAlert"
+FIELD_EXTERNAL_ID = "externalId"
+FIELD_APPLICATION = "application"
+FIELD_EDUCATE_URL = "educateUrl"
+
+KNOWN_FIELDS = frozenset(
+    {
+        FIELD_VALUE,
+        FIELD_TYPE,
+        FIELD_ACTION,
+        FIELD_SEVERITY,
+        FIELD_TITLE,
+        FIELD_DESCRIPTION,
+        FIELD_EXPIRATION,
+        FIELD_RECOMMENDED_ACTIONS,
+        FIELD_RBAC_GROUPS,
+        FIELD_CATEGORY,
+        FIELD_MITRE,
+        FIELD_GENERATE_ALERT,
+        FIELD_EXTERNAL_ID,
+        FIELD_APPLICATION,
+        FIELD_EDUCATE_URL,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One indicator entry as a reader found it: exactly one value, raw strings only.
+
+    A source row that carries several indicators (`md5,sha1,sha256` columns, a cell of
+    comma-separated hashes, a STIX OR pattern, a MISP `domain|ip`) is yielded as several
+    RawRows with the same `line`.
+
+    `line` is the 1-based line where the row or object starts; when `position` is true it is
+    the 1-based position of the element in a JSON stream instead. `invalid` / `skip` let a
+    reader decide the outcome itself (an NDJSON line that is not JSON, an inexpressible STIX
+    pattern, MISP `to_ids: false`); `note` is carried into the report's reason.
+    """
+
+    line: int
+    fields: Mapping[str, str]
+    position: bool = False
+    invalid: str | None = None
+    skip: str | None = None
+    note: str | None = None
+
+    @property
+    def value(self) -> str:
+        return self.fields.get(FIELD_VALUE, "")
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A non-blank, non-comment line that holds no indicator (prose): counted in `ignoredLines`."""
+
+    line: int
+    reason: str = "not an indicator line"
+
+
+@dataclass(frozen=True, slots=True)
+class FileProblem:
+    """A file-level problem. `fatal` means the reader stopped here; rows already read keep their outcomes."""
+
+    message: str
+    line: int | None = None
+    column: int | None = None
+    fatal: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"message": self.message}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.column is not None:
+            out["column"] = self.column
+        return out
+
+
+ReaderItem = RawRow | Ignored | FileProblem
+
+
+@dataclass(frozen=True, slots=True)
+class Indicator:
+    """A validated indicator, ready to send: Defender's field names, normalised values.
+
+    Optional fields are None when no row, file metadata or setting gave them; only set
+    fields are sent (CONTRACT.md "Normalisation").
+    """
+
+    indicatorValue: str
+    indicatorType: IndicatorType
+    action: Action
+    title: str
+    description: str
+    severity: Severity | None = None
+    expirationTime: str | None = None  # UTC "YYYY-MM-DDTHH:MM:SSZ"
+    recommendedActions: str | None = None
+    rbacGroupNames: tuple[str, ...] | None = None
+    category: str | None = None
+    mitreTechniques: tuple[str, ...] | None = None
+    generateAlert: bool | None = None
+    externalId: str | None = None
+    application: str | None = None
+    educateUrl: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Identity for duplicates and result matching: type and normalised value."""
+        return (self.indicatorType.value, self.indicatorValue)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object Defender expects, with its exact (case-sensitive) field names."""
+        out: dict[str, Any] = {
+            "indicatorValue": self.indicatorValue,
+            "indicatorType": self.indicatorType.value,
+            "action": self.action.value,
+            "title": self.title,
+            "description": self.description,
+        }
+        if self.severity is not None:
+            out["severity"] = self.severity.value
+        if self.expirationTime is not None:
+            out["expirationTime"] = self.expirationTime
+        if self.recommendedActions is not None:
+            out["recommendedActions"] = self.recommendedActions
+        if self.rbacGroupNames is not None:
+            out["rbacGroupNames"] = list(self.rbacGroupNames)
+        if self.category is not None:
+            out["category"] = self.category
+        if self.mitreTechniques is not None:
+            out["mitreTechniques"] = list(self.mitreTechniques)
+        if self.generateAlert is not None:
+            out["generateAlert"] = self.generateAlert
+        if self.externalId is not None:
+            out["externalId"] = self.externalId
+        if self.application is not None:
+            out["application"] = self.application
+        if self.educateUrl is not None:
+            out["educateUrl"] = self.educateUrl
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One indicator entry and its fate: the unit of the report.
+
+    `status` is None while the entry waits to be submitted (then `indicator` is set).
+    `value`/`type`/`action` are what the report shows: normalised where validation got that far,
+    raw otherwise. `reason` holds why it was not submitted, or notes on a submitted entry
+    (type corrected, scheme added, legacy action mapped).
+    """
+
+    line: int
+    value: str
+    type: str | None
+    action: str | None
+    status: Status | None
+    reason: str | None = None
+    id: str | None = None
+    indicator: Indicator | None = None
+    position: bool = False
+    notes: tuple[str, ...] = field(default=())
+    duplicate_of: int | None = None  # line of the first occurrence, for `duplicate`
+
+    def final(self, status: Status, reason: str | None = None, id: str | None = None) -> Outcome:
+        """This entry with its final status; notes stay in front of the reason."""
+        parts = [*self.notes, reason] if reason else list(self.notes)
+        return replace(self, status=status, reason="; ".join(p for p in parts if p) or None, id=id)
+
+
+# The summary counters, in the order the report writes them (CONTRACT.md "Reports").
+SUMMARY_KEYS = (
+    "total",
+    "submitted",
+    "unchanged",
+    "duplicate",
+    "failed",
+    "invalid",
+    "skipped",
+    "ignoredLines",
+    "apiCalls",
+    "retries",
+    "listCalls",
+    "deleteCalls",
+)
+
+
+@dataclass
+class Summary:
+    """Counts for one input; `add` is called once per final Outcome."""
+
+    total: int = 0
+    submitted: int = 0
+    unchanged: int = 0
+    duplicate: int = 0
+    failed: int = 0
+    invalid: int = 0
+    skipped: int = 0
+    ignoredLines: int = 0
+    apiCalls: int = 0
+    retries: int = 0
+    listCalls: int = 0
+    deleteCalls: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.status is None:
+            raise ValueError("an outcome without a final status reached the summary")
+        self.total += 1
+        setattr(self, outcome.status.value, getattr(self, outcome.status.value) + 1)
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in SUMMARY_KEYS}

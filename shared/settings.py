@@ -1,0 +1,211 @@
+"""Settings: the contract's app settings, parsed once, checked all at once.
+
+Core module: no I/O. `Settings.from_env(os.environ)` is called by the entry points;
+`with_overrides(metadata)` applies per-file blob metadata (or HTTP query parameters) and
+returns a new object. Every bad value is reported in one `SettingsError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from shared.model import Action, IndicatorType, Severity
+
+DEFAULT_API_URL = "https://api.securitycenter.microsoft.com"
+DEFAULT_SCOPE = "https://api.securitycenter.microsoft.com/.default"
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; the message lists every one of them."""
+
+
+def parse_bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in _TRUE:
+        return True
+    if t in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _enum_ci(enum: type, text: str):  # type: ignore[no-untyped-def]
+    t = text.strip().lower()
+    for member in enum:
+        if member.value.lower() == t:
+            return member
+    raise ValueError(f"expected one of {', '.join(m.value for m in enum)}, got {text!r}")
+
+
+def parse_expiration_by_type(text: str) -> dict[IndicatorType, int]:
+    """`IpAddress=30,Url=90` → {IpAddress: 30, Url: 90}; type names are case-insensitive."""
+    out: dict[IndicatorType, int] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, days = part.partition("=")
+        if not sep:
+            raise ValueError(f"expected Type=days, got {part!r}")
+        t = _enum_ci(IndicatorType, name)
+        d = int(days.strip())
+        if d < 0:
+            raise ValueError(f"days must be 0 or more, got {d}")
+        out[t] = d
+    return out
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The contract's settings (CONTRACT.md "Settings") plus a few operational tunables."""
+
+    defender_api_url: str = DEFAULT_API_URL
+    defender_token_scope: str = DEFAULT_SCOPE
+    azure_client_id: str | None = None
+    indicators_container: str = "indicators"
+    reports_container: str = "indicator-reports"
+    default_action: Action = Action.Audit
+    default_severity: Severity = Severity.Medium
+    default_expiration_days: int = 90  # 0 = never expire
+    expiration_days_by_type: Mapping[IndicatorType, int] = field(default_factory=dict)
+    default_title: str = "Imported indicator"
+    default_description: str = "Imported from {source}"
+    default_rbac_groups: tuple[str, ...] = ()
+    batch_size: int = 500
+    max_calls_per_minute: int = 30
+    dry_run: bool = False
+    max_http_body_bytes: int = 20 * 1024 * 1024
+    max_http_indicators: int = 15000
+    max_tenant_indicators: int = 15000
+    capacity_reserve: int = 500
+    # Per-file overrides that have no app-setting form (blob metadata / query parameters only).
+    generate_alert: bool | None = None
+    feed: str | None = None
+    sync: bool = False
+    sync_force: bool = False
+    # Operational tunables (not in the contract; documented in the README).
+    request_timeout_seconds: float = 60.0
+    retry_after_max_seconds: float = 120.0
+    max_attempts: int = 6
+
+    def expiration_days_for(self, t: IndicatorType) -> int:
+        return self.expiration_days_by_type.get(t, self.default_expiration_days)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build from app settings; unset or empty values take the contract's defaults."""
+        errors: list[str] = []
+        kw: dict[str, object] = {}
+
+        def get(name: str) -> str | None:
+            v = env.get(name)
+            return v if v is not None and v.strip() != "" else None
+
+        def take(name: str, attr: str, conv, check=None) -> None:  # type: ignore[no-untyped-def]
+            raw = get(name)
+            if raw is None:
+                return
+            try:
+                val = conv(raw)
+                if check is not None:
+                    problem = check(val)
+                    if problem:
+                        raise ValueError(problem)
+                kw[attr] = val
+            except ValueError as e:
+                errors.append(f"{name}: {e}")
+
+        def positive(v: int) -> str | None:
+            return None if v > 0 else "must be greater than 0"
+
+        def non_negative(v: int) -> str | None:
+            return None if v >= 0 else "must be 0 or more"
+
+        take("DEFENDER_API_URL", "defender_api_url", lambda s: s.strip().rstrip("/"), _check_url)
+        take("DEFENDER_TOKEN_SCOPE", "defender_token_scope", str.strip)
+        take("AZURE_CLIENT_ID", "azure_client_id", str.strip)
+        take("INDICATORS_CONTAINER", "indicators_container", str.strip)
+        take("REPORTS_CONTAINER", "reports_container", str.strip)
+        take("DEFAULT_ACTION", "default_action", lambda s: _enum_ci(Action, s))
+        take("DEFAULT_SEVERITY", "default_severity", lambda s: _enum_ci(Severity, s))
+        take("DEFAULT_EXPIRATION_DAYS", "default_expiration_days", int, non_negative)
+        take("EXPIRATION_DAYS_BY_TYPE", "expiration_days_by_type", parse_expiration_by_type)
+        take("DEFAULT_TITLE", "default_title", str)
+        take("DEFAULT_DESCRIPTION", "default_description", str)
+        take("DEFAULT_RBAC_GROUPS", "default_rbac_groups", split_list)
+        take("BATCH_SIZE", "batch_size", int, lambda v: None if 1 <= v <= 500 else "must be 1 to 500")
+        take("MAX_CALLS_PER_MINUTE", "max_calls_per_minute", int, positive)
+        take("DRY_RUN", "dry_run", parse_bool)
+        take("MAX_HTTP_BODY_BYTES", "max_http_body_bytes", int, positive)
+        take("MAX_HTTP_INDICATORS", "max_http_indicators", int, positive)
+        take("MAX_TENANT_INDICATORS", "max_tenant_indicators", int, positive)
+        take("CAPACITY_RESERVE", "capacity_reserve", int, non_negative)
+        take("DEFENDER_REQUEST_TIMEOUT_SECONDS", "request_timeout_seconds", float)
+        take("DEFENDER_RETRY_AFTER_MAX_SECONDS", "retry_after_max_seconds", float)
+        take("DEFENDER_MAX_ATTEMPTS", "max_attempts", int, positive)
+
+        s = cls(**kw)  # type: ignore[arg-type]
+        if s.reports_container == s.indicators_container:
+            errors.append("REPORTS_CONTAINER: must differ from INDICATORS_CONTAINER (reports would re-trigger imports)")
+        if errors:
+            raise SettingsError("invalid settings: " + "; ".join(errors))
+        return s
+
+    def with_overrides(self, metadata: Mapping[str, str]) -> Settings:
+        """Apply per-file overrides (blob metadata keys or HTTP query parameters).
+
+        Keys are case-insensitive (blob metadata comes back lower-cased); `dryRun` is accepted
+        for `dry_run`. Unknown keys are ignored. Raises SettingsError listing every bad value.
+        """
+        norm = {k.strip().lower(): v for k, v in metadata.items()}
+        if "dryrun" in norm and "dry_run" not in norm:
+            norm["dry_run"] = norm["dryrun"]
+        errors: list[str] = []
+        kw: dict[str, object] = {}
+
+        def take(key: str, attr: str, conv) -> None:  # type: ignore[no-untyped-def]
+            raw = norm.get(key)
+            if raw is None or raw.strip() == "":
+                return
+            try:
+                kw[attr] = conv(raw)
+            except ValueError as e:
+                errors.append(f"{key}: {e}")
+
+        def days(s: str) -> int:
+            v = int(s.strip())
+            if v < 0:
+                raise ValueError("must be 0 or more")
+            return v
+
+        take("action", "default_action", lambda s: _enum_ci(Action, s))
+        take("severity", "default_severity", lambda s: _enum_ci(Severity, s))
+        take("expiration_days", "default_expiration_days", days)
+        take("title", "default_title", str)
+        take("description", "default_description", str)
+        take("rbac_groups", "default_rbac_groups", split_list)
+        take("generate_alert", "generate_alert", parse_bool)
+        take("dry_run", "dry_run", parse_bool)
+        take("feed", "feed", str.strip)
+        take("sync", "sync", parse_bool)
+        take("sync_force", "sync_force", parse_bool)
+        if errors:
+            raise SettingsError("invalid overrides: " + "; ".join(errors))
+        new = replace(self, **kw)  # type: ignore[arg-type]
+        if "default_expiration_days" in kw:
+            # An explicit per-file expiry wins over the per-type table for that file.
+            new = replace(new, expiration_days_by_type={})
+        return new
+
+
+def _check_url(url: str) -> str | None:
+    if not (url.startswith("https://") or url.startswith("http://127.") or url.startswith("http://localhost")):
+        return "must be an https:// URL (plain http only on loopback)"
+    return None
