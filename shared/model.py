@@ -152,6 +152,14 @@ ReaderItem = RawRow | Ignored | FileProblem
 
 
 @dataclass(frozen=True, slots=True)
+class Problem:
+    """Why one entry is invalid: a stable kebab-case `code` and a message saying what would be right."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Indicator:
     """A validated indicator, ready to send: Defender's field names, normalised values.
 

@@ -90,6 +90,8 @@ class Settings:
     feed: str | None = None
     sync: bool = False
     sync_force: bool = False
+    # True when `default_action` came from per-file metadata (certificates need an explicit action).
+    action_from_metadata: bool = False
     # Operational tunables (not in the contract; documented in the README).
     request_timeout_seconds: float = 60.0
     retry_after_max_seconds: float = 120.0
@@ -199,6 +201,8 @@ class Settings:
         if errors:
             raise SettingsError("invalid overrides: " + "; ".join(errors))
         new = replace(self, **kw)  # type: ignore[arg-type]
+        if "default_action" in kw:
+            new = replace(new, action_from_metadata=True)
         if "default_expiration_days" in kw:
             # An explicit per-file expiry wins over the per-type table for that file.
             new = replace(new, expiration_days_by_type={})
