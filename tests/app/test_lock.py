@@ -1,0 +1,91 @@
+"""The tenant lock on Azurite's real leases (CONTRACT.md "Defender calls": one import at a time per
+tenant, renewed while held, released in finally, a crashed holder's lease expires within a minute)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from azure.storage.blob import BlobLeaseClient
+
+from shared.lock import LockTimeout, TenantLock
+
+
+def _lock(blob_service, containers, **kw) -> TenantLock:  # type: ignore[no-untyped-def]
+    return TenantLock(blob_service.get_container_client(containers.locks), poll_interval=0.05, **kw)
+
+
+def test_second_holder_waits_for_the_first(blob_service, fresh_containers) -> None:
+    first, second = _lock(blob_service, fresh_containers), _lock(blob_service, fresh_containers)
+    order: list[str] = []
+    released = threading.Event()
+    with first.hold(timeout=5):
+        t = threading.Thread(target=lambda: _take(second, order, released))
+        t.start()
+        with pytest.raises(LockTimeout, match="another import holds the tenant lock"):
+            second.acquire(timeout=0)
+        order.append("first-done")
+    t.join(10)
+    assert order == ["first-done", "second-in"]
+    assert released.is_set()
+
+
+def _take(lock: TenantLock, order: list[str], released: threading.Event) -> None:
+    with lock.hold(timeout=10):
+        order.append("second-in")
+    released.set()
+
+
+def test_released_in_finally_on_error(blob_service, fresh_containers) -> None:
+    lock = _lock(blob_service, fresh_containers)
+    with pytest.raises(RuntimeError), lock.hold(timeout=5):
+        raise RuntimeError("boom")
+    assert lock.try_acquire() is not None  # free again at once
+
+
+def test_lease_is_renewed_while_held(blob_service, fresh_containers) -> None:
+    lock = _lock(blob_service, fresh_containers, lease_seconds=15, renew_every=0.1)
+    with lock.hold(timeout=5) as handle:
+        deadline = time.monotonic() + 10
+        while handle.renewals < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert handle.renewals >= 2
+        assert not handle.lost
+
+
+def test_bounded_wait_uses_the_clock(blob_service, fresh_containers) -> None:
+    """The wait is bounded by the injected clock: sleeps add up to the timeout, then LockTimeout."""
+    holder = _lock(blob_service, fresh_containers)
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        now[0] += s
+
+    waiter = TenantLock(
+        blob_service.get_container_client(fresh_containers.locks), poll_interval=2.0, clock=lambda: now[0], sleep=sleep
+    )
+    with holder.hold(timeout=5), pytest.raises(LockTimeout) as info:
+        waiter.acquire(timeout=5)
+    assert waits == [2.0, 2.0, 1.0]
+    assert info.value.waited == 5.0
+
+
+def test_lease_duration_limits() -> None:
+    with pytest.raises(ValueError, match="15 to 60"):
+        TenantLock(object(), lease_seconds=5)
+
+
+def test_crashed_holders_lease_expires(blob_service, fresh_containers) -> None:
+    """A holder that dies stops renewing; its lease (Azure's shortest, 15 s here) frees the tenant."""
+    lock = _lock(blob_service, fresh_containers)
+    lock._prepare()
+    crashed = BlobLeaseClient(blob_service.get_blob_client(fresh_containers.locks, "defender-tenant.lock"))
+    crashed.acquire(lease_duration=15)  # never renewed, never released
+    with pytest.raises(LockTimeout):
+        lock.acquire(timeout=0)
+    lease = lock.acquire(timeout=40)
+    assert lease.id != crashed.id
+    lease.release()
