@@ -1,0 +1,379 @@
+"""The tenant's steward: reads what Defender holds, applies the decisions of `shared/quota.py`, deletes.
+
+Adapter: talks to Defender only through the client it is given (anything with `list_indicators`,
+`batch_delete`, `delete` and the `list_calls`/`delete_calls` counters, see `TenantClient`); it never
+imports `requests` or `azure.*` itself. Runs under the tenant lock (CONTRACT.md "Defender calls"), so
+its count of the tenant is not raced by another import of this app.
+
+How the orchestrator drives it, per input (issue 6):
+
+    steward.load()                          # List, paged: the tenant before this run
+    for o in pending: steward.rank(o)       # optional first pass, only when the input may not fit the room
+    steward.plan()
+    o = steward.review(o)                   # classify + admit, for every outcome with status None
+    ... submit the still-pending ones in batches ...
+    steward.after_submit(batch_outcomes)    # replace/update: delete superseded ids the import did not reuse
+    steward.finish(summary, file_error=...) # feed sync deletes, with the safety rules
+    report["tenant"] = steward.report_extra()["tenant"]
+
+Dry run (`settings.dry_run`): every decision is taken and reported; nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from shared import quota
+from shared.defender.errors import DefenderError, NotFoundError
+from shared.model import Outcome, Status, Summary
+from shared.quota import Decision, Kind, Priority, TenantView, Threshold
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CAPACITY_REASON = "tenant capacity"
+# Validation computes a defaulted expiry as "now + window"; an expiry this close to that is taken as
+# defaulted (quota.looks_defaulted). A day also covers validation rounding to whole days.
+DEFAULTED_EXPIRY_TOLERANCE = timedelta(days=1)
+MAX_DELETE_ATTEMPTS = 3  # BatchDelete 404 recovery rounds (each re-lists the tenant)
+
+
+class TenantClient(Protocol):
+    """What the steward needs from `shared.defender` (its client is one of these)."""
+
+    list_calls: int
+    delete_calls: int
+
+    def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, Any]]: ...
+
+    def batch_delete(self, ids: Sequence[str]) -> Any: ...
+
+    def delete(self, id: str) -> Any: ...
+
+
+class Steward:
+    """Quota stewardship for one input: delta against the tenant, capacity, action replacement, feed sync.
+
+    `now`: a fixed clock for tests; None reads the real UTC clock at each decision (validation stamps
+    defaulted expiries with the real clock too). `identities`: the app's own `createdBy` values; when given,
+    feed sync also requires them (the mark alone is used otherwise, see `quota.feed_mark`). `priority`:
+    capacity order, a `Priority` or its text form (`severity,action,expiry`).
+    Constructors do no I/O (STYLE.md "Configuration"): `load()` does.
+    """
+
+    def __init__(
+        self,
+        client: TenantClient,
+        settings: Settings,
+        *,
+        now: datetime | None = None,
+        identities: Iterable[str] = (),
+        priority: Priority | str | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self._fixed_now = now
+        self.identities = tuple(i for i in identities if i)
+        if isinstance(priority, Priority):
+            self.priority = priority
+        else:
+            self.priority = Priority.parse(priority or getattr(settings, "capacity_priority", None))
+        self.dry_run = settings.dry_run
+        self.feed = settings.feed or None
+        self.view: TenantView | None = None
+        self.room = 0
+        self._list_calls0 = getattr(client, "list_calls", 0)
+        self._delete_calls0 = getattr(client, "delete_calls", 0)
+        self._rank_counts: Counter[quota.PriorityKey] = Counter()
+        self._ranked = False
+        self._admitter: quota.Admitter | None = None
+        self._pending: dict[tuple[str, str], Decision] = {}  # update/replace awaiting their import result
+        self._present: set[tuple[str, str]] = set()  # keys of this input meant for the tenant (feed sync)
+        self._decisions: Counter[str] = Counter()
+        self._added_ids: set[str] = set()
+        self._replaced = 0
+        self._in_place = 0
+        self._deleted = 0
+        self._delete_errors: list[str] = []
+        self._would_delete = 0
+        self._sync: quota.SyncPlan | None = None
+        self._last: tuple[tuple[str, str], Decision] | None = None  # classify → admit hand-over
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    def now(self) -> datetime:
+        return self._fixed_now or datetime.now(UTC)
+
+    def load(self) -> TenantView:
+        """Read every indicator of the tenant (List, paged by the client with `$top`/`$skip`, §5)."""
+        self.view = TenantView(self.client.list_indicators(), now=self.now())
+        self.room = quota.room_left(
+            self.settings.max_tenant_indicators, self.settings.capacity_reserve, self.view.active_count
+        )
+        log.info("tenant holds %d active indicators; room for %d new", self.view.active_count, self.room)
+        return self.view
+
+    def _view(self) -> TenantView:
+        return self.view if self.view is not None else self.load()
+
+    @property
+    def list_calls(self) -> int:
+        return getattr(self.client, "list_calls", 0) - self._list_calls0
+
+    @property
+    def delete_calls(self) -> int:
+        return getattr(self.client, "delete_calls", 0) - self._delete_calls0
+
+    # ------------------------------------------------------------------------------------------ decisions
+
+    def decide(self, outcome: Outcome) -> Decision:
+        """The quota decision for one pending outcome (pure given the loaded view and the clock)."""
+        ind = outcome.indicator
+        if ind is None:
+            raise ValueError(f"line {outcome.line}: only pending outcomes with an indicator can be classified")
+        now = self.now()
+        window = self.settings.expiration_days_for(ind.indicatorType)
+        defaulted = quota.looks_defaulted(
+            ind.expirationTime, now=now, window_days=window, tolerance=DEFAULTED_EXPIRY_TOLERANCE
+        )
+        return quota.compare(
+            ind, self._view().for_indicator(ind), now=now, expiry_window_days=window, explicit_expiry=not defaulted
+        )
+
+    def fits(self, max_new: int) -> bool:
+        """True when `max_new` new indicators (an upper bound, e.g. the input's entry count) fit the room,
+        so no ranking pass is needed."""
+        self._view()
+        return max_new <= self.room
+
+    def rank(self, outcome: Outcome) -> None:
+        """First pass: count the priority bucket of every `new` pending outcome (bounded memory)."""
+        if outcome.status is not None or outcome.indicator is None:
+            return
+        if self.decide(outcome).kind is Kind.new:
+            self._rank_counts[self.priority.key(outcome.indicator)] += 1
+        self._ranked = True
+
+    def plan(self) -> Threshold:
+        """Close the first pass: which new indicators get the room. Without a first pass: input order."""
+        self._view()
+        if self._ranked:
+            threshold = quota.admit_plan_counts(self._rank_counts, self.room)
+        else:
+            threshold = Threshold(limit=self.room)
+        self._admitter = quota.Admitter(threshold)
+        self._rank_counts = Counter()
+        return threshold
+
+    def classify(self, outcome: Outcome) -> Outcome:
+        """Pending → `unchanged` (existing id) or still pending with a note for update/replace.
+
+        Also stamps the feed's ownership mark on what will be sent when the input names a feed.
+        """
+        if outcome.status is not None or outcome.indicator is None:
+            return outcome
+        ind = outcome.indicator
+        d = self.decide(outcome)
+        key = quota.tenant_key(ind.indicatorType.value, ind.indicatorValue)
+        self._present.add(key)
+        self._decisions[d.kind.value] += 1
+        if d.kind is Kind.unchanged:
+            return outcome.final(Status.unchanged, d.note(), id=d.existing_id)
+        notes = list(outcome.notes)
+        if self.feed:
+            mark = quota.feed_mark(self.feed, ind.indicatorType.value, ind.indicatorValue)
+            if ind.externalId and ind.externalId != mark:
+                notes.append("externalId replaced by the feed's ownership mark")
+            ind = replace(ind, externalId=mark)
+        if d.kind in (Kind.update, Kind.replace):
+            self._pending[key] = d
+            notes.append(d.note() or "")
+        # `new` carries the decision too, so admit() does not compute it again.
+        self._last = (key, d)
+        return replace(outcome, indicator=ind, notes=tuple(n for n in notes if n))
+
+    def admit(self, outcome: Outcome) -> Outcome:
+        """Capacity: a pending `new` outcome beyond the room (in priority order) becomes `skipped`."""
+        if outcome.status is not None or outcome.indicator is None:
+            return outcome
+        ind = outcome.indicator
+        key = quota.tenant_key(ind.indicatorType.value, ind.indicatorValue)
+        last = self._last
+        d = last[1] if last and last[0] == key else self.decide(outcome)
+        if d.kind is not Kind.new:
+            return outcome  # updates and replaces do not add to the count
+        if self._admitter is None:
+            self.plan()
+        assert self._admitter is not None
+        if self._admitter.admit(self.priority.key(ind)):
+            return outcome
+        return outcome.final(Status.skipped, CAPACITY_REASON)
+
+    def review(self, outcome: Outcome) -> Outcome:
+        """`classify` then `admit`: the one call the orchestrator makes per pending outcome."""
+        return self.admit(self.classify(outcome))
+
+    # ------------------------------------------------------------------------------------------ after import
+
+    def after_submit(self, outcomes: Sequence[Outcome]) -> list[Outcome]:
+        """Replace/update follow-up for one submitted batch: delete superseded ids the import did not reuse.
+
+        Import first, delete after, and only ids different from the one returned (defender-api.md §3.2):
+        protection never lapses, and an in-place upsert is never undone. Returns the outcomes with
+        their reasons telling what happened.
+        """
+        view = self._view()
+        out: list[Outcome] = []
+        to_delete: list[str] = []
+        by_index: dict[int, list[str]] = {}
+        for i, o in enumerate(outcomes):
+            if o.status is Status.submitted and o.id and o.id not in view.ids:
+                self._added_ids.add(o.id)
+            d = None
+            if o.indicator is not None:
+                d = self._pending.pop(
+                    quota.tenant_key(o.indicator.indicatorType.value, o.indicator.indicatorValue), None
+                )
+            if d is None or o.status is not Status.submitted:
+                continue
+            ids = quota.superseded_to_delete(d, o.id)
+            if d.kind is Kind.replace:
+                self._replaced += 1
+            if not ids:
+                self._in_place += 1
+            by_index[i] = ids
+            to_delete.extend(ids)
+        gone = self._delete(to_delete) if to_delete and not self.dry_run else set()
+        for i, o in enumerate(outcomes):
+            if i not in by_index:
+                out.append(o)
+                continue
+            ids = by_index[i]
+            if not ids:
+                msg = "Defender updated it in place (same id)"
+            elif all(x in gone for x in ids):
+                msg = f"old indicator {', '.join(ids)} deleted"
+            else:
+                msg = f"old indicator {', '.join(x for x in ids if x not in gone)} could not be deleted"
+            out.append(replace(o, reason="; ".join(p for p in (o.reason, msg) if p)))
+        return out
+
+    def finish(self, summary: Summary, *, file_error: bool) -> quota.SyncPlan | None:
+        """Feed sync at the end of the input: delete this feed's own stale indicators when it is safe."""
+        if not (self.settings.sync and self.feed):
+            return None
+        view = self._view()
+        ratio = summary.invalid / summary.total if summary.total else 0.0
+        plan = quota.sync_plan(
+            self.feed,
+            view,
+            self._present.__contains__,
+            invalid_ratio=ratio,
+            file_error=file_error,
+            force=self.settings.sync_force,
+            identities=self.identities,
+        )
+        self._sync = plan
+        if plan.held_back_reason:
+            log.warning("feed %s: %d deletes held back: %s", self.feed, len(plan.delete_ids), plan.held_back_reason)
+        elif plan.delete_ids:
+            if self.dry_run:
+                self._would_delete += len(plan.delete_ids)
+            else:
+                self._delete(list(plan.delete_ids))
+        return plan
+
+    # ------------------------------------------------------------------------------------------ deletes
+
+    def _delete(self, ids: Sequence[str]) -> set[str]:
+        """Delete ids with BatchDelete (≤ 500 a call); a 404 is recovered by re-listing (§5, §8.10).
+
+        Returns the ids that are gone afterwards (deleted now or already missing). Failures other than a
+        404 are recorded for the report and leave the ids in place.
+        """
+        gone: set[str] = set()
+        for chunk in quota.chunks(list(dict.fromkeys(ids))):
+            gone |= self._delete_chunk(chunk)
+        return gone
+
+    def _delete_chunk(self, chunk: list[str]) -> set[str]:
+        remaining = list(chunk)
+        for _ in range(MAX_DELETE_ATTEMPTS):
+            if not remaining:
+                return set(chunk)
+            try:
+                if len(remaining) == 1:
+                    self.client.delete(remaining[0])
+                else:
+                    self.client.batch_delete(remaining)
+                self._deleted += len(remaining)
+                return set(chunk)
+            except NotFoundError:
+                # All-or-nothing: one id already gone (expired, deleted by hand) fails the whole call.
+                existing = self._existing_ids()
+                remaining = [i for i in remaining if i in existing]
+            except DefenderError as e:
+                self._delete_errors.append(f"deleting {len(remaining)} indicators failed: {e}")
+                log.warning("deleting %d indicators failed: %s", len(remaining), e)
+                return set(chunk) - set(remaining)
+        self._delete_errors.append(f"deleting {len(remaining)} indicators kept failing with 404")
+        return set(chunk) - set(remaining)
+
+    def _existing_ids(self) -> set[str]:
+        return {str(item.get("id")) for item in self.client.list_indicators()}
+
+    # ------------------------------------------------------------------------------------------ report
+
+    def report_extra(self) -> dict[str, Any]:
+        """The report's `tenant` section: counts before/after, room, decisions, sync and deletes."""
+        view = self._view()
+        added = len(self._added_ids)
+        after = view.active_count + added - self._deleted
+        sync: dict[str, Any] | None = None
+        if self.settings.sync and self.feed:
+            p = self._sync
+            sync = {
+                "feed": self.feed,
+                "force": self.settings.sync_force,
+                "feedCountBefore": p.feed_count if p else None,
+                "stale": len(p.delete_ids) if p else 0,
+                "heldBack": p.held_back_reason if p else None,
+            }
+        admitter = self._admitter
+        return {
+            "tenant": {
+                "countBefore": view.active_count,
+                # Computed, not re-listed: before + indicators created now - indicators deleted now.
+                "countAfter": after,
+                "max": self.settings.max_tenant_indicators,
+                "reserve": self.settings.capacity_reserve,
+                "roomBefore": self.room,
+                "roomLeft": quota.room_left(self.settings.max_tenant_indicators, self.settings.capacity_reserve, after),
+                "capacitySkipped": admitter.refused if admitter else 0,
+                "decisions": {k.value: self._decisions.get(k.value, 0) for k in Kind},
+                "replaced": self._replaced,
+                "updatedInPlace": self._in_place,
+                "deleted": self._deleted,
+                "wouldDelete": self._would_delete if self.dry_run else 0,
+                "deleteErrors": list(self._delete_errors),
+                "sync": sync,
+                "dryRun": self.dry_run,
+            }
+        }
+
+    def apply_counters(self, summary: Summary) -> None:
+        """Add this input's List and delete calls to `summary.listCalls` / `deleteCalls`."""
+        summary.listCalls += self.list_calls
+        summary.deleteCalls += self.delete_calls
+
+
+def two_pass(steward: Steward, reopen: Callable[[], Iterable[Outcome]]) -> Threshold:
+    """Run the ranking pass over a fresh iteration of the input's validated outcomes."""
+    for o in reopen():
+        steward.rank(o)
+    return steward.plan()
