@@ -1,0 +1,288 @@
+"""Validation: reader items → one Outcome per RawRow, with defaults applied and duplicates found.
+
+Core module: standard library only, no I/O. `Ignored` and `FileProblem` pass through unchanged.
+Each RawRow becomes exactly one `Outcome`: decided ones (`invalid`, `skipped`, `duplicate`) carry
+their final status; the rest have `status=None` and an `Indicator` ready to submit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from hashlib import blake2b
+
+from shared.model import (
+    FIELD_ACTION,
+    FIELD_APPLICATION,
+    FIELD_CATEGORY,
+    FIELD_DESCRIPTION,
+    FIELD_EDUCATE_URL,
+    FIELD_EXPIRATION,
+    FIELD_EXTERNAL_ID,
+    FIELD_GENERATE_ALERT,
+    FIELD_MITRE,
+    FIELD_RBAC_GROUPS,
+    FIELD_RECOMMENDED_ACTIONS,
+    FIELD_SEVERITY,
+    FIELD_TITLE,
+    FIELD_TYPE,
+    FIELD_VALUE,
+    FileProblem,
+    Ignored,
+    Indicator,
+    IndicatorType,
+    Outcome,
+    Problem,
+    RawRow,
+    Status,
+)
+from shared.normalise import TRIM, Candidate, normalise
+from shared.rules import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_RECOMMENDED_ACTIONS_LENGTH,
+    MAX_TITLE_LENGTH,
+    ActionChoice,
+    default_description,
+    default_expiration,
+    first_problem,
+    resolve_action,
+    resolve_category,
+    resolve_expiration,
+    resolve_generate_alert,
+    resolve_mitre,
+    resolve_rbac,
+    resolve_severity,
+    resolve_text,
+)
+from shared.settings import Settings
+
+_INVALID = Status.invalid
+_SKIPPED = Status.skipped
+_DUPLICATE = Status.duplicate
+
+
+class DuplicateIndex:
+    """First line of each distinct (type, value), in memory that grows only with distinct indicators.
+
+    Keys are 60-bit integers cut from an 8-byte BLAKE2b digest of "type\\0value" (32 bytes each in
+    CPython instead of the whole string). Two distinct indicators share a key with probability about
+    n²/2⁶¹ — below one in a million for a million distinct indicators; such a clash would report the
+    second as a duplicate of the first, never lose a row.
+    """
+
+    __slots__ = ("_first",)
+
+    def __init__(self) -> None:
+        self._first: dict[int, int] = {}
+
+    def first_line(self, t: IndicatorType, value: str, line: int) -> int | None:
+        """The line of an earlier entry with the same key, or None (and remember this one)."""
+        key = int.from_bytes(blake2b(f"{t.value}\0{value}".encode(), digest_size=8).digest(), "little") >> 4
+        first = self._first.get(key)
+        if first is None:
+            self._first[key] = line
+        return first
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+
+class Validator:
+    """Applies normalisation, rules and defaults; caches everything that depends only on settings."""
+
+    def __init__(self, settings: Settings, *, source: str, now: datetime | None = None) -> None:
+        self.settings = settings
+        self.now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        self.dupes = DuplicateIndex()
+        self._title = settings.default_title
+        self._description = default_description(settings.default_description, source)
+        self._rbac = resolve_rbac(None, settings)
+        self._severity = settings.default_severity
+        self._default_action: dict[IndicatorType, ActionChoice | Problem] = {}
+        self._default_expiry: dict[IndicatorType, str | None] = {}
+        self._default_alert: dict[IndicatorType, bool | None] = {}
+        for t in IndicatorType:
+            choice = resolve_action(None, t, settings)
+            self._default_action[t] = choice
+            self._default_expiry[t] = default_expiration(t, settings, self.now)
+            if isinstance(choice, ActionChoice):
+                alert = resolve_generate_alert(None, settings, choice)
+                assert not isinstance(alert, Problem)
+                self._default_alert[t] = alert
+
+    def row(self, row: RawRow) -> Outcome:
+        fields = row.fields
+        raw_value = fields.get(FIELD_VALUE) or ""
+        hint = fields.get(FIELD_TYPE)
+        if row.invalid is not None or row.skip is not None:
+            return self._decided_by_reader(row, raw_value, hint)
+        c = normalise(raw_value, hint)
+        if type(c) is not Candidate:
+            assert isinstance(c, Problem)
+            return self._invalid(row, raw_value.strip(TRIM), _hint_name(hint), fields.get(FIELD_ACTION), c, ())
+        t = c.type
+        notes = c.notes
+        if row.note:
+            notes = (*notes, row.note)
+        problem = first_problem(t, c.value)
+        if problem is not None:
+            return self._invalid(row, c.value, t.value, fields.get(FIELD_ACTION), problem, notes)
+        built = self._indicator(t, c.value, fields, notes)
+        if type(built) is Problem:
+            return self._invalid(row, c.value, t.value, fields.get(FIELD_ACTION), built, notes)
+        assert isinstance(built, tuple)
+        indicator, notes = built
+        first = self.dupes.first_line(t, c.value, row.line)
+        if first is not None:
+            reason = "; ".join((*notes, f"duplicate of line {first}"))
+            return Outcome(
+                row.line,
+                c.value,
+                t.value,
+                indicator.action.value,
+                _DUPLICATE,
+                reason,
+                None,
+                indicator,
+                row.position,
+                notes,
+                first,
+            )
+        return Outcome(
+            row.line, c.value, t.value, indicator.action.value, None, None, None, indicator, row.position, notes
+        )
+
+    def _indicator(
+        self, t: IndicatorType, value: str, fields: object, notes: tuple[str, ...]
+    ) -> tuple[Indicator, tuple[str, ...]] | Problem:
+        get = fields.get  # type: ignore[attr-defined]
+        s = self.settings
+        raw_action = get(FIELD_ACTION)
+        raw_alert = get(FIELD_GENERATE_ALERT)
+        if raw_action:
+            choice = resolve_action(raw_action, t, s)
+        else:
+            choice = self._default_action[t]
+        if type(choice) is Problem:
+            return choice
+        assert isinstance(choice, ActionChoice)
+        if choice.notes:
+            notes = (*notes, *choice.notes)
+        if raw_action or raw_alert:
+            alert = resolve_generate_alert(raw_alert, s, choice)
+            if type(alert) is Problem:
+                return alert
+        else:
+            alert = self._default_alert[t]
+        raw = get(FIELD_EXPIRATION)
+        expiry = resolve_expiration(raw, t, s, self.now) if raw else self._default_expiry[t]
+        if type(expiry) is Problem:
+            return expiry
+        raw = get(FIELD_SEVERITY)
+        severity = resolve_severity(raw, s) if raw else self._severity
+        if type(severity) is Problem:
+            return severity
+        raw = get(FIELD_TITLE)
+        title = resolve_text(raw, self._title, "title", MAX_TITLE_LENGTH) if raw else self._title
+        if type(title) is Problem:
+            return title
+        raw = get(FIELD_DESCRIPTION)
+        if raw:
+            description = resolve_text(raw, self._description, "description", MAX_DESCRIPTION_LENGTH)
+            if type(description) is Problem:
+                return description
+        else:
+            description = self._description
+        raw = get(FIELD_RECOMMENDED_ACTIONS)
+        recommended = None
+        if raw:
+            recommended = resolve_text(raw, "", "recommendedActions", MAX_RECOMMENDED_ACTIONS_LENGTH) or None
+            if type(recommended) is Problem:
+                return recommended
+        raw = get(FIELD_RBAC_GROUPS)
+        rbac = resolve_rbac(raw, s) if raw else self._rbac
+        raw = get(FIELD_CATEGORY)
+        category = resolve_category(raw) if raw else None
+        if type(category) is Problem:
+            return category
+        raw = get(FIELD_MITRE)
+        mitre = resolve_mitre(raw) if raw else None
+        if type(mitre) is Problem:
+            return mitre
+        indicator = Indicator(
+            value,
+            t,
+            choice.action,
+            title,  # type: ignore[arg-type]
+            description,  # type: ignore[arg-type]
+            severity,  # type: ignore[arg-type]
+            expiry,  # type: ignore[arg-type]
+            recommended,  # type: ignore[arg-type]
+            rbac,
+            category,  # type: ignore[arg-type]
+            mitre,  # type: ignore[arg-type]
+            alert,  # type: ignore[arg-type]
+            _opt(get(FIELD_EXTERNAL_ID)),
+            _opt(get(FIELD_APPLICATION)),
+            _opt(get(FIELD_EDUCATE_URL)),
+        )
+        return indicator, notes
+
+    def _invalid(
+        self,
+        row: RawRow,
+        value: str,
+        type_name: str | None,
+        raw_action: str | None,
+        problem: Problem,
+        notes: tuple[str, ...],
+    ) -> Outcome:
+        reason = "; ".join((*notes, problem.message)) if notes else problem.message
+        action = raw_action.strip(TRIM) or None if raw_action else None
+        return Outcome(row.line, value, type_name, action, _INVALID, reason, None, None, row.position, notes)
+
+    def _decided_by_reader(self, row: RawRow, raw_value: str, hint: str | None) -> Outcome:
+        """A reader's own verdict (bad NDJSON line, inexpressible STIX pattern, MISP to_ids false) stands."""
+        status = _INVALID if row.invalid is not None else _SKIPPED
+        reason = row.invalid if row.invalid is not None else row.skip
+        notes = (row.note,) if row.note else ()
+        if notes:
+            reason = "; ".join((*notes, reason or ""))
+        raw_action = row.fields.get(FIELD_ACTION)
+        action = raw_action.strip(TRIM) or None if raw_action else None
+        return Outcome(
+            row.line, raw_value.strip(TRIM), _hint_name(hint), action, status, reason, None, None, row.position, notes
+        )
+
+
+def _hint_name(hint: str | None) -> str | None:
+    if not hint:
+        return None
+    return hint.strip(TRIM) or None
+
+
+def _opt(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    return raw.strip(TRIM) or None
+
+
+def validate(
+    items: Iterable[RawRow | Ignored | FileProblem],
+    settings: Settings,
+    *,
+    source: str,
+    now: datetime | None = None,
+) -> Iterator[Outcome | Ignored | FileProblem]:
+    """Turn every RawRow into exactly one Outcome; pass Ignored and FileProblem through unchanged.
+
+    `source` fills `{source}` in DEFAULT_DESCRIPTION; `now` (UTC) decides past expiry and default
+    expiry dates (injectable for tests).
+    """
+    v = Validator(settings, source=source, now=now)
+    row = v.row
+    for item in items:
+        if isinstance(item, RawRow):
+            yield row(item)
+        else:
+            yield item
