@@ -308,10 +308,12 @@ class Steward:
                 return set(chunk)
             try:
                 if len(remaining) == 1:
-                    self.client.delete(remaining[0])
+                    # Single DELETE: False means it was already gone (404), which is just as good.
+                    if self.client.delete(remaining[0]) is not False:
+                        self._deleted += 1
                 else:
                     self.client.batch_delete(remaining)
-                self._deleted += len(remaining)
+                    self._deleted += len(remaining)
                 return set(chunk)
             except NotFoundError:
                 # All-or-nothing: one id already gone (expired, deleted by hand) fails the whole call.

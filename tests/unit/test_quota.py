@@ -1,0 +1,605 @@
+"""Quota stewardship decisions (issue 6; CONTRACT.md `unchanged`, `skipped` "tenant capacity",
+`MAX_TENANT_INDICATORS`, `CAPACITY_RESERVE`), and the steward over a scripted tenant client."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared import quota
+from shared.defender.errors import DefenderUnavailable, NotFoundError
+from shared.model import Action, Indicator, IndicatorType, Outcome, Severity, Status, Summary
+from shared.quota import Decision, Kind, Priority, TenantRecord, TenantView
+from shared.settings import Settings
+from shared.steward import CAPACITY_REASON, Steward
+
+NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def iso(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def ind(value: str = "1.2.3.4", **kw: Any) -> Indicator:
+    base: dict[str, Any] = {
+        "indicatorValue": value,
+        "indicatorType": IndicatorType.IpAddress,
+        "action": Action.Block,
+        "title": "t",
+        "description": "d",
+        "severity": Severity.Medium,
+        "expirationTime": iso(NOW + timedelta(days=90)),
+    }
+    base.update(kw)
+    return Indicator(**base)
+
+
+def rec(id: str = "1", value: str = "1.2.3.4", **kw: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "id": id,
+        "indicatorValue": value,
+        "indicatorType": "IpAddress",
+        "action": "Block",
+        "title": "t",
+        "description": "d",
+        "severity": "Medium",
+        "expirationTime": iso(NOW + timedelta(days=80)),
+        "rbacGroupNames": [],
+        "generateAlert": False,
+        "createdBy": "app",
+    }
+    base.update(kw)
+    return base
+
+
+def decide(indicator: Indicator, *records: dict[str, Any], explicit: bool = False, window: int = 90) -> Decision:
+    view = TenantView(records, now=NOW)
+    return quota.compare(
+        indicator, view.for_indicator(indicator), now=NOW, expiry_window_days=window, explicit_expiry=explicit
+    )
+
+
+# ------------------------------------------------------------------------------------------ tenant view
+
+
+@pytest.mark.parametrize(
+    ("type_", "raw", "want"),
+    [
+        ("FileSha256", "  ABCDEF ", "abcdef"),  # analysts paste upper-case hashes (defender-api.md §4)
+        ("DomainName", "Example.COM.", "example.com"),
+        ("IpAddress", "2001:db8::1", "2001:db8:0:0:0:0:0:1"),  # all eight groups (CONTRACT.md)
+        ("IpAddress", "2001:0DB8:0:0:0:0:0:0001", "2001:db8:0:0:0:0:0:1"),
+        ("Url", "HTTP://Example.com/Path?Q=1", "http://example.com/Path?Q=1"),  # path and query kept
+        ("IpAddress", "not-an-ip", "not-an-ip"),  # kept as given, never raises
+    ],
+)
+def test_tenant_key_writes_values_like_validation(type_: str, raw: str, want: str) -> None:
+    assert quota.tenant_key(type_, raw) == (type_, want)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("2025-01-02T03:04:05Z", datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        ("2025-01-02T03:04:05.1234567Z", datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),  # .NET's 7 digits
+        ("2025-01-02T05:04:05+02:00", datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        (None, None),
+        ("garbage", None),
+    ],
+)
+def test_parse_time(text: str | None, want: datetime | None) -> None:
+    assert quota.parse_time(text) == want
+
+
+def test_view_counts_only_active_records_and_indexes_by_key() -> None:
+    view = TenantView(
+        [
+            rec("1"),
+            rec("2", value="5.6.7.8", expirationTime=None),  # never expires: active
+            rec("3", value="9.9.9.9", expirationTime=iso(NOW - timedelta(seconds=1))),  # expired: gone
+        ],
+        now=NOW,
+    )
+    assert view.active_count == 2
+    assert [r.id for r in view.get("IpAddress", "1.2.3.4")] == ["1"]
+    assert view.get("IpAddress", "9.9.9.9") == []
+    assert view.ids == {"1", "2"}
+
+
+def test_record_from_wire_tolerates_legacy_shapes() -> None:
+    r = TenantRecord.from_wire(
+        {"id": 7, "indicatorType": "Url", "indicatorValue": "http://x/", "action": "AlertAndBlock",
+         "rbacGroupNames": "b, a", "generateAlert": "True", "externalID": "e"}
+    )  # fmt: skip
+    assert (r.id, r.action, r.rbacGroupNames, r.generateAlert, r.externalId) == ("7", "Block", ("a", "b"), True, "e")
+
+
+# ------------------------------------------------------------------------------------------ delta decisions
+
+DELTA_TABLE = [
+    # (indicator, tenant records, expected kind, existing_id, differences)  # why
+    (ind(), [], Kind.new, None, ()),  # nothing in the tenant
+    (ind(), [rec("1")], Kind.unchanged, "1", ()),  # identical; 80 of 90 days left ≥ half
+    (ind(), [rec("1", indicatorValue="1.2.3.4 ")], Kind.unchanged, "1", ()),  # tenant value trimmed
+    (ind(severity=Severity.High), [rec("1")], Kind.update, "1", ("severity",)),
+    (ind(title="other"), [rec("1")], Kind.update, "1", ("title",)),
+    (ind(description="other"), [rec("1")], Kind.update, "1", ("description",)),
+    (ind(rbacGroupNames=("g1",)), [rec("1")], Kind.update, "1", ("rbacGroupNames",)),
+    (ind(rbacGroupNames=("b", "a")), [rec("1", rbacGroupNames=["a", "b"])], Kind.unchanged, "1", ()),  # order
+    (ind(rbacGroupNames=()), [rec("1", rbacGroupNames=None)], Kind.unchanged, "1", ()),  # [] = None = all
+    (ind(generateAlert=True), [rec("1")], Kind.update, "1", ("generateAlert",)),
+    (ind(generateAlert=None), [rec("1", generateAlert=False)], Kind.unchanged, "1", ()),  # unsent = false
+    (ind(severity=None), [rec("1", severity="High")], Kind.unchanged, "1", ()),  # unsent: not compared
+    (ind(recommendedActions="patch"), [rec("1")], Kind.update, "1", ("recommendedActions",)),
+    (ind(externalId="someone-else"), [rec("1", externalId="x")], Kind.unchanged, "1", ()),  # never compared
+    # A record with too little of its window left is refreshed (half-life rule).
+    (ind(), [rec("1", expirationTime=iso(NOW + timedelta(days=44)))], Kind.update, "1", ("expirationTime",)),
+    (ind(), [rec("1", expirationTime=iso(NOW + timedelta(days=45)))], Kind.unchanged, "1", ()),
+    (ind(), [rec("1", expirationTime=None)], Kind.update, "1", ("expirationTime",)),  # never vs 90 days
+    # Reaching beyond the window: the window was shortened since; apply it.
+    (ind(), [rec("1", expirationTime=iso(NOW + timedelta(days=200)))], Kind.update, "1", ("expirationTime",)),
+]
+
+
+@pytest.mark.parametrize(("indicator", "records", "kind", "existing", "diff"), DELTA_TABLE)
+def test_delta_decisions(
+    indicator: Indicator, records: list[dict[str, Any]], kind: Kind, existing: str | None, diff: tuple[str, ...]
+) -> None:
+    d = decide(indicator, *records)
+    assert (d.kind, d.existing_id, d.differences) == (kind, existing, diff)
+    if kind is Kind.update:
+        assert d.supersedes == (existing,)  # deleted only if the import returns another id
+    if kind in (Kind.new, Kind.unchanged):
+        assert d.supersedes == ()
+
+
+def test_uppercase_hash_in_tenant_matches_lowercase_row() -> None:
+    sha = "A" * 64
+    i = ind(sha.lower(), indicatorType=IndicatorType.FileSha256)
+    d = decide(i, rec("9", value=sha, indicatorType="FileSha256"))
+    assert (d.kind, d.existing_id) == (Kind.unchanged, "9")
+
+
+@pytest.mark.parametrize(
+    ("wanted", "held", "kind"),
+    [
+        (NOW + timedelta(days=10), NOW + timedelta(days=10), Kind.unchanged),  # explicit: exact
+        (NOW + timedelta(days=10), NOW + timedelta(days=10, seconds=1), Kind.update),  # to the second
+        (None, None, Kind.unchanged),  # explicit "never"
+        (NOW + timedelta(days=10), None, Kind.update),
+    ],
+)
+def test_explicit_expiry_compares_exactly(wanted: datetime | None, held: datetime | None, kind: Kind) -> None:
+    i = ind(expirationTime=iso(wanted) if wanted else None)
+    d = decide(i, rec("1", expirationTime=iso(held) if held else None), explicit=True)
+    assert d.kind is kind
+
+
+def test_never_expiring_window() -> None:
+    """`DEFAULT_EXPIRATION_DAYS=0` means never expire: only a record without expiry is unchanged."""
+    i = ind(expirationTime=None)
+    assert decide(i, rec("1", expirationTime=None), window=0).kind is Kind.unchanged
+    assert decide(i, rec("1"), window=0).kind is Kind.update
+
+
+def test_action_change_is_a_replace_listing_every_superseded_id() -> None:
+    d = decide(ind(action=Action.Block), rec("1", action="Allowed"))
+    assert (d.kind, d.old_id, d.old_action, d.existing_id, d.supersedes) == (Kind.replace, "1", "Allowed", None, ("1",))
+    assert d.note() == "replaces Allowed indicator 1"
+
+
+def test_replace_keeps_an_identical_same_action_record() -> None:
+    """A same-action twin that is identical is the one Defender would upsert: never in `supersedes`."""
+    d = decide(ind(), rec("1"), rec("2", action="Allowed"))
+    assert (d.kind, d.existing_id, d.supersedes) == (Kind.replace, "1", ("2",))
+    d = decide(ind(), rec("1", title="old"), rec("2", action="Warn"))
+    assert (d.kind, d.existing_id, d.supersedes) == (Kind.replace, "1", ("2", "1"))
+
+
+def test_legacy_alert_and_block_record_equals_a_block_row() -> None:
+    assert decide(ind(action=Action.Block), rec("1", action="AlertAndBlock")).kind is Kind.unchanged
+
+
+def test_identical_twin_preferred_over_a_differing_one() -> None:
+    d = decide(ind(), rec("1", title="old"), rec("2"))
+    assert (d.kind, d.existing_id) == (Kind.unchanged, "2")
+
+
+@pytest.mark.parametrize(
+    ("supersedes", "returned", "deleted"),
+    [
+        (("1",), "2", ["1"]),  # a new record: delete the old one
+        (("1",), "1", []),  # updated in place: deleting would delete the new one (defender-api.md §3.2)
+        (("1",), None, []),  # import failed: the old one keeps protecting
+        (("1", "2"), "2", ["1"]),
+    ],
+)
+def test_superseded_to_delete(supersedes: tuple[str, ...], returned: str | None, deleted: list[str]) -> None:
+    assert quota.superseded_to_delete(Decision(Kind.replace, supersedes=supersedes), returned) == deleted
+
+
+def test_looks_defaulted() -> None:
+    tol = timedelta(days=1)
+    assert quota.looks_defaulted(iso(NOW + timedelta(days=90)), now=NOW, window_days=90, tolerance=tol)
+    assert not quota.looks_defaulted(iso(NOW + timedelta(days=30)), now=NOW, window_days=90, tolerance=tol)
+    assert quota.looks_defaulted(None, now=NOW, window_days=0, tolerance=tol)
+    assert not quota.looks_defaulted(None, now=NOW, window_days=90, tolerance=tol)
+
+
+# ------------------------------------------------------------------------------------------ capacity
+
+
+@pytest.mark.parametrize(
+    ("cap", "reserve", "active", "room"),
+    [(15000, 500, 0, 14500), (15000, 500, 14500, 0), (15000, 500, 14999, 0), (100, 0, 40, 60)],
+)
+def test_room_left(cap: int, reserve: int, active: int, room: int) -> None:
+    assert quota.room_left(cap, reserve, active) == room
+
+
+def test_default_priority_order() -> None:
+    p = Priority()
+    later = iso(NOW + timedelta(days=300))
+    ordered = [
+        ind(severity=Severity.High, action=Action.Audit),  # severity first
+        ind(severity=Severity.Medium, action=Action.Block, expirationTime=later),
+        ind(severity=Severity.Medium, action=Action.Block),  # latest expiry first
+        ind(severity=Severity.Medium, action=Action.BlockAndRemediate),  # ties Block
+        ind(severity=Severity.Medium, action=Action.Warn),
+        ind(severity=Severity.Medium, action=Action.Audit),
+        ind(severity=Severity.Medium, action=Action.Allowed),
+        ind(severity=Severity.Low, action=Action.Block),
+        ind(severity=Severity.Informational, action=Action.Block),
+        ind(severity=None, action=Action.Block),
+    ]
+    keys = [p.key(i) for i in ordered]
+    assert keys == sorted(keys)
+    assert keys[2] == keys[3]
+
+
+def test_priority_is_configurable_and_checked() -> None:
+    p = Priority.parse("action, severity")
+    assert p.key(ind(severity=Severity.Low, action=Action.Block)) < p.key(
+        ind(severity=Severity.High, action=Action.Warn)
+    )
+    assert Priority.parse(None) == Priority()
+    with pytest.raises(ValueError, match="capacity priority"):
+        Priority.parse("severity,colour")
+    with pytest.raises(ValueError):
+        Priority.parse("severity,severity")
+
+
+def test_expiry_buckets_are_whole_days() -> None:
+    p = Priority.parse("expiry")
+    a = p.key(ind(expirationTime=iso(NOW + timedelta(days=90))))
+    b = p.key(ind(expirationTime=iso(NOW + timedelta(days=90, seconds=5))))
+    assert a == b  # defaulted seconds apart: tie, input order decides
+    assert p.key(ind(expirationTime=None)) < a  # never expires counts as latest
+
+
+def run_plan(keys: list[tuple[int, ...]], room: int) -> list[bool]:
+    admitter = quota.Admitter(quota.admit_plan(keys, room))
+    return [admitter.admit(k) for k in keys]
+
+
+def test_admit_plan_table() -> None:
+    assert run_plan([(1,), (0,), (1,), (0,)], 3) == [True, True, False, True]
+    assert run_plan([(1,), (0,), (1,), (0,)], 0) == [False] * 4
+    assert run_plan([(1,), (0,)], 5) == [True, True]
+    assert run_plan([(2,), (1,), (1,), (1,)], 2) == [False, True, True, False]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    keys=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), max_size=60),
+    room=st.integers(-2, 70),
+)
+def test_admit_plan_properties(keys: list[tuple[int, int]], room: int) -> None:
+    """Exactly min(room, n) admitted; every admitted key ≤ every refused key; ties go in input order."""
+    admitted = run_plan(keys, room)
+    assert sum(admitted) == min(max(room, 0), len(keys))
+    ins = [k for k, a in zip(keys, admitted, strict=True) if a]
+    outs = [k for k, a in zip(keys, admitted, strict=True) if not a]
+    if ins and outs:
+        assert max(ins) <= min(outs)
+        cut = max(ins)
+        positions = [i for i, k in enumerate(keys) if k == cut]
+        taken = [admitted[i] for i in positions]
+        assert taken == sorted(taken, reverse=True)  # admitted ones at the cut come first
+
+
+# ------------------------------------------------------------------------------------------ feed ownership and sync
+
+
+def test_feed_mark_is_bound_to_feed_and_value() -> None:
+    m = quota.feed_mark("abuse:urlhaus", "IpAddress", "1.2.3.4")
+    assert m.startswith("ioc-importer:abuse%3Aurlhaus:")
+    assert quota.mark_feed(m) == "abuse:urlhaus"
+    assert m != quota.feed_mark("abuse:urlhaus", "IpAddress", "1.2.3.5")
+    assert m != quota.feed_mark("other", "IpAddress", "1.2.3.4")
+    assert quota.mark_feed("analyst-ticket-42") is None
+    assert quota.mark_feed(None) is None
+
+
+def owned(id: str, value: str, feed: str = "f", **kw: Any) -> dict[str, Any]:
+    return rec(id, value=value, externalId=quota.feed_mark(feed, "IpAddress", value), **kw)
+
+
+def sync_view() -> TenantView:
+    return TenantView(
+        [
+            owned("1", "1.0.0.1"),
+            owned("2", "1.0.0.2"),
+            owned("3", "1.0.0.3"),
+            owned("4", "1.0.0.4"),
+            owned("5", "1.0.0.5", feed="other"),  # another feed's
+            rec("6", value="1.0.0.6"),  # an analyst's, no mark
+            rec("7", value="1.0.0.7", externalId=quota.feed_mark("f", "IpAddress", "1.0.0.8")),  # copied mark
+            owned("8", "1.0.0.9", createdBy="someone"),  # our mark, someone else's identity
+        ],
+        now=NOW,
+    )
+
+
+def keys(*last_octets: int) -> list[tuple[str, str]]:
+    return [("IpAddress", f"1.0.0.{n}") for n in last_octets]
+
+
+SYNC_TABLE = [
+    # (present, invalid_ratio, file_error, force, delete_ids, held_back)  # why
+    (keys(1, 2, 3), 0.0, False, False, ("4",), None),  # only this feed's own stale one
+    (keys(1, 2, 3, 4), 0.0, False, False, (), None),  # nothing stale
+    (keys(1, 2, 3), 0.0, True, False, ("4",), "file-level error"),
+    (keys(1, 2, 3), 0.11, False, False, ("4",), "invalid"),
+    (keys(1, 2, 3), 0.10, False, False, ("4",), None),  # exactly 10% is allowed ("more than 10%")
+    (keys(1, 2), 0.0, False, False, ("3", "4"), None),  # exactly half is allowed
+    (keys(1), 0.0, False, False, ("2", "3", "4"), "more than half"),
+    (keys(1), 0.5, True, True, ("2", "3", "4"), None),  # force overrides every rule
+    (keys(1, 2, 3), 0.0, True, True, ("4",), None),
+]
+
+
+@pytest.mark.parametrize(("present", "ratio", "file_error", "force", "ids", "held"), SYNC_TABLE)
+def test_sync_plan(
+    present: list[tuple[str, str]], ratio: float, file_error: bool, force: bool, ids: tuple[str, ...], held: str | None
+) -> None:
+    plan = quota.sync_plan(
+        "f", sync_view(), present, invalid_ratio=ratio, file_error=file_error, force=force, identities=["APP"]
+    )
+    assert plan.delete_ids == ids
+    assert plan.feed_count == 4
+    if held:
+        assert plan.held_back_reason and held in plan.held_back_reason
+        assert "sync_force" in plan.held_back_reason
+        assert plan.deletes == ()
+    else:
+        assert plan.held_back_reason is None
+        assert plan.deletes == ids
+
+
+def test_sync_without_known_identity_relies_on_the_mark() -> None:
+    plan = quota.sync_plan("f", sync_view(), keys(1, 2, 3, 4), invalid_ratio=0, file_error=False, force=False)
+    assert plan.delete_ids == ("8",)  # mark verified; identity not checked when unknown
+    assert plan.feed_count == 5
+
+
+def test_chunks_of_500() -> None:
+    ids = [str(i) for i in range(1201)]
+    assert [len(c) for c in quota.chunks(ids)] == [500, 500, 201]
+
+
+def test_core_module_imports_no_sdk() -> None:
+    """quota.py is core: standard library only (STYLE.md module map)."""
+    code = (
+        "import sys, shared.quota; "
+        "print([m for m in sys.modules if m.split('.')[0] in {'azure', 'requests', 'urllib3'}])"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo)
+    assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------ steward, scripted client
+
+
+class FakeTenant:
+    """A scripted tenant client: List pages, BatchDelete all-or-nothing 404, counters like the real client."""
+
+    def __init__(self, records: list[dict[str, Any]], *, page_size: int = 2) -> None:
+        self.records = {r["id"]: r for r in records}
+        self.page_size = page_size
+        self.list_calls = 0
+        self.delete_calls = 0
+        self.batches: list[list[str]] = []
+        self.fail_delete: Exception | None = None
+
+    def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, Any]]:
+        items = list(self.records.values())
+        skip = 0
+        while True:
+            self.list_calls += 1
+            page = items[skip : skip + self.page_size]
+            yield from page
+            if len(page) < self.page_size:
+                return
+            skip += len(page)
+
+    def batch_delete(self, ids: Sequence[str]) -> None:
+        self.delete_calls += 1
+        self.batches.append(list(ids))
+        if self.fail_delete:
+            raise self.fail_delete
+        if any(i not in self.records for i in ids):
+            raise NotFoundError("not found", status=404)
+        for i in ids:
+            del self.records[i]
+
+    def delete(self, id: str) -> bool:
+        self.delete_calls += 1
+        self.batches.append([id])
+        return self.records.pop(id, None) is not None
+
+
+def pending(line: int, indicator: Indicator) -> Outcome:
+    return Outcome(line, indicator.indicatorValue, indicator.indicatorType.value, indicator.action.value, None,
+                   indicator=indicator)  # fmt: skip
+
+
+def settings_(**kw: Any) -> Settings:
+    return replace(Settings(max_tenant_indicators=10, capacity_reserve=2), **kw)
+
+
+def test_steward_load_counts_pages_and_room() -> None:
+    client = FakeTenant([rec(str(i), value=f"9.9.9.{i}") for i in range(5)])
+    s = Steward(client, settings_(), now=NOW)
+    s.load()
+    assert (s.view.active_count if s.view else None, s.room, s.list_calls) == (5, 3, 3)  # pages 2+2+1
+
+
+def test_steward_classify_unchanged_update_replace_and_new() -> None:
+    client = FakeTenant(
+        [rec("1", value="1.1.1.1"), rec("2", value="2.2.2.2"), rec("3", value="3.3.3.3", action="Allowed")]
+    )
+    s = Steward(client, settings_(), now=NOW)
+    out = [
+        s.review(pending(1, ind("1.1.1.1"))),
+        s.review(pending(2, ind("2.2.2.2", title="new title"))),
+        s.review(pending(3, ind("3.3.3.3"))),
+        s.review(pending(4, ind("4.4.4.4"))),
+    ]
+    assert (out[0].status, out[0].id) == (Status.unchanged, "1")
+    assert out[1].status is None and "updates indicator 2 (title)" in out[1].notes
+    assert out[2].status is None and "replaces Allowed indicator 3" in out[2].notes
+    assert out[3].status is None and out[3].notes == ()
+    assert s.report_extra()["tenant"]["decisions"] == {"new": 1, "unchanged": 1, "update": 1, "replace": 1}
+
+
+def test_steward_after_submit_deletes_only_when_the_id_changed() -> None:
+    client = FakeTenant([rec("1", value="1.1.1.1", action="Allowed"), rec("2", value="2.2.2.2", action="Warn")])
+    s = Steward(client, settings_(), now=NOW)
+    a = s.review(pending(1, ind("1.1.1.1")))
+    b = s.review(pending(2, ind("2.2.2.2")))
+    done = s.after_submit([a.final(Status.submitted, id="10"), b.final(Status.submitted, id="2")])
+    assert client.batches == [["1"]]  # single id: plain DELETE
+    assert "1" not in client.records and "2" in client.records
+    assert done[0].reason and "old indicator 1 deleted" in done[0].reason
+    assert done[1].reason and "updated it in place" in done[1].reason
+    extra = s.report_extra()["tenant"]
+    assert (extra["replaced"], extra["updatedInPlace"], extra["deleted"]) == (2, 1, 1)
+    assert (extra["countBefore"], extra["countAfter"]) == (2, 2)  # +10, -1
+
+
+def test_steward_failed_import_deletes_nothing() -> None:
+    client = FakeTenant([rec("1", value="1.1.1.1", action="Allowed")])
+    s = Steward(client, settings_(), now=NOW)
+    a = s.review(pending(1, ind("1.1.1.1")))
+    s.after_submit([a.final(Status.failed, "rejected")])
+    assert client.batches == [] and "1" in client.records
+
+
+def test_steward_capacity_two_passes_respect_priority_and_input_order() -> None:
+    client = FakeTenant([rec(str(i), value=f"9.9.9.{i}") for i in range(5)])  # room 10 - 2 - 5 = 3
+    s = Steward(client, settings_(), now=NOW)
+    rows = [
+        pending(1, ind("1.0.0.1", severity=Severity.Low)),
+        pending(2, ind("1.0.0.2", severity=Severity.High)),
+        pending(3, ind("9.9.9.1")),  # unchanged: takes no room
+        pending(4, ind("1.0.0.4", severity=Severity.Medium)),
+        pending(5, ind("1.0.0.5", severity=Severity.Medium)),
+        pending(6, ind("1.0.0.6", severity=Severity.High)),
+    ]
+    for o in rows:
+        s.rank(o)
+    s.plan()
+    out = [s.review(o) for o in rows]
+    assert [o.status for o in out] == [Status.skipped, None, Status.unchanged, None, Status.skipped, None]
+    assert out[0].reason == CAPACITY_REASON
+    assert s.report_extra()["tenant"]["capacitySkipped"] == 2
+
+
+def test_steward_without_ranking_admits_in_input_order() -> None:
+    client = FakeTenant([])
+    s = Steward(client, settings_(max_tenant_indicators=4, capacity_reserve=1), now=NOW)
+    assert s.fits(3) and not s.fits(4)
+    out = [s.review(pending(i, ind(f"1.0.0.{i}"))) for i in range(1, 6)]
+    assert [o.status for o in out] == [None, None, None, Status.skipped, Status.skipped]
+
+
+def test_steward_stamps_the_feed_mark() -> None:
+    s = Steward(FakeTenant([]), settings_(feed="f"), now=NOW)
+    o = s.review(pending(1, ind("1.0.0.1", externalId="row-own")))
+    assert o.indicator and o.indicator.externalId == quota.feed_mark("f", "IpAddress", "1.0.0.1")
+    assert "externalId replaced by the feed's ownership mark" in o.notes
+
+
+def sync_steward(client: FakeTenant, **kw: Any) -> Steward:
+    return Steward(client, settings_(max_tenant_indicators=100, feed="f", sync=True, **kw), now=NOW)
+
+
+def test_steward_sync_deletes_own_stale_with_batch_delete_and_recovers_a_404() -> None:
+    records = [owned(str(i), f"1.0.0.{i}") for i in range(1, 7)] + [rec("90", value="5.5.5.5")]
+    client = FakeTenant(records, page_size=100)
+    s = sync_steward(client)
+    for i in (1, 2, 3):
+        s.review(pending(i, ind(f"1.0.0.{i}")))
+    del client.records["5"]  # expired meanwhile: BatchDelete fails whole with 404
+    plan = s.finish(Summary(total=3), file_error=False)
+    assert plan and plan.delete_ids == ("4", "5", "6")
+    assert client.batches == [["4", "5", "6"], ["4", "6"]]  # re-listed, retried without the missing id
+    assert set(client.records) == {"1", "2", "3", "90"}
+    extra = s.report_extra()["tenant"]
+    assert extra["deleted"] == 2 and extra["sync"]["heldBack"] is None and extra["sync"]["stale"] == 3
+    assert s.list_calls == 2 and s.delete_calls == 2
+
+
+def test_steward_sync_held_back_and_dry_run() -> None:
+    records = [owned(str(i), f"1.0.0.{i}") for i in range(1, 5)]
+    client = FakeTenant(records, page_size=100)
+    s = sync_steward(client)
+    s.review(pending(1, ind("1.0.0.1")))
+    plan = s.finish(Summary(total=1), file_error=False)
+    assert plan and plan.held_back_reason and "more than half" in plan.held_back_reason
+    assert client.batches == [] and s.report_extra()["tenant"]["sync"]["heldBack"] == plan.held_back_reason
+
+    dry = sync_steward(FakeTenant(records, page_size=100), dry_run=True, sync_force=True)
+    dry.review(pending(1, ind("1.0.0.1")))
+    dry.finish(Summary(total=1), file_error=False)
+    extra = dry.report_extra()["tenant"]
+    assert (extra["wouldDelete"], extra["deleted"], dry.delete_calls) == (3, 0, 0)
+
+
+def test_steward_sync_invalid_ratio_uses_the_summary() -> None:
+    client = FakeTenant([owned(str(i), f"1.0.0.{i}") for i in range(1, 5)], page_size=100)
+    s = sync_steward(client)
+    for i in (1, 2, 3):
+        s.review(pending(i, ind(f"1.0.0.{i}")))
+    plan = s.finish(Summary(total=10, invalid=2), file_error=False)
+    assert plan and plan.held_back_reason and "20%" in plan.held_back_reason
+
+
+def test_steward_delete_error_is_reported_not_raised() -> None:
+    client = FakeTenant([owned(str(i), f"1.0.0.{i}") for i in range(1, 5)], page_size=100)
+    client.fail_delete = DefenderUnavailable("down")
+    s = sync_steward(client, sync_force=True)
+    s.review(pending(1, ind("1.0.0.1")))
+    s.finish(Summary(total=1), file_error=False)
+    assert s.report_extra()["tenant"]["deleteErrors"] == ["deleting 3 indicators failed: down"]
+    assert len(client.records) == 4
+
+
+def test_no_sync_without_feed_or_flag() -> None:
+    client = FakeTenant([owned("1", "1.0.0.1")])
+    s = Steward(client, settings_(sync=True), now=NOW)  # sync without a feed name
+    assert s.finish(Summary(), file_error=False) is None
+    s = Steward(client, settings_(feed="f"), now=NOW)  # feed without sync
+    assert s.finish(Summary(), file_error=False) is None
+    assert client.batches == []
