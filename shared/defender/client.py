@@ -1,0 +1,497 @@
+"""`DefenderClient`: the I/O adapter to Defender's indicator API.
+
+Owns the `requests` session, the access token, the one attempt loop (pacing, retries, 401/403)
+and the translation of requests/urllib3/azure-identity failures into `shared.defender.errors`
+(STYLE.md "Errors", "Retries and pacing"). Body building, answer parsing and matching live in
+the pure `wire` module; the sliding window in `pacing`.
+
+Retry policy (CONTRACT.md "Defender calls"): urllib3's `Retry` is the policy object, but it is never
+mounted on the session — urllib3 would retry below the pacer. Here every attempt takes a pacer
+permit first, so retries count against `MAX_CALLS_PER_MINUTE`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+import requests
+from azure.core.exceptions import AzureError
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InvalidHeader,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.response import HTTPResponse
+from urllib3.util.retry import Retry
+
+from shared.batching import bisect
+from shared.defender import wire
+from shared.defender.errors import (
+    AccessDenied,
+    BatchRejected,
+    DefenderError,
+    DefenderUnavailable,
+    IdentityUnavailable,
+    NotFoundError,
+)
+from shared.defender.pacing import (
+    BATCH_DELETE_CALLS_PER_MINUTE,
+    DELETE_CALLS_PER_MINUTE,
+    LIST_CALLS_PER_MINUTE,
+    CallPacer,
+)
+from shared.model import Outcome, Status
+
+log = logging.getLogger(__name__)
+
+# azure-core refreshes a bearer token when less than this much of it remains (BearerTokenCredentialPolicy).
+TOKEN_REFRESH_MARGIN_SECONDS = 300.0
+
+
+class AccessTokenLike(Protocol):
+    token: str
+    expires_on: int
+
+
+class TokenCredentialLike(Protocol):
+    """azure-core's `TokenCredential`, as far as the client uses it."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessTokenLike: ...
+
+
+class ImportRetry(Retry):
+    """urllib3's `Retry`, with the backoff counted from the first failure.
+
+    urllib3 retries the first failure at once (`get_backoff_time` is 0 for one error); a Defender
+    answering 503 deserves a pause before the first retry too. Otherwise the same capped
+    exponential formula: `backoff_factor * 2**(n-1)` plus up to `backoff_jitter`, at most `backoff_max`.
+    """
+
+    def get_backoff_time(self) -> float:
+        n = len(self.history)
+        if n == 0:
+            return 0.0
+        value = self.backoff_factor * (2 ** (n - 1))
+        if self.backoff_jitter:
+            value += random.random() * self.backoff_jitter
+        return float(max(0.0, min(self.backoff_max, value)))
+
+
+class DefenderClient:
+    """Import, list and delete Defender custom indicators with one session and one token.
+
+    `submit(batch)` is the `Submitter` the pipeline calls: every outcome handed in comes back with
+    exactly one final status, in the same order. Counters: `api_calls` (import attempts sent),
+    `retries` (import attempts beyond the first of each call), `list_calls`, `delete_calls`.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        credential: TokenCredentialLike,
+        *,
+        scope: str,
+        pacer: CallPacer,
+        client_id: str | None = None,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        max_attempts: int = 6,
+        retry_after_max: float = 120.0,
+        backoff_factor: float = 1.0,
+        backoff_max: float = 30.0,
+        backoff_jitter: float = 1.0,
+        list_pacer: CallPacer | None = None,
+        batch_delete_pacer: CallPacer | None = None,
+        delete_pacer: CallPacer | None = None,
+        credential_factory: Callable[[], TokenCredentialLike] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.api_url = api_url.rstrip("/")
+        self.scope = scope
+        self.client_id = client_id
+        self.pacer = pacer
+        window = pacer.window_seconds
+        # List and delete have their own limits (defender-api.md §2); same window length as imports
+        # so that a scaled test clock scales them all.
+        self.list_pacer = list_pacer or CallPacer(LIST_CALLS_PER_MINUTE, window, clock=clock, sleep=sleep)
+        self.batch_delete_pacer = batch_delete_pacer or CallPacer(
+            BATCH_DELETE_CALLS_PER_MINUTE, window, clock=clock, sleep=sleep
+        )
+        self.delete_pacer = delete_pacer or CallPacer(DELETE_CALLS_PER_MINUTE, window, clock=clock, sleep=sleep)
+        self.timeout = timeout
+        self._credential = credential
+        self._credential_factory = credential_factory
+        self._session = session
+        self._sleep = sleep
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._token: AccessTokenLike | None = None
+        self._retry = ImportRetry(
+            total=max_attempts - 1,
+            connect=None,
+            read=None,
+            status=None,
+            other=None,
+            redirect=0,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_jitter,
+            status_forcelist=frozenset({429, 500, 502, 503, 504}),
+            # POST is safe: import is an upsert (defender-api.md §3.2); BatchDelete of an id twice is a 404, handled.
+            allowed_methods=frozenset({"GET", "POST", "DELETE"}),
+            respect_retry_after_header=True,
+            retry_after_max=retry_after_max,  # type: ignore[arg-type]  # seconds, a float is fine
+            raise_on_status=False,
+        )
+        self.api_calls = 0
+        self.retries = 0
+        self.list_calls = 0
+        self.delete_calls = 0
+
+    # ------------------------------------------------------------------ import
+
+    def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
+        """Import one batch (≤ 500) and return each outcome with its final status, in batch order.
+
+        Raises AccessDenied, DefenderUnavailable or IdentityUnavailable when the run cannot go on;
+        `exc.partial` then holds the outcomes already final (from a bisection under way).
+        """
+        batch = list(batch)
+        if not batch:
+            return []
+        calls, retries, started = self.api_calls, self.retries, self._clock()
+        out = self._submit(batch)
+        failed = sum(1 for o in out if o.status is Status.failed)
+        log.info(
+            "import batch of %d: %d submitted, %d failed, %d calls, %d retries, %.1f s",
+            len(batch),
+            len(batch) - failed,
+            failed,
+            self.api_calls - calls,
+            self.retries - retries,
+            self._clock() - started,
+        )
+        return out
+
+    def _submit(self, batch: list[Outcome]) -> list[Outcome]:
+        try:
+            results = self._import(batch)
+        except BatchRejected as e:
+            why = f"{e.code}: {e.message}" if e.code else e.message
+            if not e.bisectable:
+                # The request itself is wrong (a bug on our side): no retry, no split.
+                log.error("Defender rejected a batch of %d as a whole: %s", len(batch), why)
+                return [o.final(Status.failed, f"Defender rejected the batch: {why}") for o in batch]
+            if len(batch) == 1:
+                return [batch[0].final(Status.failed, f"Defender rejected it: {why}")]
+            # A value in the batch is bad: split it so the good ones still get in (CONTRACT.md "Defender calls").
+            left, right = bisect(batch)
+            log.debug("batch of %d rejected (%s): splitting into %d and %d", len(batch), e.code, len(left), len(right))
+            done = self._submit_part(list(left), [])
+            return self._submit_part(list(right), done)
+        out, extra = wire.match_results(batch, results)
+        for r in extra:
+            log.warning("Defender returned a result for %r that matches no indicator of the batch", r.indicator)
+        return out
+
+    def _submit_part(self, part: list[Outcome], done: list[Outcome]) -> list[Outcome]:
+        try:
+            return done + self._submit(part)
+        except DefenderError as e:
+            e.partial = [*done, *e.partial]
+            raise
+
+    def _import(self, batch: Sequence[Outcome]) -> list[wire.ImportResult]:
+        resp, results = self._call(
+            "POST",
+            wire.IMPORT_PATH,
+            self.pacer,
+            "import",
+            body=wire.import_body(batch),
+            parse=wire.parse_import_response,
+        )
+        if resp.ok:
+            return results
+        code, message = wire.parse_error(resp.content)
+        if resp.status_code == 400:
+            raise BatchRejected(message or "Bad Request", status=400, code=code)
+        raise self._unexpected(resp, code, message)
+
+    # ------------------------------------------------------------------ list / delete
+
+    def list_indicators(
+        self, filter: str | None = None, page_size: int = wire.MAX_LIST_PAGE
+    ) -> Iterator[dict[str, Any]]:
+        """Every indicator Defender lists (OData `$filter` optional), paging with `$top`/`$skip`.
+
+        Paced at 100 calls a minute (defender-api.md §2). Raises like `submit`.
+        """
+        skip = 0
+        while True:
+            params = wire.list_params(filter, page_size, skip)
+            resp, page = self._call(
+                "GET", wire.LIST_PATH, self.list_pacer, "list", params=params, parse=wire.parse_list_page
+            )
+            if not resp.ok:
+                code, message = wire.parse_error(resp.content)
+                if resp.status_code == 400:
+                    raise BatchRejected(message or "Bad Request", status=400, code=code)
+                raise self._unexpected(resp, code, message)
+            items, _next = page
+            yield from items
+            if len(items) < page_size:
+                return
+            skip += len(items)
+
+    def batch_delete(self, ids: Sequence[str]) -> None:
+        """Delete up to 500 indicators in one call (paced at 30 a minute, defender-api.md §2).
+
+        Raises NotFoundError when Defender answers 404 — BatchDelete then deleted nothing if any id is
+        gone (defender-api.md §5): re-list and retry without the missing ids.
+        """
+        body = wire.batch_delete_body(ids)
+        resp, _ = self._call("POST", wire.BATCH_DELETE_PATH, self.batch_delete_pacer, "delete", body=body)
+        if resp.ok:
+            return
+        code, message = wire.parse_error(resp.content)
+        if resp.status_code == 404:
+            raise NotFoundError(message or "an indicator id was not found", status=404, code=code)
+        if resp.status_code == 400:
+            raise BatchRejected(message or "Bad Request", status=400, code=code)
+        raise self._unexpected(resp, code, message)
+
+    def delete(self, id: str) -> bool:
+        """Delete one indicator; False when it was already gone (404)."""
+        resp, _ = self._call("DELETE", f"{wire.LIST_PATH}/{id}", self.delete_pacer, "delete")
+        if resp.ok:
+            return True
+        if resp.status_code == 404:
+            return False
+        code, message = wire.parse_error(resp.content)
+        raise self._unexpected(resp, code, message)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+    # ------------------------------------------------------------------ the attempt loop
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        pacer: CallPacer,
+        kind: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: bytes | None = None,
+        parse: Callable[[bytes], Any] | None = None,
+    ) -> tuple[requests.Response, Any]:
+        """Send until there is an answer worth returning; every attempt passes the pacer first.
+
+        Returns the final response (2xx, or a 4xx the caller interprets) and, for a 2xx, `parse(body)`.
+        429 waits for Retry-After (capped); 5xx, timeouts, resets and a 2xx with a malformed body back off
+        exponentially with jitter; 401 fetches a new token once; 403 and a second 401 raise AccessDenied.
+        """
+        url = self.api_url + path
+        retry: Retry = self._retry
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            if attempt > 1 and kind == "import":
+                self.retries += 1
+            token = self._access_token()
+            permit = pacer.acquire()
+            if permit.waited:
+                log.debug("paced: waited %.2f s for a %s call slot", permit.waited, kind)
+            self._count(kind)
+            started = self._clock()
+            try:
+                resp = self._http().request(
+                    method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        "Content-Type": "application/json",
+                        "Accept": "application/json",
+                    },
+                    timeout=self.timeout,
+                )
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+                permit.release()
+                error = _as_urllib3_error(e)
+                log.debug("%s %s attempt %d: %s", method, path, attempt, type(error).__name__)
+                retry = self._increment(retry, method, url, error=error, what=f"{type(e).__name__} calling {url}")
+                self._wait(retry.get_backoff_time(), "backoff")
+                continue
+            except requests.RequestException as e:
+                permit.release()
+                raise DefenderUnavailable(f"cannot call {url}: {type(e).__name__}: {e}") from e
+            permit.release()
+            status = resp.status_code
+            log.debug("%s %s attempt %d: HTTP %d in %.2f s", method, path, attempt, status, self._clock() - started)
+            if status == 401:
+                if refreshed:
+                    raise self._denied(resp, token, after_refresh=True)
+                refreshed = True
+                self._refresh_token(token)
+                continue
+            if status == 403:
+                raise self._denied(resp, token)
+            if retry.is_retry(method, status):
+                u3 = _as_urllib3_response(resp)
+                retry = self._increment(retry, method, url, response=u3, what=f"HTTP {status} from {url}")
+                try:
+                    after = retry.get_retry_after(u3)
+                except InvalidHeader:  # an unparsable Retry-After: fall back to the backoff
+                    after = None
+                if after is not None:
+                    self._wait(after, "Retry-After")
+                else:
+                    self._wait(retry.get_backoff_time(), "backoff")
+                continue
+            if resp.ok and parse is not None:
+                try:
+                    return resp, parse(resp.content)
+                except wire.MalformedResponse as e:
+                    # Safe to send again: the import is an upsert (defender-api.md §3.2).
+                    log.debug("%s %s attempt %d: %s", method, path, attempt, e)
+                    retry = self._increment(retry, method, url, error=ProtocolError(str(e)), what=f"{e} from {url}")
+                    self._wait(retry.get_backoff_time(), "backoff")
+                    continue
+            return resp, None
+
+    def _increment(self, retry: Retry, method: str, url: str, *, what: str, **kw: Any) -> Retry:
+        try:
+            return retry.increment(method, url, **kw)
+        except MaxRetryError as e:
+            attempts = len(retry.history) + 1
+            raise DefenderUnavailable(
+                f"Defender could not be reached: no usable answer after {attempts} attempts (last: {what});"
+                " check DEFENDER_API_URL and the network path to it"
+            ) from e
+
+    def _wait(self, seconds: float, why: str) -> None:
+        if seconds > 0:
+            log.debug("waiting %.2f s (%s)", seconds, why)
+            self._sleep(seconds)
+
+    def _count(self, kind: str) -> None:
+        if kind == "import":
+            self.api_calls += 1
+        elif kind == "list":
+            self.list_calls += 1
+        else:
+            self.delete_calls += 1
+
+    def _http(self) -> requests.Session:
+        if self._session is None:
+            self._session = make_session()
+        return self._session
+
+    def _unexpected(self, resp: requests.Response, code: str | None, message: str | None) -> DefenderUnavailable:
+        detail = f" {code}" if code else ""
+        detail += f": {message}" if message else ""
+        return DefenderUnavailable(
+            f"unexpected HTTP {resp.status_code}{detail} from {self.api_url}; check DEFENDER_API_URL",
+            status=resp.status_code,
+            code=code,
+        )
+
+    def _denied(self, resp: requests.Response, token: str, *, after_refresh: bool = False) -> AccessDenied:
+        code, message = wire.parse_error(resp.content)
+        text = wire.access_denied_message(
+            status=resp.status_code,
+            code=code,
+            message=message,
+            scope=self.scope,
+            client_id=self.client_id,
+            claims=wire.token_claims(token),
+            after_refresh=after_refresh,
+        )
+        return AccessDenied(text, status=resp.status_code, code=code)
+
+    # ------------------------------------------------------------------ token
+
+    def _access_token(self) -> str:
+        """The cached token, or a new one when less than the refresh margin of it remains."""
+        tok = self._token
+        if tok is None or tok.expires_on - self._wall_clock() < TOKEN_REFRESH_MARGIN_SECONDS:
+            tok = self._get_token()
+            self._token = tok
+        return tok.token
+
+    def _refresh_token(self, rejected: str) -> None:
+        """After a 401: get a token that differs from the rejected one.
+
+        azure-identity hands back its cached token until it nears expiry, so when the credential returns
+        the same one a fresh credential (empty cache) is asked. In Azure the platform's own token cache may
+        still return it (defender-api.md §7 "Timing"); then the one retry runs with it and a second 401
+        becomes AccessDenied.
+        """
+        tok = self._get_token()
+        if tok.token == rejected and self._credential_factory is not None:
+            self._credential = self._credential_factory()
+            tok = self._get_token()
+        if tok.token == rejected:
+            log.warning("the identity returned the same token after Defender rejected it (HTTP 401)")
+        else:
+            log.debug("fetched a new token after HTTP 401")
+        self._token = tok
+
+    def _get_token(self) -> AccessTokenLike:
+        try:
+            return self._credential.get_token(self.scope)
+        except (AzureError, ValueError, OSError) as e:  # azure-identity: ClientAuthenticationError and kin
+            who = f"client id {self.client_id}" if self.client_id else "the system-assigned identity"
+            raise IdentityUnavailable(
+                f"no token for scope {self.scope} from the managed identity ({who}): {type(e).__name__}: "
+                f"{_first_line(str(e))}. Check that the identity is assigned to the app, AZURE_CLIENT_ID"
+                " and DEFENDER_TOKEN_SCOPE (locally: sign in with az login)"
+            ) from e
+
+
+def make_session(pool_size: int = 4) -> requests.Session:
+    """One pooled session; `max_retries=0`: urllib3 must not retry below the pacer (STYLE.md)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _as_urllib3_error(e: requests.RequestException) -> Exception:
+    """The urllib3 error class `Retry.increment` understands: connect phase or read phase."""
+    if isinstance(e, requests.ConnectTimeout):
+        return ConnectTimeoutError(str(e))
+    if isinstance(e, requests.ReadTimeout):
+        return ReadTimeoutError(None, "", str(e))  # type: ignore[arg-type]
+    reason = e.args[0] if e.args else None
+    reason = getattr(reason, "reason", reason)
+    if isinstance(reason, NewConnectionError | ConnectTimeoutError):
+        return ConnectTimeoutError(str(e))  # the request never left: safe for any method
+    return ProtocolError(str(e))
+
+
+def _as_urllib3_response(resp: requests.Response) -> HTTPResponse:
+    """Status and headers in the shape `Retry` reads (the body is not needed)."""
+    return HTTPResponse(body=b"", headers=dict(resp.headers), status=resp.status_code, preload_content=False)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""

@@ -1,0 +1,65 @@
+"""Failures of calls to Defender, shaped by what the caller does next (STYLE.md "Errors").
+
+- `DefenderUnavailable`: no usable answer after retries; the batch and the rest of the run fail cleanly.
+- `AccessDenied`: 403, or 401 after one token refresh; stop and explain the missing role or wrong audience.
+- `IdentityUnavailable`: the token could not be obtained from azure-identity.
+- `BatchRejected`: a whole-batch 400; when its code names a value the batch is bisected.
+- `NotFoundError`: 404 from a delete; the caller re-lists and retries without the missing ids.
+
+Messages never carry headers or tokens. Core module: standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+# 400 codes that name a value rather than our request shape: the batch holds an offending
+# indicator that bisection can isolate (defender-api.md §3.3, CONTRACT.md "Defender calls").
+VALUE_ERROR_CODES = frozenset(
+    {"InvalidHashValue", "InvalidDomainName", "InvalidIpAddress", "InvalidUrl", "InvalidInput"}
+)
+
+
+class DefenderError(Exception):
+    """A call to Defender failed: HTTP status (None when no answer), Defender's error code and a message."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        # Outcomes already final when the failure struck in the middle of a bisection: these
+        # indicators did reach Defender (or were rejected by it) before the call that failed.
+        self.partial: Sequence[Any] = ()
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DefenderUnavailable(DefenderError):
+    """No usable answer after the bounded retries (network errors, timeouts, 5xx, 429 that never clears)."""
+
+
+class AccessDenied(DefenderError):
+    """Defender refused our token: 403, or 401 again after a fresh token. Retrying will not help."""
+
+
+class IdentityUnavailable(DefenderError):
+    """The managed identity (or developer credential) could not provide a token."""
+
+
+class BatchRejected(DefenderError):
+    """Defender rejected the whole batch with 400.
+
+    `bisectable` when the code names a value (`InvalidHashValue`, ...): split the batch to isolate
+    the offending indicators. Otherwise the request itself is wrong (a bug on our side): no retry.
+    """
+
+    @property
+    def bisectable(self) -> bool:
+        return self.code in VALUE_ERROR_CODES
+
+
+class NotFoundError(DefenderError):
+    """404: an indicator id is gone (BatchDelete fails whole when any id is missing, defender-api.md §5)."""

@@ -1,0 +1,374 @@
+"""DefenderClient over a scripted session and a fake clock (CONTRACT.md "Defender calls").
+
+Every test that submits checks that each indicator handed in comes back with exactly one final status.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import logging
+import time
+
+import pytest
+import requests
+
+from shared.batching import bisect
+from shared.defender.errors import AccessDenied, DefenderUnavailable, IdentityUnavailable, NotFoundError
+from shared.model import Outcome, Status
+from tests.client.pacing_helpers import max_in_window
+from tests.client.scripted import (
+    API,
+    SCOPE,
+    Call,
+    FakeClock,
+    FakeCredential,
+    ScriptedSession,
+    error,
+    make,
+    ok_for,
+    outcomes,
+    response,
+)
+
+
+def one_final_status_each(sent: list[Outcome], got: list[Outcome]) -> None:
+    assert [o.line for o in got] == [o.line for o in sent]
+    assert all(o.status in (Status.submitted, Status.failed) for o in got)
+    assert all((o.status is Status.submitted) == (o.id is not None) for o in got)
+
+
+@pytest.fixture
+def session() -> ScriptedSession:
+    return ScriptedSession(FakeClock())
+
+
+def test_a_clean_batch_is_one_call_with_bearer_token_and_timeouts(session: ScriptedSession) -> None:
+    client = make(session.script(ok_for))
+    batch = outcomes(5)
+    out = client.submit(batch)
+    one_final_status_each(batch, out)
+    assert [o.id for o in out] == [f"id-{o.value}" for o in batch]
+    (call,) = session.calls
+    assert call.method == "POST" and call.url == f"{API}/api/indicators/import"
+    assert call.headers["Authorization"] == "Bearer token-one"
+    assert call.headers["Content-Type"] == "application/json"
+    assert (client.api_calls, client.retries) == (1, 0)
+
+
+def test_pacing_window_is_never_exceeded_retries_included(session: ScriptedSession) -> None:
+    # Every third attempt fails with 503: the retries must queue behind the same window.
+    n = 0
+
+    def flaky(call: Call) -> requests.Response:
+        nonlocal n
+        n += 1
+        return error(503, "ServiceUnavailable", "busy") if n % 3 == 0 else ok_for(call)
+
+    session.default = flaky
+    session.latency = 0.05
+    client = make(session, max_calls=5, window=10.0, backoff_factor=0.1)
+    for _ in range(12):
+        batch = outcomes(3)
+        one_final_status_each(batch, client.submit(batch))
+    assert client.retries > 0
+    assert client.api_calls == len(session.calls) == 12 + client.retries
+    assert max_in_window([c.at for c in session.calls], 10.0) <= 5
+
+
+def test_retry_after_seconds_is_honoured(session: ScriptedSession) -> None:
+    session.script(error(429, "TooManyRequests", "slow down", {"Retry-After": "7"}), ok_for)
+    client = make(session)
+    batch = outcomes(2)
+    one_final_status_each(batch, client.submit(batch))
+    first, second = session.calls
+    assert second.at - first.at == pytest.approx(7.0)
+    assert (client.api_calls, client.retries) == (2, 1)
+
+
+def test_retry_after_http_date_is_honoured(session: ScriptedSession) -> None:
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    session.script(error(429, "TooManyRequests", "slow down", {"Retry-After": when}), ok_for)
+    client = make(session)
+    client.submit(outcomes(1))
+    assert 27.0 <= session.clock.sleeps[0] <= 31.0
+
+
+@pytest.mark.parametrize("header", ["100000", "Wed, 01 Jan 2098 00:00:00 GMT"])
+def test_retry_after_is_capped(session: ScriptedSession, header: str) -> None:
+    session.script(error(429, "TooManyRequests", "slow down", {"Retry-After": header}), ok_for)
+    client = make(session, retry_after_max=45.0)
+    client.submit(outcomes(1))
+    assert session.clock.sleeps == [45.0]
+
+
+def test_backoff_grows_is_capped_and_attempts_are_bounded(session: ScriptedSession) -> None:
+    session.default = lambda call: error(503, "ServiceUnavailable", "down")
+    client = make(session, max_attempts=6, backoff_factor=1.0, backoff_max=5.0)
+    with pytest.raises(DefenderUnavailable) as e:
+        client.submit(outcomes(3))
+    assert session.clock.sleeps == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert (client.api_calls, client.retries) == (6, 5)
+    assert "6 attempts" in str(e.value) and "HTTP 503" in str(e.value)
+
+
+def test_backoff_jitter_stays_within_its_bound(session: ScriptedSession) -> None:
+    session.script(error(500, "InternalServerError", ""), error(502, "BadGateway", ""), ok_for)
+    client = make(session, backoff_factor=1.0, backoff_jitter=0.5)
+    client.submit(outcomes(1))
+    assert 1.0 <= session.clock.sleeps[0] <= 1.5
+    assert 2.0 <= session.clock.sleeps[1] <= 2.5
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        requests.ConnectionError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer")),
+        requests.ReadTimeout("read timed out"),
+        requests.ConnectTimeout("connect timed out"),
+    ],
+)
+def test_network_failures_are_retried(session: ScriptedSession, failure: Exception) -> None:
+    session.script(failure, ok_for)
+    client = make(session)
+    batch = outcomes(4)
+    one_final_status_each(batch, client.submit(batch))
+    assert (client.api_calls, client.retries) == (2, 1)
+
+
+def test_malformed_json_in_a_200_is_retried(session: ScriptedSession) -> None:
+    session.script(response(200, raw=b'{"value": [tru'), ok_for)
+    client = make(session)
+    batch = outcomes(3)
+    out = client.submit(batch)
+    one_final_status_each(batch, out)
+    assert all(o.status is Status.submitted for o in out)
+    assert session.calls[0].body == session.calls[1].body  # same upsert sent again
+    assert client.retries == 1
+
+
+def jwt(claims: dict, tag: str) -> str:
+    def enc(d: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
+
+    return f"{enc({'alg': 'HS256'})}.{enc(claims)}.{tag}"
+
+
+def test_401_fetches_a_new_token_once_bypassing_the_credential_cache(session: ScriptedSession) -> None:
+    stale, fresh = jwt({"aud": "a"}, "stale-signature"), jwt({"aud": "a"}, "fresh-signature")
+    cached = FakeCredential(stale)  # keeps returning the rejected token, like azure-identity's cache
+    made: list[FakeCredential] = []
+
+    def factory() -> FakeCredential:
+        made.append(FakeCredential(fresh))
+        return made[-1]
+
+    session.script(error(401, "Unauthorized", "token expired"), ok_for)
+    client = make(session, credential=cached, credential_factory=factory)
+    batch = outcomes(2)
+    one_final_status_each(batch, client.submit(batch))
+    assert [c.headers["Authorization"] for c in session.calls] == [f"Bearer {stale}", f"Bearer {fresh}"]
+    assert len(made) == 1 and made[0].scopes == [(SCOPE,)]
+    assert (client.api_calls, client.retries) == (2, 1)
+
+
+def test_second_401_is_access_denied_and_no_token_is_logged(
+    session: ScriptedSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    first, second = jwt({"aud": "https://wrong.example"}, "sig-first"), jwt({"aud": "x"}, "sig-second")
+    session.script(error(401, "Unauthorized", "nope"), error(401, "Unauthorized", "nope"))
+    client = make(session, credential=FakeCredential(first, second), client_id="11111111-2222")
+    with pytest.raises(AccessDenied) as e:
+        client.submit(outcomes(2))
+    assert len(session.calls) == 2
+    text = str(e.value)
+    assert "again after fetching a new token" in text and SCOPE in text and "11111111-2222" in text
+    everything = text + "\n".join(r.getMessage() for r in caplog.records)
+    for secret in ("sig-first", "sig-second", first, second):
+        assert secret not in everything
+
+
+def test_403_names_scope_audience_identity_and_fix(session: ScriptedSession, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = jwt({"aud": "https://api.security.microsoft.com", "roles": []}, "sig-403")
+    session.script(error(403, "Forbidden", "Missing application roles. API required roles: Ti.ReadWrite.All"))
+    client = make(session, credential=FakeCredential(token), client_id="abc-client")
+    with pytest.raises(AccessDenied) as e:
+        client.submit(outcomes(1))
+    text = str(e.value)
+    for needle in (
+        SCOPE,
+        "https://api.security.microsoft.com",
+        "abc-client",
+        "Ti.ReadWrite.All",
+        "grant-defender-permission.sh",
+    ):
+        assert needle in text
+    assert e.value.status == 403 and e.value.code == "Forbidden"
+    assert len(session.calls) == 1  # 403 is never retried
+    assert "sig-403" not in text + "".join(r.getMessage() for r in caplog.records)
+
+
+def test_identity_failure_is_identity_unavailable(session: ScriptedSession) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    class Broken:
+        def get_token(self, *scopes: str, **kw: object) -> None:
+            raise ClientAuthenticationError("ManagedIdentityCredential authentication unavailable")
+
+    client = make(session, credential=Broken())
+    with pytest.raises(IdentityUnavailable) as e:
+        client.submit(outcomes(1))
+    assert SCOPE in str(e.value) and session.calls == []
+
+
+def bisection_calls(batch: list[Outcome], bad: set[str]) -> int:
+    """Reference count: one call per batch; a batch holding a bad value splits until it is alone."""
+    if not any(o.value in bad for o in batch):
+        return 1
+    if len(batch) == 1:
+        return 1
+    left, right = bisect(batch)
+    return 1 + bisection_calls(left, bad) + bisection_calls(right, bad)
+
+
+@pytest.mark.parametrize("bad_at", [[137], [0, 250, 499]])
+def test_whole_batch_400_is_bisected_to_isolate_the_bad_values(session: ScriptedSession, bad_at: list[int]) -> None:
+    batch = outcomes(500)
+    bad = {batch[i].value for i in bad_at}
+
+    def defender(call: Call) -> requests.Response:
+        if bad & set(call.values):
+            return error(400, "InvalidHashValue", "Invalid hash value")
+        return ok_for(call)
+
+    session.default = defender
+    client = make(session, max_calls=1000)
+    out = client.submit(batch)
+    one_final_status_each(batch, out)
+    assert {o.value for o in out if o.status is Status.failed} == bad
+    assert all("InvalidHashValue" in o.reason for o in out if o.status is Status.failed)
+    assert client.api_calls == len(session.calls) == bisection_calls(batch, bad)
+    # By hand: 137 needs 9 halvings (1 + 2*9 calls); 0, 250 and 499 need 8, 7 and 6 below the shared splits.
+    assert client.api_calls == (19 if len(bad) == 1 else 47)
+    bodies = [tuple(c.values) for c in session.calls]
+    assert len(bodies) == len(set(bodies))  # never the same batch twice
+    assert client.retries == 0
+
+
+@pytest.mark.parametrize("code", ["MaximumBatchSizeExceeded", "InvalidRequestBody", "MissingRequiredParameter"])
+def test_other_400s_fail_the_batch_without_retry(session: ScriptedSession, code: str) -> None:
+    session.script(error(400, code, "Received: 501, allowed: 500"))
+    client = make(session)
+    batch = outcomes(4)
+    out = client.submit(batch)
+    one_final_status_each(batch, out)
+    assert all(o.status is Status.failed and code in o.reason for o in out)
+    assert len(session.calls) == 1 and client.retries == 0
+
+
+def test_results_are_matched_by_value_when_shuffled(session: ScriptedSession) -> None:
+    session.script(lambda call: ok_for(call, shuffle=True, failed=call.values[3:4]))
+    client = make(session)
+    batch = outcomes(9)
+    out = client.submit(batch)
+    one_final_status_each(batch, out)
+    for o in out:
+        if o.line == 4:
+            assert (o.status, o.reason) == (Status.failed, "rejected by test")
+        else:
+            assert o.id == f"id-{o.value}"
+
+
+def test_missing_result_fails_that_indicator(session: ScriptedSession) -> None:
+    def partial(call: Call) -> requests.Response:
+        r = ok_for(call)
+        doc = json.loads(r.content)
+        del doc["value"][1]
+        return response(200, doc)
+
+    client = make(session.script(partial))
+    batch = outcomes(3)
+    out = client.submit(batch)
+    one_final_status_each(batch, out)
+    assert [(o.status, o.reason) for o in out][1] == (Status.failed, "no result returned")
+    assert out[0].status is out[2].status is Status.submitted
+
+
+def test_extra_result_is_logged(session: ScriptedSession, caplog: pytest.LogCaptureFixture) -> None:
+    def extra(call: Call) -> requests.Response:
+        doc = json.loads(ok_for(call).content)
+        doc["value"].append({"id": "99", "indicator": "evil.example", "isFailed": False})
+        return response(200, doc)
+
+    client = make(session.script(extra))
+    batch = outcomes(2)
+    one_final_status_each(batch, client.submit(batch))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("evil.example" in w for w in warnings)
+
+
+def test_unexpected_status_is_unavailable_with_a_hint(session: ScriptedSession) -> None:
+    session.script(error(404, "NotFound", "no such route"))
+    client = make(session)
+    with pytest.raises(DefenderUnavailable) as e:
+        client.submit(outcomes(1))
+    assert "DEFENDER_API_URL" in str(e.value)
+
+
+def test_list_pages_with_top_and_skip(session: ScriptedSession) -> None:
+    pages = [[{"id": str(i)} for i in range(j, min(j + 3, 7))] for j in (0, 3, 6)]
+    session.script(*(response(200, {"value": p}) for p in pages))
+    client = make(session)
+    got = [item["id"] for item in client.list_indicators("createdBy eq 'x'", page_size=3)]
+    assert got == [str(i) for i in range(7)]
+    assert [c.params for c in session.calls] == [
+        {"$top": "3", "$skip": "0", "$filter": "createdBy eq 'x'"},
+        {"$top": "3", "$skip": "3", "$filter": "createdBy eq 'x'"},
+        {"$top": "3", "$skip": "6", "$filter": "createdBy eq 'x'"},
+    ]
+    assert (client.list_calls, client.api_calls) == (3, 0)
+
+
+def test_list_has_its_own_pacer_of_100_a_minute(session: ScriptedSession) -> None:
+    session.default = lambda call: response(200, {"value": [{"id": "1"}]})
+    client = make(session)
+    for _ in range(101):
+        assert list(client.list_indicators(page_size=5)) == [{"id": "1"}]
+    assert session.calls[100].at - session.calls[0].at == pytest.approx(60.0)
+
+
+def test_batch_delete_and_delete(session: ScriptedSession) -> None:
+    session.script(response(204), error(404, "NotFound", "Indicator 7 not found"), response(204), response(404))
+    client = make(session)
+    client.batch_delete(["1", "2"])
+    assert session.calls[0].body == {"IndicatorIds": ["1", "2"]}
+    assert session.calls[0].url == f"{API}/api/indicators/BatchDelete"
+    with pytest.raises(NotFoundError):
+        client.batch_delete(["7"])
+    assert client.delete("3") is True
+    assert client.delete("4") is False
+    assert session.calls[2].method == "DELETE" and session.calls[2].url == f"{API}/api/indicators/3"
+    assert client.delete_calls == 4
+    with pytest.raises(ValueError):
+        client.batch_delete([str(i) for i in range(501)])
+
+
+def test_batch_delete_pacer_allows_30_a_minute(session: ScriptedSession) -> None:
+    session.default = lambda call: response(204)
+    client = make(session)
+    for i in range(31):
+        client.batch_delete([str(i)])
+    assert session.calls[30].at - session.calls[0].at == pytest.approx(60.0)
+
+
+def test_constructing_a_client_does_no_io() -> None:
+    class Exploding:
+        def get_token(self, *a: object, **k: object) -> None:
+            raise AssertionError("no token in the constructor")
+
+    session = ScriptedSession(FakeClock())
+    make(session, credential=Exploding())
+    assert session.calls == []
