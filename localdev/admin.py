@@ -22,7 +22,7 @@ class AdminClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
-    def call(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
+    def call(self, method: str, path: str, body: Any = None, query: Mapping[str, Any] | None = None) -> Any:
         """One admin request; returns the parsed JSON answer (``None`` for an empty one)."""
         url = self.base_url + path
         if query:
@@ -64,7 +64,7 @@ class DefenderAdmin(AdminClient):
 
     def calls(self, path: str | None = None) -> list[dict[str, Any]]:
         """Every non-admin call so far, oldest first (optionally only those to ``path``)."""
-        return self.call("GET", "/admin/calls", path=path)["calls"]
+        return self.call("GET", "/admin/calls", query={"path": path})["calls"]
 
     def indicators(self) -> list[dict[str, Any]]:
         """The raw store (expired records already purged), sorted by id."""
