@@ -1,0 +1,220 @@
+"""Command line: `python -m shared validate|submit FILE... [--report-dir DIR]` (CONTRACT.md "Command line").
+
+Entry point: builds settings once from the environment and runs the same `process_stream` as the
+function app. `run_files` is the shared loop (report files, per-file summary, exit code) that every
+subcommand uses with its own submitter factory and skip reason.
+
+Exit codes: 0 every file was processed (entries may still be invalid or failed); 1 a file could not be
+processed at all or Defender could not be reached; 2 usage errors (bad arguments or settings, two
+inputs with the same file name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from shared.model import Outcome, Status
+from shared.reports import FAILED, ReportWriter, report_names
+from shared.settings import Settings, SettingsError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+SHOW_REJECTED = 10  # rejected rows printed per file
+
+Printer = Callable[[str], None]
+SubmitterFactory = Callable[[], Any]
+
+
+class _TallyingWriter(ReportWriter):
+    """A ReportWriter that also counts by status and type and keeps the first rejected rows for the console."""
+
+    def __init__(self, json_out: TextIO, csv_out: TextIO, **kw: Any) -> None:
+        super().__init__(json_out, csv_out, **kw)
+        self.by_status: Counter[str] = Counter()
+        self.by_type: Counter[str] = Counter()
+        self.rejected: list[dict[str, Any]] = []
+
+    def add(self, outcome: Outcome) -> None:
+        super().add(outcome)
+        assert outcome.status is not None
+        self.by_status[outcome.status.value] += 1
+        self.by_type[outcome.type or "unknown"] += 1
+        if outcome.status in (Status.invalid, Status.failed) and len(self.rejected) < SHOW_REJECTED:
+            self.rejected.append(
+                {"line": outcome.line, "status": outcome.status.value, "value": outcome.value, "reason": outcome.reason}
+            )
+
+
+def duplicate_names(paths: Sequence[Path]) -> list[str]:
+    """File names given more than once (their reports would overwrite each other)."""
+    counts = Counter(p.name for p in paths)
+    return sorted(n for n, c in counts.items() if c > 1)
+
+
+def run_files(
+    paths: Sequence[Path],
+    report_dir: Path,
+    settings: Settings,
+    submitter_factory: SubmitterFactory | None,
+    skip_reason: str | None,
+    printer: Printer = print,
+    *,
+    json_output: bool = False,
+) -> int:
+    """Process every file with one submitter (so pacing spans them all); returns the exit code.
+
+    `submitter_factory=None` validates only; `skip_reason` is what entries that would be sent are
+    marked with when nothing is submitted ("validation only", "dry run").
+    """
+    from shared.process import process_stream  # loads the readers and validation only when needed
+
+    dupes = duplicate_names(paths)
+    if dupes:
+        printer(f"error: two inputs have the same file name ({', '.join(dupes)}); their reports would collide")
+        return EXIT_USAGE
+    report_dir.mkdir(parents=True, exist_ok=True)
+    submitter = submitter_factory() if submitter_factory is not None else None
+    code = EXIT_OK
+    results: list[dict[str, Any]] = []
+    for path in paths:
+        json_name, csv_name = report_names(str(report_dir / path.name))
+        entry: dict[str, Any] = {"file": str(path), "reports": {"json": json_name, "csv": csv_name}}
+        results.append(entry)
+        try:
+            size = path.stat().st_size
+            with (
+                path.open("rb") as stream,
+                open(json_name, "w", encoding="utf-8", newline="\n") as jf,
+                open(csv_name, "w", encoding="utf-8", newline="") as cf,
+            ):
+                writer = _TallyingWriter(
+                    jf,
+                    cf,
+                    source={"container": None, "name": path.name, "etag": None, "size": size},
+                    started_at=datetime.now(UTC),
+                    dry_run=submitter is None or settings.dry_run,
+                )
+                progress = None if json_output else _progress(printer, path.name)
+                result = process_stream(
+                    stream,
+                    path.name,
+                    settings=settings,
+                    submitter=submitter,
+                    reports=writer,
+                    source=path.name,
+                    on_batch=progress if submitter is not None else None,
+                    skip_reason=skip_reason,
+                )
+        except OSError as e:
+            entry.update(status=FAILED, error=f"{e.strerror or e}: {e.filename or path}")
+            code = EXIT_FAILED
+            if not json_output:
+                printer(f"{path}: cannot be processed: {entry['error']}")
+            continue
+        except Exception as e:  # the CLI's one catch-all: report and go on with the next file
+            logging.getLogger(__name__).exception("processing %s failed", path)
+            entry.update(status=FAILED, error=f"{type(e).__name__}: {e}")
+            code = EXIT_FAILED
+            if not json_output:
+                printer(f"{path}: failed: {entry['error']}")
+            continue
+        if result.status == FAILED:
+            code = EXIT_FAILED
+        entry.update(
+            status=result.status,
+            format=result.format,
+            summary=result.summary.as_dict(),
+            byStatus=dict(writer.by_status),
+            byType=dict(writer.by_type),
+            errors=[p.as_dict() for p in result.errors],
+            rejected=writer.rejected,
+        )
+        if not json_output:
+            _print_file(printer, entry)
+    if json_output:
+        printer(json.dumps({"exitCode": code, "files": results}, indent=2, ensure_ascii=False))
+    return code
+
+
+def _progress(printer: Printer, name: str) -> Callable[[int, int], None]:
+    def report(done: int, seen: int) -> None:
+        printer(f"{name}: {done} of {seen} entries so far settled by Defender")
+
+    return report
+
+
+def _print_file(printer: Printer, e: dict[str, Any]) -> None:
+    s = e["summary"]
+    printer(f"{e['file']} ({e['format']}): {e['status']}, {s['total']} entries")
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(e["byStatus"].items()))
+    if statuses:
+        printer(f"  by status: {statuses}")
+    types = ", ".join(f"{k} {v}" for k, v in sorted(e["byType"].items()))
+    if types:
+        printer(f"  by type: {types}")
+    if s["ignoredLines"]:
+        printer(f"  ignored lines: {s['ignoredLines']}")
+    for p in e["errors"]:
+        where = f"line {p['line']}: " if "line" in p else ""
+        printer(f"  file error: {where}{p['message']}")
+    if e["rejected"]:
+        printer(f"  first rejected entries (up to {SHOW_REJECTED}):")
+        for r in e["rejected"]:
+            printer(f"    line {r['line']}: {r['status']}: {r['value']!r}: {r['reason']}")
+    printer(f"  reports: {e['reports']['json']}, {e['reports']['csv']}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m shared", description="Import IOC files into Defender.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("validate", help="read and validate only; valid entries are reported skipped")
+    v.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    v.add_argument("--report-dir", type=Path, default=Path("."), metavar="DIR")
+    v.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    s = sub.add_parser("submit", help="validate and submit with the settings from the environment")
+    s.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    s.add_argument("--report-dir", type=Path, default=Path("."), metavar="DIR")
+    s.add_argument("--dry-run", action="store_true", help="validate and report, submit nothing")
+    s.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    return parser
+
+
+def _submitter_factory(settings: Settings) -> SubmitterFactory:
+    def make() -> Any:
+        from shared.defender import make_client  # azure-identity and requests load only for `submit`
+
+        return make_client(settings)
+
+    return make
+
+
+def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None, printer: Printer = print) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on usage errors, 0 for --help
+        return int(e.code or 0)
+    try:
+        settings = Settings.from_env(os.environ if env is None else env)
+    except SettingsError as e:
+        printer(f"error: {e}")
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.command == "validate":
+        return run_files(args.files, args.report_dir, settings, None, "validation only", printer, json_output=args.json)
+    if args.dry_run:
+        settings = replace(settings, dry_run=True)
+    factory = None if settings.dry_run else _submitter_factory(settings)
+    reason = "dry run" if settings.dry_run else None
+    return run_files(args.files, args.report_dir, settings, factory, reason, printer, json_output=args.json)
