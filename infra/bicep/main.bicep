@@ -1,0 +1,346 @@
+// Defender IOC importer: everything the function app needs, deployed into one resource group.
+// Step 1 deploys with createEventSubscription=false; after the code is published, step 2 runs the
+// same deployment with createEventSubscription=true (or infra/scripts/create-event-subscription.sh).
+// See infra/README.md.
+targetScope = 'resourceGroup'
+
+// ---------- Naming and placement ----------
+
+@description('Short lower-case name every resource name derives from, e.g. iocimp7f3k. Must make the storage and app names globally unique.')
+@minLength(3)
+@maxLength(16)
+param baseName string
+
+@description('Azure region; defaults to the resource group\'s. Must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+param location string = resourceGroup().location
+
+@description('Tags for every resource.')
+param tags object = {}
+
+@description('Redundancy of both storage accounts.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSku string = 'Standard_LRS'
+
+@description('Container watched for dropped IOC files (INDICATORS_CONTAINER).')
+@minLength(3)
+@maxLength(63)
+param indicatorsContainerName string = 'indicators'
+
+@description('Container that receives reports (REPORTS_CONTAINER). Never the watched container.')
+@minLength(3)
+@maxLength(63)
+param reportsContainerName string = 'indicator-reports'
+
+@description('Container for the tenant lock blob (LOCK_CONTAINER), outside the watched container.')
+@minLength(3)
+@maxLength(63)
+param lockContainerName string = 'indicator-locks'
+
+@description('Container that receives Event Grid events that could not be delivered.')
+@minLength(3)
+@maxLength(63)
+param deadLetterContainerName string = 'eventgrid-deadletter'
+
+// ---------- Hosting ----------
+
+@description('Python version of the Flex runtime.')
+@allowed([
+  '3.11'
+  '3.12'
+  '3.13'
+])
+param pythonVersion string = '3.12'
+
+@description('Instance memory in MB (512, 2048 or 4096).')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Maximum instances the app scales out to (imports are serialised per tenant anyway).')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Days Log Analytics keeps data.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+@description('AZURE_AUTHORITY_HOST for sovereign clouds, e.g. https://login.microsoftonline.us for GCC High/DoD; empty leaves it unset.')
+param azureAuthorityHost string = ''
+
+// ---------- Second step and the Defender permission ----------
+
+@description('Create the Event Grid subscription. Only after the code is deployed (the blobs_extension key exists then).')
+param createEventSubscription bool = false
+
+@description('Grant the identity Ti.ReadWrite.All on WindowsDefenderATP with the Microsoft Graph extension (deployer needs AppRoleAssignment.ReadWrite.All and Application.Read.All). Set false and run infra/scripts/grant-defender-permission.sh otherwise.')
+param grantDefenderPermission bool = true
+
+@description('Event Grid delivery attempts before an event is dead-lettered.')
+@minValue(1)
+@maxValue(30)
+param eventMaxDeliveryAttempts int = 30
+
+@description('Minutes Event Grid keeps retrying one event.')
+@minValue(1)
+@maxValue(1440)
+param eventTimeToLiveInMinutes int = 1440
+
+// ---------- Contract settings (CONTRACT.md "Settings"; defaults match shared/settings.py) ----------
+
+@description('DEFENDER_API_URL: base URL of the Defender API (regional or government host).')
+param defenderApiUrl string = 'https://api.securitycenter.microsoft.com'
+
+@description('DEFENDER_TOKEN_SCOPE: token scope for the Defender API.')
+param defenderTokenScope string = 'https://api.securitycenter.microsoft.com/.default'
+
+@description('DEFAULT_ACTION for rows that carry none.')
+@allowed([
+  'Allowed'
+  'Audit'
+  'Warn'
+  'Block'
+  'BlockAndRemediate'
+])
+param defaultAction string = 'Audit'
+
+@description('DEFAULT_SEVERITY for rows that carry none.')
+@allowed([
+  'Informational'
+  'Low'
+  'Medium'
+  'High'
+])
+param defaultSeverity string = 'Medium'
+
+@description('DEFAULT_EXPIRATION_DAYS for rows that carry none (0 = never expire).')
+@minValue(0)
+param defaultExpirationDays int = 90
+
+@description('EXPIRATION_DAYS_BY_TYPE, e.g. IpAddress=30,Url=90; empty for none.')
+param expirationDaysByType string = ''
+
+@description('DEFAULT_TITLE for rows that carry none.')
+@minLength(1)
+param defaultTitle string = 'Imported indicator'
+
+@description('DEFAULT_DESCRIPTION for rows that carry none; {source} becomes the input\'s name.')
+@minLength(1)
+param defaultDescription string = 'Imported from {source}'
+
+@description('DEFAULT_RBAC_GROUPS: comma-separated device group names; empty for all devices.')
+param defaultRbacGroups string = ''
+
+@description('BATCH_SIZE: indicators per import call.')
+@minValue(1)
+@maxValue(500)
+param batchSize int = 500
+
+@description('MAX_CALLS_PER_MINUTE: import calls per 60 seconds for the whole app.')
+@minValue(1)
+param maxCallsPerMinute int = 30
+
+@description('DRY_RUN: validate and report, submit nothing.')
+param dryRun bool = false
+
+@description('MAX_HTTP_BODY_BYTES: larger HTTP bodies get 413.')
+@minValue(1)
+param maxHttpBodyBytes int = 20971520
+
+@description('MAX_HTTP_INDICATORS: more indicators in one HTTP request get 413.')
+@minValue(1)
+param maxHttpIndicators int = 15000
+
+@description('MAX_TENANT_INDICATORS: the tenant cap the app plans against.')
+@minValue(1)
+param maxTenantIndicators int = 15000
+
+@description('CAPACITY_RESERVE: room left free for analysts\' own indicators.')
+@minValue(0)
+param capacityReserve int = 500
+
+// ---------- Names ----------
+
+var names = {
+  identity: 'id-${baseName}'
+  hostStorage: 'st${baseName}host'
+  dataStorage: 'st${baseName}data'
+  logAnalytics: 'log-${baseName}'
+  appInsights: 'appi-${baseName}'
+  plan: 'plan-${baseName}'
+  functionApp: 'func-${baseName}'
+  systemTopic: 'evgt-${baseName}'
+}
+var deploymentContainerName = 'app-package-${names.functionApp}'
+
+// ---------- Resources ----------
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: names.identity
+    location: location
+    tags: tags
+  }
+}
+
+module hostStorage 'modules/storage.bicep' = {
+  name: 'host-storage'
+  params: {
+    name: names.hostStorage
+    location: location
+    tags: tags
+    skuName: storageSku
+    containerNames: [
+      deploymentContainerName
+    ]
+  }
+}
+
+module dataStorage 'modules/storage.bicep' = {
+  name: 'data-storage'
+  params: {
+    name: names.dataStorage
+    location: location
+    tags: tags
+    skuName: storageSku
+    containerNames: [
+      indicatorsContainerName
+      reportsContainerName
+      lockContainerName
+      deadLetterContainerName
+    ]
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: names.logAnalytics
+    appInsightsName: names.appInsights
+    location: location
+    tags: tags
+    retentionInDays: logRetentionInDays
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  params: {
+    principalId: identity.outputs.principalId
+    hostStorageName: hostStorage.outputs.name
+    dataStorageName: dataStorage.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+// Every contract setting, each overridable by the parameter above it (CONTRACT.md "Settings").
+var contractSettings = {
+  DEFENDER_API_URL: defenderApiUrl
+  DEFENDER_TOKEN_SCOPE: defenderTokenScope
+  AZURE_CLIENT_ID: identity.outputs.clientId
+  INDICATORS_CONTAINER: indicatorsContainerName
+  REPORTS_CONTAINER: reportsContainerName
+  DEFAULT_ACTION: defaultAction
+  DEFAULT_SEVERITY: defaultSeverity
+  DEFAULT_EXPIRATION_DAYS: string(defaultExpirationDays)
+  EXPIRATION_DAYS_BY_TYPE: expirationDaysByType
+  DEFAULT_TITLE: defaultTitle
+  DEFAULT_DESCRIPTION: defaultDescription
+  DEFAULT_RBAC_GROUPS: defaultRbacGroups
+  BATCH_SIZE: string(batchSize)
+  MAX_CALLS_PER_MINUTE: string(maxCallsPerMinute)
+  DRY_RUN: dryRun ? 'true' : 'false'
+  MAX_HTTP_BODY_BYTES: string(maxHttpBodyBytes)
+  MAX_HTTP_INDICATORS: string(maxHttpIndicators)
+  MAX_TENANT_INDICATORS: string(maxTenantIndicators)
+  CAPACITY_RESERVE: string(capacityReserve)
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'function-app'
+  params: {
+    name: names.functionApp
+    planName: names.plan
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    hostBlobEndpoint: hostStorage.outputs.blobEndpoint
+    hostQueueEndpoint: hostStorage.outputs.queueEndpoint
+    deploymentContainerName: deploymentContainerName
+    dataBlobEndpoint: dataStorage.outputs.blobEndpoint
+    dataQueueEndpoint: dataStorage.outputs.queueEndpoint
+    lockContainerName: lockContainerName
+    appInsightsConnectionString: monitoring.outputs.connectionString
+    pythonVersion: pythonVersion
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    contractSettings: contractSettings
+    azureAuthorityHost: azureAuthorityHost
+  }
+  // The host starts right away: let its storage and telemetry roles exist first (P13).
+  dependsOn: [
+    rbac
+  ]
+}
+
+module eventGrid 'modules/eventgrid.bicep' = {
+  name: 'event-grid'
+  params: {
+    name: names.systemTopic
+    location: location
+    tags: tags
+    dataStorageId: dataStorage.outputs.id
+    identityId: identity.outputs.id
+  }
+}
+
+module eventSubscription 'modules/eventgrid-subscription.bicep' = if (createEventSubscription) {
+  name: 'event-subscription'
+  params: {
+    systemTopicName: eventGrid.outputs.name
+    functionAppName: functionApp.outputs.name
+    indicatorsContainerName: indicatorsContainerName
+    dataStorageId: dataStorage.outputs.id
+    deadLetterContainerName: deadLetterContainerName
+    identityId: identity.outputs.id
+    maxDeliveryAttempts: eventMaxDeliveryAttempts
+    eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
+  }
+  // Dead-lettering writes with the identity's blob role on the data account.
+  dependsOn: [
+    rbac
+  ]
+}
+
+module defenderPermission 'modules/defender-permission.bicep' = if (grantDefenderPermission) {
+  name: 'defender-permission'
+  params: {
+    principalId: identity.outputs.principalId
+  }
+}
+
+// ---------- Outputs ----------
+
+output functionAppName string = functionApp.outputs.name
+output functionAppUrl string = 'https://${functionApp.outputs.defaultHostName}'
+output resourceGroupName string = resourceGroup().name
+output dataStorageAccountName string = dataStorage.outputs.name
+output hostStorageAccountName string = hostStorage.outputs.name
+output systemTopicName string = eventGrid.outputs.name
+output indicatorsContainerName string = indicatorsContainerName
+output reportsContainerName string = reportsContainerName
+output lockContainerName string = lockContainerName
+output deadLetterContainerName string = deadLetterContainerName
+output identityClientId string = identity.outputs.clientId
+output identityPrincipalId string = identity.outputs.principalId

@@ -1,0 +1,8 @@
+// Example parameters: copy, set baseName, deploy with
+//   az deployment group create -g <rg> -f infra/bicep/main.bicep -p infra/bicep/main.bicepparam
+using 'main.bicep'
+
+param baseName = 'iocimp7f3k'
+param pythonVersion = '3.12'
+param createEventSubscription = false
+param grantDefenderPermission = true

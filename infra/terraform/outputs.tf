@@ -1,0 +1,59 @@
+output "function_app_name" {
+  description = "Function app name (for publishing and keys)."
+  value       = azurerm_function_app_flex_consumption.main.name
+}
+
+output "function_app_url" {
+  description = "Base URL of the function app."
+  value       = "https://${azurerm_function_app_flex_consumption.main.default_hostname}"
+}
+
+output "resource_group_name" {
+  description = "Resource group the app lives in."
+  value       = data.azurerm_resource_group.main.name
+}
+
+output "data_storage_account_name" {
+  description = "Data storage account (indicators, reports, locks, dead letters)."
+  value       = azurerm_storage_account.data.name
+}
+
+output "host_storage_account_name" {
+  description = "Host storage account (AzureWebJobsStorage, deployment package)."
+  value       = azurerm_storage_account.host.name
+}
+
+output "system_topic_name" {
+  description = "Event Grid system topic on the data account."
+  value       = azurerm_eventgrid_system_topic.data.name
+}
+
+output "indicators_container_name" {
+  description = "Container watched for dropped files."
+  value       = azurerm_storage_container.indicators.name
+}
+
+output "reports_container_name" {
+  description = "Container that receives reports."
+  value       = azurerm_storage_container.reports.name
+}
+
+output "lock_container_name" {
+  description = "Container of the tenant lock blob."
+  value       = azurerm_storage_container.locks.name
+}
+
+output "dead_letter_container_name" {
+  description = "Container of Event Grid's dead letters."
+  value       = azurerm_storage_container.dead_letter.name
+}
+
+output "identity_client_id" {
+  description = "Client id of the app's user-assigned identity (AZURE_CLIENT_ID)."
+  value       = azurerm_user_assigned_identity.app.client_id
+}
+
+output "identity_principal_id" {
+  description = "Principal (object) id of the app's identity, for grant-defender-permission.sh."
+  value       = azurerm_user_assigned_identity.app.principal_id
+}

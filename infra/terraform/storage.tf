@@ -1,0 +1,104 @@
+# Two storage accounts that accept Microsoft Entra ID only: shared keys off, TLS 1.2, HTTPS only,
+# no public blob access (azure-functions-conventions.md, convention 22). "host" carries
+# AzureWebJobsStorage and the deployment package; "data" carries the indicators, the reports, the
+# tenant lock and Event Grid's dead letters.
+
+resource "azurerm_storage_account" "host" {
+  name                              = local.names.host_storage
+  resource_group_name               = data.azurerm_resource_group.main.name
+  location                          = local.location
+  account_kind                      = "StorageV2"
+  account_tier                      = "Standard"
+  account_replication_type          = var.storage_replication_type
+  access_tier                       = "Hot"
+  shared_access_key_enabled         = false
+  default_to_oauth_authentication   = true
+  allow_nested_items_to_be_public   = false
+  cross_tenant_replication_enabled  = false
+  min_tls_version                   = "TLS1_2"
+  https_traffic_only_enabled        = true
+  public_network_access_enabled     = true
+  infrastructure_encryption_enabled = true
+  tags                              = var.tags
+
+  # Flex Consumption without VNet integration reaches storage over public endpoints
+  # (azure-functions-conventions.md, convention 34).
+  network_rules {
+    default_action = "Allow"
+    bypass         = ["AzureServices"]
+  }
+
+  blob_properties {
+    delete_retention_policy {
+      days = 7
+    }
+    container_delete_retention_policy {
+      days = 7
+    }
+  }
+}
+
+resource "azurerm_storage_account" "data" {
+  name                              = local.names.data_storage
+  resource_group_name               = data.azurerm_resource_group.main.name
+  location                          = local.location
+  account_kind                      = "StorageV2"
+  account_tier                      = "Standard"
+  account_replication_type          = var.storage_replication_type
+  access_tier                       = "Hot"
+  shared_access_key_enabled         = false
+  default_to_oauth_authentication   = true
+  allow_nested_items_to_be_public   = false
+  cross_tenant_replication_enabled  = false
+  min_tls_version                   = "TLS1_2"
+  https_traffic_only_enabled        = true
+  public_network_access_enabled     = true
+  infrastructure_encryption_enabled = true
+  tags                              = var.tags
+
+  # AzureServices keeps Event Grid delivery and dead-lettering working.
+  network_rules {
+    default_action = "Allow"
+    bypass         = ["AzureServices"]
+  }
+
+  blob_properties {
+    delete_retention_policy {
+      days = 7
+    }
+    container_delete_retention_policy {
+      days = 7
+    }
+  }
+}
+
+# Containers are created through Resource Manager (storage_account_id), not the data plane.
+resource "azurerm_storage_container" "deployment" {
+  name                  = local.deployment_container_name
+  storage_account_id    = azurerm_storage_account.host.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_container" "indicators" {
+  name                  = var.indicators_container_name
+  storage_account_id    = azurerm_storage_account.data.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_container" "reports" {
+  name                  = var.reports_container_name
+  storage_account_id    = azurerm_storage_account.data.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_container" "locks" {
+  name                  = var.lock_container_name
+  storage_account_id    = azurerm_storage_account.data.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_container" "dead_letter" {
+  name                  = var.dead_letter_container_name
+  storage_account_id    = azurerm_storage_account.data.id
+  container_access_type = "private"
+}

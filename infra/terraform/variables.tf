@@ -1,0 +1,336 @@
+# ---------- Naming and placement ----------
+
+variable "subscription_id" {
+  type        = string
+  description = "Subscription to deploy into, e.g. 00000000-0000-0000-0000-000000000000. null uses ARM_SUBSCRIPTION_ID or the Azure CLI's current subscription."
+  default     = null
+}
+
+variable "cloud_environment" {
+  type        = string
+  description = "Azure cloud for both providers: public, usgovernment (GCC High/DoD) or china."
+  default     = "public"
+
+  validation {
+    condition     = contains(["public", "usgovernment", "china"], var.cloud_environment)
+    error_message = "cloud_environment must be public, usgovernment or china, e.g. \"usgovernment\"."
+  }
+}
+
+variable "resource_group_name" {
+  type        = string
+  description = "Existing resource group to deploy into, e.g. rg-ioc-importer."
+}
+
+variable "base_name" {
+  type        = string
+  description = "Short lower-case name every resource name derives from, e.g. iocimp7f3k. Must make the storage and app names globally unique."
+
+  validation {
+    condition     = can(regex("^[a-z0-9]{3,16}$", var.base_name))
+    error_message = "base_name must be 3-16 lower-case letters or digits, e.g. \"iocimp7f3k\"."
+  }
+}
+
+variable "location" {
+  type        = string
+  description = "Azure region, e.g. eastus2; null uses the resource group's. Must offer Flex Consumption (az functionapp list-flexconsumption-locations)."
+  default     = null
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags for every resource, e.g. { owner = \"secops\" }."
+  default     = {}
+}
+
+variable "storage_replication_type" {
+  type        = string
+  description = "Redundancy of both storage accounts: LRS, ZRS, GRS or GZRS."
+  default     = "LRS"
+
+  validation {
+    condition     = contains(["LRS", "ZRS", "GRS", "GZRS"], var.storage_replication_type)
+    error_message = "storage_replication_type must be LRS, ZRS, GRS or GZRS, e.g. \"ZRS\"."
+  }
+}
+
+variable "indicators_container_name" {
+  type        = string
+  description = "Container watched for dropped IOC files (INDICATORS_CONTAINER)."
+  default     = "indicators"
+
+  validation {
+    condition     = can(regex("^[a-z0-9](-?[a-z0-9])+$", var.indicators_container_name)) && length(var.indicators_container_name) <= 63
+    error_message = "A container name is 3-63 lower-case letters, digits and single hyphens, e.g. \"indicators\"."
+  }
+}
+
+variable "reports_container_name" {
+  type        = string
+  description = "Container that receives reports (REPORTS_CONTAINER). Never the watched container."
+  default     = "indicator-reports"
+
+  validation {
+    condition     = can(regex("^[a-z0-9](-?[a-z0-9])+$", var.reports_container_name)) && length(var.reports_container_name) <= 63
+    error_message = "A container name is 3-63 lower-case letters, digits and single hyphens, e.g. \"indicator-reports\"."
+  }
+}
+
+variable "lock_container_name" {
+  type        = string
+  description = "Container for the tenant lock blob (LOCK_CONTAINER), outside the watched container."
+  default     = "indicator-locks"
+
+  validation {
+    condition     = can(regex("^[a-z0-9](-?[a-z0-9])+$", var.lock_container_name)) && length(var.lock_container_name) <= 63
+    error_message = "A container name is 3-63 lower-case letters, digits and single hyphens, e.g. \"indicator-locks\"."
+  }
+}
+
+variable "dead_letter_container_name" {
+  type        = string
+  description = "Container that receives Event Grid events that could not be delivered."
+  default     = "eventgrid-deadletter"
+
+  validation {
+    condition     = can(regex("^[a-z0-9](-?[a-z0-9])+$", var.dead_letter_container_name)) && length(var.dead_letter_container_name) <= 63
+    error_message = "A container name is 3-63 lower-case letters, digits and single hyphens, e.g. \"eventgrid-deadletter\"."
+  }
+}
+
+# ---------- Hosting ----------
+
+variable "python_version" {
+  type        = string
+  description = "Python version of the Flex runtime: 3.11, 3.12 or 3.13."
+  default     = "3.12"
+
+  validation {
+    condition     = contains(["3.11", "3.12", "3.13"], var.python_version)
+    error_message = "python_version must be 3.11, 3.12 or 3.13, e.g. \"3.12\"."
+  }
+}
+
+variable "instance_memory_mb" {
+  type        = number
+  description = "Instance memory in MB: 512, 2048 or 4096."
+  default     = 2048
+
+  validation {
+    condition     = contains([512, 2048, 4096], var.instance_memory_mb)
+    error_message = "instance_memory_mb must be 512, 2048 or 4096, e.g. 2048."
+  }
+}
+
+variable "maximum_instance_count" {
+  type        = number
+  description = "Maximum instances the app scales out to (imports are serialised per tenant anyway)."
+  default     = 40
+
+  validation {
+    condition     = var.maximum_instance_count >= 40 && var.maximum_instance_count <= 1000
+    error_message = "maximum_instance_count must be 40 to 1000, e.g. 40."
+  }
+}
+
+variable "log_retention_in_days" {
+  type        = number
+  description = "Days Log Analytics keeps data (30-730)."
+  default     = 30
+
+  validation {
+    condition     = var.log_retention_in_days >= 30 && var.log_retention_in_days <= 730
+    error_message = "log_retention_in_days must be 30 to 730, e.g. 90."
+  }
+}
+
+variable "azure_authority_host" {
+  type        = string
+  description = "AZURE_AUTHORITY_HOST for sovereign clouds, e.g. https://login.microsoftonline.us for GCC High/DoD; empty leaves it unset."
+  default     = ""
+}
+
+# ---------- Second step and the Defender permission ----------
+
+variable "create_event_subscription" {
+  type        = bool
+  description = "Create the Event Grid subscription. Only after the code is deployed (the blobs_extension key exists then)."
+  default     = false
+}
+
+variable "grant_defender_permission" {
+  type        = bool
+  description = "Grant the identity Ti.ReadWrite.All on WindowsDefenderATP (deployer needs Graph AppRoleAssignment.ReadWrite.All and Application.Read.All). Set false and run infra/scripts/grant-defender-permission.sh otherwise."
+  default     = true
+}
+
+variable "event_max_delivery_attempts" {
+  type        = number
+  description = "Event Grid delivery attempts before an event is dead-lettered (1-30)."
+  default     = 30
+
+  validation {
+    condition     = var.event_max_delivery_attempts >= 1 && var.event_max_delivery_attempts <= 30
+    error_message = "event_max_delivery_attempts must be 1 to 30, e.g. 30."
+  }
+}
+
+variable "event_time_to_live_in_minutes" {
+  type        = number
+  description = "Minutes Event Grid keeps retrying one event (1-1440)."
+  default     = 1440
+
+  validation {
+    condition     = var.event_time_to_live_in_minutes >= 1 && var.event_time_to_live_in_minutes <= 1440
+    error_message = "event_time_to_live_in_minutes must be 1 to 1440, e.g. 1440."
+  }
+}
+
+# ---------- Contract settings (CONTRACT.md "Settings"; defaults match shared/settings.py) ----------
+
+variable "defender_api_url" {
+  type        = string
+  description = "DEFENDER_API_URL: base URL of the Defender API, e.g. https://api-gov.securitycenter.microsoft.us."
+  default     = "https://api.securitycenter.microsoft.com"
+
+  validation {
+    condition     = startswith(var.defender_api_url, "https://")
+    error_message = "defender_api_url must be an https:// URL, e.g. \"https://api.securitycenter.microsoft.com\"."
+  }
+}
+
+variable "defender_token_scope" {
+  type        = string
+  description = "DEFENDER_TOKEN_SCOPE, e.g. https://api-gov.securitycenter.microsoft.us/.default."
+  default     = "https://api.securitycenter.microsoft.com/.default"
+}
+
+variable "default_action" {
+  type        = string
+  description = "DEFAULT_ACTION for rows that carry none."
+  default     = "Audit"
+
+  validation {
+    condition     = contains(["Allowed", "Audit", "Warn", "Block", "BlockAndRemediate"], var.default_action)
+    error_message = "default_action must be Allowed, Audit, Warn, Block or BlockAndRemediate, e.g. \"Audit\"."
+  }
+}
+
+variable "default_severity" {
+  type        = string
+  description = "DEFAULT_SEVERITY for rows that carry none."
+  default     = "Medium"
+
+  validation {
+    condition     = contains(["Informational", "Low", "Medium", "High"], var.default_severity)
+    error_message = "default_severity must be Informational, Low, Medium or High, e.g. \"Medium\"."
+  }
+}
+
+variable "default_expiration_days" {
+  type        = number
+  description = "DEFAULT_EXPIRATION_DAYS for rows that carry none (0 = never expire)."
+  default     = 90
+
+  validation {
+    condition     = var.default_expiration_days >= 0 && floor(var.default_expiration_days) == var.default_expiration_days
+    error_message = "default_expiration_days must be a whole number of days, 0 or more, e.g. 90."
+  }
+}
+
+variable "expiration_days_by_type" {
+  type        = string
+  description = "EXPIRATION_DAYS_BY_TYPE, e.g. IpAddress=30,Url=90; empty for none."
+  default     = ""
+}
+
+variable "default_title" {
+  type        = string
+  description = "DEFAULT_TITLE for rows that carry none."
+  default     = "Imported indicator"
+}
+
+variable "default_description" {
+  type        = string
+  description = "DEFAULT_DESCRIPTION for rows that carry none; {source} becomes the input's name."
+  default     = "Imported from {source}"
+}
+
+variable "default_rbac_groups" {
+  type        = string
+  description = "DEFAULT_RBAC_GROUPS: comma-separated device group names, e.g. Servers,Laptops; empty for all devices."
+  default     = ""
+}
+
+variable "batch_size" {
+  type        = number
+  description = "BATCH_SIZE: indicators per import call (1-500)."
+  default     = 500
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 500
+    error_message = "batch_size must be 1 to 500, e.g. 500."
+  }
+}
+
+variable "max_calls_per_minute" {
+  type        = number
+  description = "MAX_CALLS_PER_MINUTE: import calls per 60 seconds for the whole app."
+  default     = 30
+
+  validation {
+    condition     = var.max_calls_per_minute >= 1
+    error_message = "max_calls_per_minute must be 1 or more, e.g. 30."
+  }
+}
+
+variable "dry_run" {
+  type        = bool
+  description = "DRY_RUN: validate and report, submit nothing."
+  default     = false
+}
+
+variable "max_http_body_bytes" {
+  type        = number
+  description = "MAX_HTTP_BODY_BYTES: larger HTTP bodies get 413."
+  default     = 20971520
+
+  validation {
+    condition     = var.max_http_body_bytes >= 1
+    error_message = "max_http_body_bytes must be 1 or more, e.g. 20971520."
+  }
+}
+
+variable "max_http_indicators" {
+  type        = number
+  description = "MAX_HTTP_INDICATORS: more indicators in one HTTP request get 413."
+  default     = 15000
+
+  validation {
+    condition     = var.max_http_indicators >= 1
+    error_message = "max_http_indicators must be 1 or more, e.g. 15000."
+  }
+}
+
+variable "max_tenant_indicators" {
+  type        = number
+  description = "MAX_TENANT_INDICATORS: the tenant cap the app plans against."
+  default     = 15000
+
+  validation {
+    condition     = var.max_tenant_indicators >= 1
+    error_message = "max_tenant_indicators must be 1 or more, e.g. 15000."
+  }
+}
+
+variable "capacity_reserve" {
+  type        = number
+  description = "CAPACITY_RESERVE: room left free for analysts' own indicators."
+  default     = 500
+
+  validation {
+    condition     = var.capacity_reserve >= 0
+    error_message = "capacity_reserve must be 0 or more, e.g. 500."
+  }
+}
