@@ -313,10 +313,14 @@ class DefenderClient:
             attempt += 1
             if attempt > 1 and kind == "import":
                 self.retries += 1
-            token = self._access_token()
             permit = pacer.acquire()
             if permit.waited:
                 log.debug("paced: waited %.2f s for a %s call slot", permit.waited, kind)
+            try:
+                token = self._access_token()  # after the pacing wait, so the token is fresh when sent
+            except IdentityUnavailable:
+                permit.release()
+                raise
             self._count(kind)
             started = self._clock()
             try:
