@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 # The team kit sits beside the checkout (CI lays it there too).
 CORPUS = REPO.parent / "shared" / "corpus" / "real"
 
-pytest_plugins: list[str] = ["tests.support.azurite"]
+pytest_plugins: list[str] = ["tests.support.azurite", "tests.support.stack"]
 
 
 @pytest.fixture(scope="session")
