@@ -189,9 +189,9 @@ class DefenderEmulator(HttpEmulator):
         if method != wanted:
             return _error(405, "MethodNotAllowed", f"{method} is not allowed on {request.path}")
         claims, denied = self._authorise(request, roles)
+        entry["oid"] = claims.get("oid")  # the caller's identity, never the token
         if denied is not None:
             return denied
-        entry["oid"] = claims.get("oid")
         wait = self._windows.acquire(
             group,
             f"{claims.get('tid')}/{claims.get('appid')}",  # per application + tenant (§2)

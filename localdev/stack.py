@@ -12,8 +12,10 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 AZURITE_BIN = REPO / "node_modules" / ".bin" / "azurite"
@@ -121,3 +123,141 @@ def start_azurite(*, location: Path | None = None, in_memory: bool = False, time
         az.stop()
         raise
     return az
+
+
+# --------------------------------------------------------------------------------------------------
+# The whole local stack: Azurite + the Defender and managed identity emulators, and the app's settings.
+
+
+@dataclass
+class LocalStack:
+    """Azurite and both emulators, running; `env()` gives the app settings that point the app at them."""
+
+    azurite: Azurite
+    defender: Any
+    identity: Any
+    time_scale: float = 1.0
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """App settings for the stack (a copy of local.settings.sample.json's shape, with live ports)."""
+        env = {
+            "IndicatorStorage": self.azurite.connection_string,
+            "INDICATORS_CONTAINER": "indicators",
+            "REPORTS_CONTAINER": "indicator-reports",
+            "LOCK_CONTAINER": "indicator-locks",
+            # settings.py allows plain http on loopback only.
+            "DEFENDER_API_URL": self.defender.base_url,
+            "IDENTITY_ENDPOINT": self.identity.endpoint,
+            "IDENTITY_HEADER": self.identity.identity_header,
+        }
+        env.update(overrides)
+        return env
+
+    def stop(self) -> None:
+        errors: list[BaseException] = []
+        for part in (self.defender, self.identity, self.azurite):
+            try:
+                part.stop()
+            except BaseException as e:  # stop the others anyway
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
+
+def start_stack(*, time_scale: float = 60.0) -> LocalStack:
+    """Start Azurite (in memory) and both emulators on free loopback ports; stop what started on failure.
+
+    `time_scale=60` makes the Defender emulator's rate-limit minute last one second; pair it with
+    `scaled_defender_factory(time_scale)` so the app paces itself to the same clock.
+    """
+    from localdev.defender_emulator import DefenderEmulator
+    from localdev.identity_emulator import IdentityEmulator
+
+    started: list[Any] = []
+    try:
+        azurite = start_azurite(in_memory=True)
+        started.append(azurite)
+        defender = DefenderEmulator(time_scale=time_scale)
+        defender.start()
+        started.append(defender)
+        identity = IdentityEmulator()
+        identity.start()
+        started.append(identity)
+    except BaseException:
+        for part in reversed(started):
+            part.stop()
+        raise
+    return LocalStack(azurite, defender, identity, time_scale)
+
+
+def scaled_defender_factory(time_scale: float) -> Any:
+    """A Defender client factory whose pacing window is 60 s / time_scale (to match the emulator's clock)."""
+
+    def factory(settings: Any) -> Any:
+        from shared.defender import CallPacer, make_client
+
+        return make_client(
+            settings,
+            pacer=CallPacer(settings.max_calls_per_minute, 60.0 / time_scale),
+            backoff_factor=0.05,
+            backoff_max=0.5,
+            backoff_jitter=0.0,
+        )
+
+    return factory
+
+
+# --------------------------------------------------------------------------------------------------
+# Delivering Event Grid BlobCreated events the way the Functions host does.
+
+
+def blob_created_event(container: str, name: str, *, etag: str, size: int, url: str, content_type: str) -> dict:
+    """An Event Grid `Microsoft.Storage.BlobCreated` event (EventGridSchema), as the subscription sends it."""
+    return {
+        "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local/providers/"
+        "Microsoft.Storage/storageAccounts/devstoreaccount1",
+        "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "id": str(uuid.uuid4()),
+        "data": {
+            "api": "PutBlob",
+            "eTag": etag,
+            "contentType": content_type,
+            "contentLength": size,
+            "blobType": "BlockBlob",
+            "url": url,
+            "sequencer": f"{time.time_ns():064d}",
+        },
+        "dataVersion": "",
+        "metadataVersion": "1",
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def subject_to_blob(subject: str) -> tuple[str, str]:
+    """`/blobServices/default/containers/<c>/blobs/<path>` → (c, path)."""
+    prefix = "/blobServices/default/containers/"
+    if not subject.startswith(prefix) or "/blobs/" not in subject:
+        raise ValueError(f"not a blob subject: {subject!r}")
+    container, _, name = subject[len(prefix) :].partition("/blobs/")
+    return container, name
+
+
+def deliver_blob_created(event: dict, connection_string: str, *, watched_container: str) -> Any:
+    """Do what the host does with a BlobCreated event: match the trigger path, build the BlobClient, call the function.
+
+    The host's SDK-type binding hands the function an `azure.storage.blob.BlobClient` built from the
+    trigger's connection (azurefunctions-extensions-bindings-blob `utils.service_client_factory`);
+    events for other containers do not match `%INDICATORS_CONTAINER%/{name}` and are dropped.
+    """
+    from azure.storage.blob import BlobServiceClient
+
+    import function_app
+
+    if event.get("eventType") != "Microsoft.Storage.BlobCreated":
+        return None
+    container, name = subject_to_blob(event["subject"])
+    if container != watched_container:
+        return None
+    client = BlobServiceClient.from_connection_string(connection_string).get_blob_client(container, name)
+    return function_app.import_dropped_file(client)
