@@ -21,7 +21,6 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from localdev.stack import (
@@ -170,7 +169,7 @@ def call_http(function_app: Any, request: Mapping[str, Any]) -> dict[str, Any]:
     print(f"  -> HTTP {resp.status_code}; report {answer.get('report')}")
     for entry in answer.get("value", []):
         state = "failed " if entry["isFailed"] else "ok     "
-        print(f"     {state} id={str(entry['id']):<6} {entry['indicator'][:60]:<60} {entry['failureReason'] or ''}")
+        print(f"     {state} id={entry['id']!s:<6} {entry['indicator'][:60]:<60} {entry['failureReason'] or ''}")
     return answer
 
 

@@ -1,0 +1,441 @@
+"""Entry points of the function app: `handle_blob`, `handle_http`, `handle_health`.
+
+Settings and clients are built once per process, lazily, on the first invocation (`get_runtime()`),
+and reused by every invocation after it (azure-functions-conventions.md P12). Each handler is the
+one place where an unexpected exception is caught and turned into a `failed` report or a 5xx
+(STYLE.md "Errors").
+
+Blob drop (CONTRACT.md "Function names", "Reports"; issue "Triggers"):
+1. per-file overrides from blob metadata — a bad value gives a `failed` report naming the key;
+2. the tenant lock, waited for at most BLOB_LOCK_WAIT_SECONDS — if it cannot be had, `LockTimeout`
+   is raised so the host retries the event (and poisons it after host.json's `poisonBlobThreshold`);
+3. inside the lock: a complete report for this blob's ETag means the event was already handled
+   (Event Grid delivers at least once, possibly concurrently) — nothing is submitted again;
+4. otherwise the blob is streamed through `process_stream`, pinned to its ETag; the CSV report is
+   uploaded first and the JSON report last, so its presence means complete. The input is never
+   changed or deleted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.http_api import HttpProblem, ValueBuilder, check_body, error_body, overrides_from_params
+from shared.lock import LockTimeout, TenantLock
+from shared.model import FileProblem, Outcome, RawRow, Status, Summary
+from shared.reports import FAILED, ReportWriter, report_names
+from shared.settings import Settings, SettingsError
+from shared.storage import (
+    BlobChanged,
+    ConnectionSettingsError,
+    ReportFiles,
+    blob_info,
+    has_complete_report,
+    open_blob,
+    parse_connection,
+    report_metadata,
+    service_client,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOCK_CONTAINER = "indicator-locks"
+DEFAULT_HTTP_LOCK_WAIT = 60.0  # HTTP answers must come well inside the 230-second limit
+DEFAULT_BLOB_LOCK_WAIT = 900.0  # well inside host.json's functionTimeout (30 min)
+RETRY_AFTER_SECONDS = 30  # the holder renews every 20 s; a crashed one frees the lock within 60 s
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    """App settings of the function app itself (not of the pipeline): where the lock lives, wait bounds."""
+
+    lock_container: str = DEFAULT_LOCK_CONTAINER
+    http_lock_wait: float = DEFAULT_HTTP_LOCK_WAIT
+    blob_lock_wait: float = DEFAULT_BLOB_LOCK_WAIT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AppOptions:
+        errors: list[str] = []
+        kw: dict[str, Any] = {}
+
+        def take(name: str, attr: str, conv: Any, check: Any = None) -> None:
+            raw = (env.get(name) or "").strip()
+            if not raw:
+                return
+            try:
+                val = conv(raw)
+            except ValueError as e:
+                errors.append(f"{name}: {e}")
+                return
+            problem = check(val) if check else None
+            if problem:
+                errors.append(f"{name}: {problem}")
+            else:
+                kw[attr] = val
+
+        take("LOCK_CONTAINER", "lock_container", str)
+        take("HTTP_LOCK_WAIT_SECONDS", "http_lock_wait", float, lambda v: None if 0 <= v <= 180 else "must be 0 to 180")
+        take("BLOB_LOCK_WAIT_SECONDS", "blob_lock_wait", float, lambda v: None if v >= 0 else "must be 0 or more")
+        if errors:
+            raise SettingsError("invalid settings: " + "; ".join(errors))
+        return cls(**kw)
+
+
+class Runtime:
+    """Everything an invocation needs, built once per process. The constructor does no I/O."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: AppOptions,
+        service: Any,
+        *,
+        defender_factory: Any = None,
+        lock_factory: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.service = service
+        self.reports = service.get_container_client(settings.reports_container)
+        self.lock = (lock_factory or TenantLock)(service.get_container_client(options.lock_container))
+        self._defender_factory = defender_factory
+        self._defender: Any = None
+        self._defender_lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **kw: Any) -> Runtime:
+        """Build from app settings; raises SettingsError / ConnectionSettingsError naming every bad one."""
+        settings = Settings.from_env(env)
+        options = AppOptions.from_env(env)
+        if options.lock_container in (settings.indicators_container, settings.reports_container):
+            raise SettingsError("invalid settings: LOCK_CONTAINER must differ from the indicator and report containers")
+        service = service_client(parse_connection(env))
+        return cls(settings, options, service, **kw)
+
+    @property
+    def defender(self) -> Any:
+        """The Defender client (one per process: its token cache and pacer are shared by invocations)."""
+        with self._defender_lock:
+            if self._defender is None:
+                if self._defender_factory is not None:
+                    self._defender = self._defender_factory(self.settings)
+                else:
+                    from shared.defender import make_client
+
+                    self._defender = make_client(self.settings)
+            return self._defender
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """The process-wide Runtime, built from os.environ on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime.from_env(os.environ)
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install a Runtime (the demo, tests) or forget it so the next call rebuilds from os.environ."""
+    global _runtime
+    with _runtime_lock:
+        _runtime = runtime
+
+
+# ---------------------------------------------------------------------------------------------- blob
+
+
+@dataclass
+class BlobRun:
+    """What one blob invocation did (returned for the demo and tests; the host ignores it)."""
+
+    source: dict[str, Any]
+    report_json: str
+    report_csv: str
+    status: str | None = None
+    summary: dict[str, int] = field(default_factory=dict)
+    already_done: bool = False
+
+
+def handle_blob(blob_client: Any, *, runtime: Runtime | None = None) -> BlobRun:
+    """Import one dropped blob (see the module docstring for the steps and guarantees)."""
+    rt = runtime or get_runtime()
+    info = blob_info(blob_client)
+    json_name, csv_name = report_names(info.name)
+    source = {
+        "container": info.container,
+        "name": info.name,
+        "etag": info.etag.strip('"'),
+        "size": info.size,
+    }  # `format` is added by process_stream once the reader knows it
+    run = BlobRun(source, json_name, csv_name)
+    try:
+        settings = rt.settings.with_overrides(info.metadata)
+    except SettingsError as e:
+        log.warning("blob %s/%s: bad metadata: %s", info.container, info.name, e)
+        run.status = _write_failed_report(rt, run, f"blob metadata: {e}", dry_run=rt.settings.dry_run)
+        return run
+
+    try:
+        with rt.lock.hold(timeout=rt.options.blob_lock_wait):
+            if has_complete_report(rt.reports, json_name, info.etag):
+                log.info("blob %s/%s (ETag %s) already has a complete report: nothing to do", *_where(source))
+                run.already_done = True
+                return run
+            _import_blob(rt, blob_client, info, settings, run)
+    except LockTimeout:
+        # Raising makes the host retry the event later (poisoned after poisonBlobThreshold attempts).
+        log.warning("blob %s/%s: tenant lock busy for %.0f s; the host will retry", info.container, info.name,
+                    rt.options.blob_lock_wait)  # fmt: skip
+        raise
+    return run
+
+
+def _where(source: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    return source["container"], source["name"], source["etag"]
+
+
+def _import_blob(rt: Runtime, blob_client: Any, info: Any, settings: Settings, run: BlobRun) -> None:
+    from shared.process import process_stream
+
+    started = datetime.now(UTC)
+    submitter = None if settings.dry_run else rt.defender
+    log.info("importing %s/%s (ETag %s, %d bytes)%s", info.container, info.name, run.source["etag"], info.size,
+             " as a dry run" if settings.dry_run else "")  # fmt: skip
+    with ReportFiles() as files:
+        writer = ReportWriter(files.json, files.csv, source=run.source, started_at=started, dry_run=settings.dry_run)
+        try:
+            with open_blob(blob_client, info.etag, info.size) as stream:
+                result = process_stream(
+                    stream, info.name, settings=settings, submitter=submitter, reports=writer, source=info.name
+                )
+        except BlobChanged as e:
+            # The rows read so far describe a version that no longer exists: report the run as failed.
+            log.warning("%s/%s: %s", info.container, info.name, e)
+            with ReportFiles() as failed_files:
+                w = ReportWriter(
+                    failed_files.json, failed_files.csv, source=run.source, started_at=started, dry_run=settings.dry_run
+                )
+                w.error(FileProblem(f"{e}; a new upload is imported by its own event"))
+                w.finish(Summary(), FAILED, finished_at=datetime.now(UTC))
+                failed_files.upload(rt.reports, run.report_json, run.report_csv, metadata=report_metadata(info.etag))
+            run.status = FAILED
+            return
+        files.upload(rt.reports, run.report_json, run.report_csv, metadata=report_metadata(info.etag))
+    run.status = result.status
+    run.summary = result.summary.as_dict()
+    run.source = dict(writer.source)
+    log.info("%s/%s: %s %s", info.container, info.name, result.status, run.summary)
+
+
+def _write_failed_report(rt: Runtime, run: BlobRun, message: str, *, dry_run: bool) -> str:
+    """A report with no entries, status `failed` and one file-level error (bad metadata, ...)."""
+    now = datetime.now(UTC)
+    with ReportFiles() as files:
+        w = ReportWriter(files.json, files.csv, source=run.source, started_at=now, dry_run=dry_run)
+        w.error(FileProblem(message))
+        w.finish(Summary(), FAILED, finished_at=datetime.now(UTC))
+        files.upload(rt.reports, run.report_json, run.report_csv, metadata=report_metadata(run.source["etag"]))
+    return FAILED
+
+
+# ---------------------------------------------------------------------------------------------- http
+
+
+@dataclass
+class HttpAnswer:
+    """An HTTP answer independent of azure.functions (function_app turns it into an HttpResponse)."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def to_response(self) -> Any:
+        import azure.functions as func
+
+        return func.HttpResponse(
+            json.dumps(self.body, ensure_ascii=False),
+            status_code=self.status,
+            headers=self.headers,
+            mimetype="application/json",
+            charset="utf-8",
+        )
+
+
+def handle_http(req: Any, *, invocation_id: str, runtime: Runtime | None = None) -> Any:
+    """`POST /api/indicators/import` (CONTRACT.md "HTTP API"); returns a func.HttpResponse."""
+    return http_import(
+        method=req.method,
+        headers=dict(req.headers),
+        params=dict(req.params),
+        body=req.get_body() or b"",
+        invocation_id=invocation_id,
+        runtime=runtime,
+    ).to_response()
+
+
+def http_import(
+    *,
+    method: str,
+    headers: Mapping[str, str],
+    params: Mapping[str, str],
+    body: bytes,
+    invocation_id: str,
+    runtime: Runtime | None = None,
+    now: datetime | None = None,
+) -> HttpAnswer:
+    try:
+        rt = runtime or get_runtime()
+    except Exception as e:  # configuration: the health endpoint lists the details too
+        log.error("configuration incomplete: %s", e)
+        return HttpAnswer(500, error_body(500, f"the app's configuration is incomplete: {e}"))
+    try:
+        settings = rt.settings.with_overrides(overrides_from_params(params))
+        parsed = check_body(
+            headers,
+            body,
+            max_bytes=settings.max_http_body_bytes,
+            max_indicators=settings.max_http_indicators,
+            count_entries=count_entries,
+        )
+    except SettingsError as e:
+        return HttpAnswer(400, error_body(400, f"query parameters: {e}"))
+    except HttpProblem as p:
+        return HttpAnswer(p.status, p.body(), p.headers)
+
+    started = now or datetime.now(UTC)
+    base = f"http/{started.strftime('%Y%m%dT%H%M%SZ')}-{invocation_id}"
+    try:
+        with rt.lock.hold(timeout=rt.options.http_lock_wait):
+            return _run_http(rt, settings, parsed, base, started)
+    except LockTimeout as e:
+        return HttpAnswer(
+            503,
+            error_body(503, f"{e}; try again later"),
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    except Exception as e:
+        log.exception("HTTP import %s failed", invocation_id)
+        return HttpAnswer(500, error_body(500, f"the import failed unexpectedly ({type(e).__name__}); see the logs"))
+
+
+def count_entries(data: bytes, name: str) -> int:
+    """Indicator entries the readers find in a body (for MAX_HTTP_INDICATORS on CSV and text bodies)."""
+    from shared.readers import read
+
+    return sum(1 for item in read(io.BytesIO(data), name) if isinstance(item, RawRow))
+
+
+def _run_http(rt: Runtime, settings: Settings, parsed: Any, base: str, started: datetime) -> HttpAnswer:
+    from shared.process import process_stream
+
+    json_name, csv_name = f"{base}.report.json", f"{base}.report.csv"
+    source = {"container": None, "name": base, "etag": None, "size": len(parsed.data)}
+    values = ValueBuilder()
+    submitter = None if settings.dry_run else rt.defender
+    with ReportFiles() as files:
+        writer = CollectingWriter(
+            values, files.json, files.csv, source=source, started_at=started, dry_run=settings.dry_run
+        )
+        result = process_stream(
+            io.BytesIO(parsed.data), parsed.name, settings=settings, submitter=submitter, reports=writer, source=base
+        )
+        files.upload(rt.reports, json_name, csv_name)
+    summary = result.summary.as_dict()
+    unreachable = unreachable_message(result, writer.first_failure)
+    if unreachable:
+        body = error_body(503, unreachable)
+        body.update({"summary": summary, "report": json_name})
+        return HttpAnswer(503, body)
+    return HttpAnswer(200, {"value": values.entries, "summary": summary, "report": json_name, "status": result.status})
+
+
+class CollectingWriter(ReportWriter):
+    """A ReportWriter that also hands every final outcome to the HTTP `value` builder."""
+
+    def __init__(self, values: ValueBuilder, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._values = values
+        self.first_failure: str | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        super().add(outcome)
+        self._values.add(outcome)
+        if self.first_failure is None and outcome.status is Status.failed:
+            self.first_failure = outcome.reason
+
+
+def unreachable_message(result: Any, first_failure: str | None) -> str | None:
+    """The 503 message when Defender or the identity endpoint could not be reached at all, else None.
+
+    process_stream reports such a run `failed` without a fatal file-level problem (a file that could
+    not be read is the other way to `failed`); every pending entry then carries the client's message,
+    which names the endpoint and what to check (e.g. the missing Ti.ReadWrite.All role).
+    """
+    if result.status != FAILED or any(e.fatal for e in result.errors):
+        return None
+    return (
+        f"Defender or the identity endpoint could not be reached: {first_failure or 'no answer'}. "
+        "Check the managed identity, its Ti.ReadWrite.All role and DEFENDER_API_URL / DEFENDER_TOKEN_SCOPE."
+    )
+
+
+# -------------------------------------------------------------------------------------------- health
+
+
+def handle_health(env: Mapping[str, str] | None = None) -> Any:
+    return health_answer(env).to_response()
+
+
+def health_answer(env: Mapping[str, str] | None = None) -> HttpAnswer:
+    """Liveness plus whether the configuration is complete. Names settings, never their secret values."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    settings: Settings | None = None
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as e:
+        problems.append(str(e))
+    try:
+        options = AppOptions.from_env(env)
+    except SettingsError as e:
+        problems.append(str(e))
+        options = AppOptions()
+    storage = None
+    try:
+        storage = parse_connection(env).describe()
+    except ConnectionSettingsError as e:
+        problems.append(str(e))
+    body: dict[str, Any] = {
+        "status": "ok" if not problems else "misconfigured",
+        "configurationComplete": not problems,
+        "problems": problems,
+        "storage": storage,
+        "lockContainer": options.lock_container,
+    }
+    if settings is not None:
+        body.update(
+            {
+                "defenderApiUrl": settings.defender_api_url,
+                "tokenScope": settings.defender_token_scope,
+                "managedIdentity": "user-assigned" if settings.azure_client_id else "system-assigned or developer",
+                "indicatorsContainer": settings.indicators_container,
+                "reportsContainer": settings.reports_container,
+                "dryRun": settings.dry_run,
+            }
+        )
+    # 200 either way: this is a liveness probe; a platform health check must not recycle the
+    # instance over a setting only an operator can fix. `configurationComplete` tells the story.
+    return HttpAnswer(200, body)

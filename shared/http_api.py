@@ -1,0 +1,209 @@
+"""The HTTP import's request checks and response shapes (CONTRACT.md "HTTP API"). No I/O.
+
+`check_body()` decides 400/413/415 before anything is read into the pipeline and names the
+synthetic file the body is parsed as (`http.json`, `http.csv`, `http.txt`), so an HTTP body goes
+through exactly the same readers as a dropped file. `value_entries()` turns the run's outcomes into
+Defender's `value` list: one entry per indicator, in input order, per the contract's status table.
+
+Choices (documented in README "HTTP API"):
+- A JSON object must carry the Defender key `Indicators` (exact case, as Defender's own endpoint
+  requires, defender-api.md §1.4); an object without it is a malformed body (400 naming the key).
+- An entry without `indicatorValue` is not a malformed body: it becomes an `invalid` entry in a 200
+  answer, like a bad row in a file, so one bad entry never costs the caller the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.model import Outcome, Status
+
+JSON_TYPES = frozenset({"application/json", "text/json"})
+CSV_TYPES = frozenset({"text/csv", "application/csv"})
+TEXT_TYPES = frozenset({"text/plain"})
+
+
+class HttpProblem(Exception):
+    """A request the import refuses: HTTP status, a message that says what and where, extra headers."""
+
+    def __init__(self, status: int, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.status, self.message)
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """Defender's error shape (defender-api.md §3.3), so callers handle ours like theirs."""
+    codes = {
+        400: "InvalidRequestBody",
+        413: "RequestTooLarge",
+        415: "UnsupportedMediaType",
+        500: "InternalServerError",
+        503: "ServiceUnavailable",
+    }
+    return {"error": {"code": codes.get(status, "Error"), "message": message}}
+
+
+@dataclass(frozen=True)
+class Body:
+    """A body accepted for import: the synthetic file name that picks the reader, and its bytes."""
+
+    name: str
+    data: bytes
+    count: int | None = None  # indicator entries, when known from the JSON shape
+
+
+def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def media_type(headers: Mapping[str, str]) -> str:
+    return _lower_keys(headers).get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def check_size(headers: Mapping[str, str], body: bytes, max_bytes: int) -> None:
+    """413 when Content-Length or the body actually received is over MAX_HTTP_BODY_BYTES."""
+    declared = _lower_keys(headers).get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise HttpProblem(413, f"request body is {int(declared)} bytes; the limit is {max_bytes} (MAX_HTTP_BODY_BYTES)")
+    if len(body) > max_bytes:
+        raise HttpProblem(413, f"request body is {len(body)} bytes; the limit is {max_bytes} (MAX_HTTP_BODY_BYTES)")
+
+
+def check_body(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    max_bytes: int,
+    max_indicators: int,
+    count_entries: Callable[[bytes, str], int] | None = None,
+) -> Body:
+    """Check size, content type and shape; raise HttpProblem (413, 415, 400) or return the Body.
+
+    `count_entries(data, name)` counts indicator entries of CSV/text bodies (the readers do it);
+    JSON bodies are counted from their array.
+    """
+    check_size(headers, body, max_bytes)
+    mtype = media_type(headers)
+    if mtype in JSON_TYPES or mtype.endswith("+json"):
+        parsed = Body("http.json", body, _json_count(body))
+    elif mtype in CSV_TYPES:
+        parsed = Body("http.csv", body)
+    elif mtype in TEXT_TYPES:
+        parsed = Body("http.txt", body)
+    else:
+        shown = mtype or "none"
+        raise HttpProblem(415, f"unsupported content type {shown!r}: send application/json, text/csv or text/plain")
+    if not body.strip():
+        raise HttpProblem(400, "the request body is empty")
+    count = parsed.count
+    if count is None and count_entries is not None:
+        count = count_entries(body, parsed.name)
+    if count is not None and count > max_indicators:
+        raise HttpProblem(413, f"request holds {count} indicators; the limit is {max_indicators} (MAX_HTTP_INDICATORS)")
+    return Body(parsed.name, parsed.data, count)
+
+
+def _json_count(body: bytes) -> int:
+    """Parse strictly; 400 with line and column when the JSON is malformed or not an import body."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise HttpProblem(400, f"the body is not UTF-8 (byte {e.start + 1})") from None
+    if not text.strip():
+        raise HttpProblem(400, "the request body is empty")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise HttpProblem(400, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    if isinstance(doc, list):
+        return len(doc)
+    if isinstance(doc, dict):
+        if "Indicators" not in doc:
+            keys = ", ".join(repr(k) for k in list(doc)[:5]) or "none"
+            raise HttpProblem(
+                400,
+                "missing key 'Indicators': send {\"Indicators\": [...]} (the key is case-sensitive, as in "
+                f"Defender's API) or a bare array; keys found: {keys}",
+            )
+        items = doc["Indicators"]
+        if not isinstance(items, list):
+            raise HttpProblem(400, f"'Indicators' must be an array, got {type(items).__name__}")
+        return len(items)
+    raise HttpProblem(400, f"expected a JSON object or array, got {type(doc).__name__}")
+
+
+def overrides_from_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Query parameters as per-file overrides (CONTRACT.md: same names as blob metadata, `dryRun` too)."""
+    return {k: v for k, v in params.items() if k.lower() != "code"}  # `code` is the function key
+
+
+def _where(o: Outcome) -> str:
+    return f"entry {o.line}" if o.position else f"line {o.line}"
+
+
+@dataclass
+class _First:
+    id: str | None
+    is_failed: bool
+    reason: str | None
+    where: str
+
+
+@dataclass
+class ValueBuilder:
+    """Collects final outcomes (in input order) and builds the `value` list from them."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    _first: dict[tuple[str | None, str], _First] = field(default_factory=dict)
+    _first_by_line: dict[int, _First] = field(default_factory=dict)
+
+    def add(self, o: Outcome) -> None:
+        if o.status is None:
+            raise ValueError("an outcome without a final status reached the HTTP answer")
+        if o.status is Status.duplicate:
+            first = self._first.get((o.type, o.value))
+            if first is None and o.duplicate_of is not None:
+                first = self._first_by_line.get(o.duplicate_of)
+            if first is None:
+                first = _First(None, False, None, f"line {o.duplicate_of}" if o.duplicate_of else "an earlier entry")
+            reason = f"duplicate of {first.where}"
+            if first.reason:
+                reason += f" ({first.reason})"
+            self.entries.append(_entry(first.id, o.value, first.is_failed, reason))
+            return
+        is_failed, reason = _failure(o)
+        entry = _entry(o.id, o.value, is_failed, reason)
+        self.entries.append(entry)
+        rec = _First(o.id, is_failed, reason, _where(o))
+        self._first.setdefault((o.type, o.value), rec)
+        self._first_by_line.setdefault(o.line, rec)
+
+
+def _failure(o: Outcome) -> tuple[bool, str | None]:
+    """isFailed and failureReason per CONTRACT.md "Outcome of every indicator"."""
+    if o.status in (Status.submitted, Status.unchanged):
+        return False, None
+    if o.status is Status.failed:
+        return True, o.reason or "failed"
+    if o.status is Status.invalid:
+        return True, f"invalid: {o.reason or 'rejected by validation'}"
+    return True, f"skipped: {o.reason or 'not submitted'}"  # Status.skipped
+
+
+def _entry(id_: str | None, value: str, is_failed: bool, reason: str | None) -> dict[str, Any]:
+    return {"id": id_, "indicator": value, "isFailed": is_failed, "failureReason": reason}
+
+
+def value_entries(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
+    b = ValueBuilder()
+    for o in outcomes:
+        b.add(o)
+    return b.entries
