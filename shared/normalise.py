@@ -157,6 +157,8 @@ def canonical_ip(text: str) -> str | None:
     IPv4: dotted quad; leading zeros are refused by `ipaddress` (octal ambiguity, CVE-2021-29921).
     IPv6: all eight groups, each without leading zeros, lower-case (defender-api.md §4).
     """
+    if "%" in text:
+        return None  # a zone index (`fe80::1%eth0`) is local to one host, never an indicator
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:

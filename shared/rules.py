@@ -121,10 +121,9 @@ def ip_single(value: str) -> Iterator[Problem]:
 
 def ip_public(value: str) -> Iterator[Problem]:
     """Defender takes only external (public unicast) addresses (defender-api.md §4, §8 item 9)."""
-    try:
-        addr = ipaddress.ip_address(value)
-    except ValueError:
-        return
+    if canonical_ip(value) is None:
+        return  # ip_single explains what is wrong
+    addr = ipaddress.ip_address(value)
     for net, why in _NOT_PUBLIC:
         if addr.version == net.version and addr in net:
             yield Problem("ip-not-public", f"{value} is not a public address: {why}")

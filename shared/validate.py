@@ -244,10 +244,13 @@ class Validator:
     def _decided_by_reader(self, row: RawRow, raw_value: str, hint: str | None) -> Outcome:
         """A reader's own verdict (bad NDJSON line, inexpressible STIX pattern, MISP to_ids false) stands."""
         status = _INVALID if row.invalid is not None else _SKIPPED
-        reason = row.invalid if row.invalid is not None else row.skip
+        if row.invalid is not None:
+            reason = row.invalid.strip() or "rejected by the reader"
+        else:
+            reason = (row.skip or "").strip() or "skipped by the reader"
         notes = (row.note,) if row.note else ()
         if notes:
-            reason = "; ".join((*notes, reason or ""))
+            reason = "; ".join((*notes, reason))
         raw_action = row.fields.get(FIELD_ACTION)
         action = raw_action.strip(TRIM) or None if raw_action else None
         return Outcome(

@@ -1,0 +1,149 @@
+"""Normalisation (CONTRACT.md "Normalisation"): trimming, refanging, canonical forms, type inference and corrections."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from shared.model import IndicatorType as T
+from shared.model import Problem
+from shared.normalise import TRIM, Candidate, clean, normalise, refang, split_url
+
+SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+
+
+def test_trim_list_covers_every_python_whitespace_character():
+    missing = [hex(c) for c in range(sys.maxunicode + 1) if chr(c).isspace() and chr(c) not in TRIM]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("  x  ", "x"),
+        ("\u00a0cdnappservice.web.app\u00a0", "cdnappservice.web.app"),  # NBSP (SOURCES.md file 16)
+        ("\u200bx\u200c\u200d\u2060\ufeff", "x"),  # zero-width characters and BOM
+        ("\tblog.ceterus.se ", "blog.ceterus.se"),  # leading tab (file 12)
+        ("a b", "a b"),  # inner spaces stay (rules reject them)
+    ],
+)
+def test_clean(raw, want):
+    assert clean(raw) == want
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("hxxp://a[.]b", "http://a.b"),
+        ("hXXps[:]//a[.]b/c", "https://a.b/c"),
+        ("a(.)b{.}c[dot]d", "a.b.c.d"),
+        ("a\\.b", "a.b"),
+        ("user[at]a.b", "user@a.b"),
+        ("user[@]a.b", "user@a.b"),
+        ("https[://]a.b", "https://a.b"),
+        ("6f4c:[e]001::1", "6f4c:e001::1"),  # irregular IPv6 defanging (file 9)
+        ("41.234.45[.]136:8808", "41.234.45.136:8808"),  # only the last dot bracketed (file 23)
+        ("plain.example.com", "plain.example.com"),
+    ],
+)
+def test_refang(raw, want):
+    assert refang(raw) == want
+
+
+# (raw value, type hint, expected type, expected value, expected notes)  # why
+CASES = [
+    (SHA256.upper(), None, T.FileSha256, SHA256, ()),  # hashes lower-cased, type from length
+    (SHA1, None, T.FileSha1, SHA1, ()),
+    (MD5, "", T.FileMd5, MD5, ()),
+    (f" {SHA256} ", "sha256_hash", T.FileSha256, SHA256, ()),  # ThreatFox name
+    (SHA256, "FileMd5", T.FileSha256, SHA256, ("type corrected from FileMd5 to FileSha256",)),
+    (MD5, "md5_hash", T.FileMd5, MD5, ()),
+    (SHA1, "file", T.FileSha1, SHA1, ()),  # Volexity `file`: the length decides
+    (SHA1, "x509-fingerprint-sha1", T.CertificateThumbprint, SHA1, ()),
+    (SHA1.upper(), "certificatethumbprint", T.CertificateThumbprint, SHA1, ()),  # Defender names, any case
+    ("8.8.8.8", "ip-dst", T.IpAddress, "8.8.8.8", ()),
+    ("8.8.8.8", "IP", T.IpAddress, "8.8.8.8", ()),  # Sentinel
+    ("103.15.28.208|443", None, T.IpAddress, "103.15.28.208", ("port 443 removed",)),  # Talos pipe
+    ("41.234.45[.]136:8808", "ip:port", T.IpAddress, "41.234.45.136", ("port 8808 removed",)),
+    ("[2001:4860:4860::8888]:443", None, T.IpAddress, "2001:4860:4860:0:0:0:0:8888", ("port 443 removed",)),
+    ("2001:4860:4860::8888", "ipv6", T.IpAddress, "2001:4860:4860:0:0:0:0:8888", ()),  # all eight groups
+    ("2001:0DB8:0000:0000:0000:0000:0000:00AB", "IpAddress", T.IpAddress, "2001:db8:0:0:0:0:0:ab", ()),
+    ("Example.COM", "domain", T.DomainName, "example.com", ()),  # host names lower-cased
+    ("example.com.", "hostname", T.DomainName, "example.com", ()),  # root dot dropped
+    ("ortakoporotör.com", "domain", T.DomainName, "xn--ortakoporotr-fjb.com", ()),  # IDN → punycode
+    ("XN--GGLE-5QAA.COM", None, T.DomainName, "xn--ggle-5qaa.com", ()),
+    ("evil[.]example", None, T.DomainName, "evil.example", ()),
+    (
+        "https://virgintvgo.virginmedia.com/",
+        "DomainName",
+        T.DomainName,
+        "virgintvgo.virginmedia.com",
+        ("URL reduced to its host name",),
+    ),  # scheme://host/ in a DomainName row (file 13)
+    (
+        "transfer.sh/0tUIJu/Updater.zip ",
+        "DomainName",
+        T.Url,
+        "http://transfer.sh/0tUIJu/Updater.zip",
+        ("type corrected from DomainName to Url", "http:// added (no scheme)"),
+    ),  # path in a DomainName row
+    ("https://aol.com/video", "domainname", T.Url, "https://aol.com/video", ("type corrected from DomainName to Url",)),
+    ("8.8.4.4", "DomainName", T.IpAddress, "8.8.4.4", ("type corrected from DomainName to IpAddress",)),
+    ("BBC.co.uk/iplayer", "Url", T.Url, "http://bbc.co.uk/iplayer", ("http:// added (no scheme)",)),
+    ("Disneyplus.com", "url", T.DomainName, "disneyplus.com", ("type corrected from Url to DomainName",)),  # Sophos
+    ("hxxps://Evil[.]EXAMPLE/Path?Q=A%20B", None, T.Url, "https://evil.example/Path?Q=A%20B", ()),  # path as given
+    ("HTTP://Münich.example/ä", "URL", T.Url, "http://xn--mnich-kva.example/ä", ()),
+    ("http://103.75.190.50:443/x", None, T.Url, "http://103.75.190.50:443/x", ()),
+    ("http://[2001:4860::1]/x", None, T.Url, "http://[2001:4860:0:0:0:0:0:1]/x", ()),
+    ("evil.example/gate.php", None, T.Url, "http://evil.example/gate.php", ("http:// added (no scheme)",)),
+    ("1.2.3.0/24", None, T.IpAddress, "1.2.3.0/24", ()),  # CIDR stays visible for rules.py to reject
+    ("010.8.8.8", None, T.IpAddress, "010.8.8.8", ()),  # leading zeros: rules.py rejects
+]
+
+
+@pytest.mark.parametrize(("raw", "hint", "typ", "value", "notes"), CASES)
+def test_normalise(raw, hint, typ, value, notes):
+    assert normalise(raw, hint) == Candidate(typ, value, notes)
+
+
+# (raw value, hint, expected problem code)  # why
+PROBLEMS = [
+    ("", None, "empty-value"),
+    ("\u00a0\u200b ", None, "empty-value"),  # only invisible characters
+    ("C:\\Windows\\x.exe", "filepath", "unsupported-type"),  # MSTIC filepath (file 15)
+    ("27E57D84-0000-0000-0000-000000000000", "GUID", "unsupported-type"),
+    ("rule x {}", "yara", "unsupported-type"),
+    ("HKLM\\x", "regkey", "unsupported-type"),
+    ("https://blog.example/report", "link", "unsupported-type"),  # MISP link: a reference, not an IOC
+    ("/tbl_add.php", None, "not-an-indicator"),  # Maltrail path-only entry (file 3)
+    ("\\\\178.23.190.199@80\\share\\gsm.msi", "url_path", "not-a-url"),  # Sophos WebDAV UNC path (file 19)
+    ("hello world", None, "not-an-indicator"),
+    ("abc", "hash", "hash-length"),
+    ("xn--a.例-", "domain", "idn-invalid"),
+]
+
+
+@pytest.mark.parametrize(("raw", "hint", "code"), PROBLEMS)
+def test_normalise_problems(raw, hint, code):
+    got = normalise(raw, hint)
+    assert isinstance(got, Problem), got
+    assert got.code == code
+
+
+def test_unsupported_type_names_the_type():
+    got = normalise("x", " commandline ")
+    assert got == Problem("unsupported-type", "unsupported type commandline")
+
+
+def test_split_url_keeps_path_and_query_exactly():
+    p = split_url("HTTPS://User@Host.Example:8443/a/../B?x=%2F&y#frag")
+    assert (p.scheme, p.userinfo, p.host, p.port, p.rest) == (
+        "https",
+        "User",
+        "Host.Example",
+        "8443",
+        "/a/../B?x=%2F&y#frag",
+    )

@@ -1,0 +1,170 @@
+"""validate(): one Outcome per RawRow, defaults, reader verdicts, duplicates (CONTRACT.md "Outcome")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from shared.model import FileProblem, Ignored, IndicatorType, Outcome, RawRow, Severity, Status
+from shared.settings import Settings
+from shared.validate import DuplicateIndex, Validator, validate
+
+NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def run(rows, settings=None, source="feed.csv"):
+    return list(validate(rows, settings or Settings(), source=source, now=NOW))
+
+
+def one(fields, settings=None, **kw) -> Outcome:
+    (o,) = run([RawRow(7, fields, **kw)], settings)
+    assert isinstance(o, Outcome)
+    return o
+
+
+def test_pending_entry_carries_a_ready_indicator_with_defaults():
+    o = one({"value": f" {SHA256.upper()} "})
+    assert o.status is None and o.line == 7
+    assert (o.value, o.type, o.action) == (SHA256, "FileSha256", "Audit")
+    ind = o.indicator
+    assert ind is not None
+    assert ind.to_wire() == {
+        "indicatorValue": SHA256,
+        "indicatorType": "FileSha256",
+        "action": "Audit",
+        "title": "Imported indicator",
+        "description": "Imported from feed.csv",
+        "severity": "Medium",
+        "expirationTime": "2026-04-15T12:00:00Z",
+        "generateAlert": True,  # Audit always sends generateAlert true
+    }
+
+
+def test_only_given_fields_are_sent():
+    o = one({"value": "evil.example", "action": "Block"}, Settings(default_expiration_days=0))
+    wire = o.indicator.to_wire()
+    assert "expirationTime" not in wire  # 0 days = never
+    assert "generateAlert" not in wire and "category" not in wire and "rbacGroupNames" not in wire
+
+
+def test_row_fields_win_over_defaults():
+    o = one(
+        {
+            "value": "hxxps://evil[.]example/gate",
+            "type": "URL",
+            "action": "Block ",
+            "severity": "high",
+            "title": " My title ",
+            "description": "Seen in campaign",
+            "expirationTime": "4/19/2027",
+            "rbacGroupNames": "Servers, Laptops",
+            "category": "suspicious activity",
+            "mitreTechniques": "T1566.001",
+            "generateAlert": "FALSE",
+            "recommendedActions": "Isolate",
+            "externalId": "x-1",
+        },
+        Settings(default_rbac_groups=("Other",)),
+    )
+    ind = o.indicator
+    assert ind is not None
+    assert ind.indicatorValue == "https://evil.example/gate"
+    assert (ind.severity, ind.title, ind.description) == (Severity.High, "My title", "Seen in campaign")
+    assert ind.expirationTime == "2027-04-19T00:00:00Z"
+    assert ind.rbacGroupNames == ("Servers", "Laptops")
+    assert (ind.category, ind.mitreTechniques, ind.generateAlert) == ("SuspiciousActivity", ("T1566.001",), False)
+    assert (ind.recommendedActions, ind.externalId) == ("Isolate", "x-1")
+
+
+def test_invalid_entries_say_why_and_keep_notes():
+    o = one({"value": "transfer.sh/a b", "type": "DomainName"})
+    assert o.status is Status.invalid and o.indicator is None
+    assert o.reason is not None
+    assert o.reason.startswith("type corrected from DomainName to Url; http:// added (no scheme); a URL cannot contain")
+
+
+def test_field_problems_make_the_row_invalid():
+    assert one({"value": "evil.example", "expirationTime": "4/19/2023 12:00:00 AM"}).status is Status.invalid
+    assert one({"value": "evil.example", "mitreTechniques": "T1,T2"}).status is Status.invalid
+    o = one({"value": "a" * 40, "type": "CertificateThumbprint"})
+    assert o.status is Status.invalid and "explicit action" in (o.reason or "")
+
+
+def test_certificate_with_metadata_action():
+    o = one({"value": "A" * 40, "type": "CertificateThumbprint"}, Settings().with_overrides({"action": "Allowed"}))
+    assert o.status is None and o.indicator is not None and o.indicator.action.value == "Allowed"
+
+
+def test_notes_are_kept_on_pending_entries():
+    o = one({"value": "103.15.28.208|443", "action": "AlertAndBlock"}, note="from comment")
+    assert o.status is None
+    assert o.notes == (
+        "port 443 removed",
+        "from comment",
+        "legacy action AlertAndBlock mapped to Block with generateAlert true",
+    )
+    assert o.indicator is not None and o.indicator.generateAlert is True
+    assert o.final(Status.submitted, id="5").reason == "; ".join(o.notes)
+
+
+def test_reader_verdicts_stand():
+    inv = one({"value": " {bad json"}, invalid="line is not JSON")
+    skip = one({"value": "evil.example", "type": "domain"}, skip="to_ids is false")
+    assert (inv.status, inv.reason, inv.value) == (Status.invalid, "line is not JSON", "{bad json")
+    assert (skip.status, skip.reason, skip.type) == (Status.skipped, "to_ids is false", "domain")
+
+
+def test_ignored_and_file_problems_pass_through_unchanged():
+    ign, prob = Ignored(3), FileProblem("bad", line=9, column=2)
+    out = run([ign, RawRow(4, {"value": "evil.example"}), prob])
+    assert out[0] is ign and out[2] is prob and isinstance(out[1], Outcome)
+
+
+def test_duplicates_point_at_the_first_line():
+    rows = [
+        RawRow(1, {"value": "Evil.Example"}),
+        RawRow(2, {"value": "evil.example", "type": "domain"}),  # same after normalisation
+        RawRow(3, {"value": "evil.example/x"}),  # a Url: other type
+        RawRow(4, {"value": "http://EVIL.example"}),  # Url too: different value
+        RawRow(5, {"value": "hxxp://evil[.]example/x"}),  # same Url as line 3
+        RawRow(5, {"value": "bad value!"}),
+        RawRow(6, {"value": "bad value!"}),  # invalid entries are never duplicates
+    ]
+    out = run(rows)
+    assert [o.status for o in out] == [
+        None,
+        Status.duplicate,
+        None,
+        None,
+        Status.duplicate,
+        Status.invalid,
+        Status.invalid,
+    ]
+    assert (out[1].duplicate_of, out[1].reason) == (1, "duplicate of line 1")
+    assert (out[4].duplicate_of, out[4].reason) == (3, "duplicate of line 3")
+    assert out[2].notes == ("http:// added (no scheme)",)
+
+
+def test_same_line_repeats_are_duplicates_too():
+    out = run([RawRow(2, {"value": SHA256}), RawRow(2, {"value": SHA256})])
+    assert [o.status for o in out] == [None, Status.duplicate]
+
+
+def test_duplicate_index_stores_only_compact_keys():
+    idx = DuplicateIndex()
+    for i in range(1000):
+        assert idx.first_line(IndicatorType.FileSha256, f"{i:064x}", i + 1) is None
+    assert idx.first_line(IndicatorType.FileSha256, f"{5:064x}", 2000) == 6
+    assert len(idx) == 1000
+    assert all(isinstance(k, int) and k < 2**60 for k in idx._first)
+
+
+def test_user_description_template_with_stray_braces_does_not_crash():
+    o = one({"value": "evil.example"}, Settings(default_description="{oops} from {source} {0}"))
+    assert o.indicator is not None and o.indicator.description == "{oops} from feed.csv {0}"
+
+
+def test_title_and_description_are_deterministic():
+    a = Validator(Settings(), source="s", now=NOW).row(RawRow(1, {"value": "evil.example"}))
+    b = Validator(Settings(), source="s", now=NOW).row(RawRow(1, {"value": "evil.example"}))
+    assert a == b

@@ -1,0 +1,67 @@
+"""Property tests: arbitrary strings in every field never crash validation; one Outcome per RawRow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.model import KNOWN_FIELDS, FileProblem, Ignored, Outcome, RawRow, Status
+from shared.normalise import normalise
+from shared.settings import Settings
+from shared.validate import validate
+
+NOW = datetime(2026, 1, 15, tzinfo=UTC)
+
+# Text that leans towards the characters our parsers care about, plus anything at all.
+_alphabet = st.sampled_from(list("0123456789abcdefABCDEF.:/[]()@-_ *%|\\?#xn-\u00a0\u200b\tä例")) | st.characters()
+texts = st.text(_alphabet, max_size=40) | st.sampled_from(["", " ", "hxxp://a[.]b/c", "1.2.3.4:80", "::1", "Audit"])
+fields = st.dictionaries(st.sampled_from(sorted(KNOWN_FIELDS)), texts, max_size=len(KNOWN_FIELDS))
+rows = st.builds(
+    RawRow,
+    line=st.integers(1, 10**6),
+    fields=fields,
+    position=st.booleans(),
+    invalid=st.none() | texts,
+    skip=st.none() | texts,
+    note=st.none() | texts,
+)
+items = st.lists(rows | st.builds(Ignored, st.integers(1, 100)) | st.builds(FileProblem, texts), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(items)
+def test_every_raw_row_gives_exactly_one_outcome(batch):
+    out = list(validate(batch, Settings(), source="p", now=NOW))
+    assert len(out) == len(batch)
+    for item, o in zip(batch, out, strict=True):
+        if isinstance(item, RawRow):
+            assert isinstance(o, Outcome) and o.line == item.line and o.position == item.position
+            assert (o.status is None) == (o.indicator is not None)
+            if o.status in (Status.invalid, Status.skipped):
+                assert o.reason
+        else:
+            assert o is item
+
+
+@settings(max_examples=500, deadline=None)
+@given(texts, st.none() | texts)
+def test_normalise_never_raises(value, hint):
+    normalise(value, hint)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["evil.example", "EVIL.example", "8.8.8.8", "hxxp://evil[.]example/x", "x"]), max_size=30)
+)
+def test_duplicates_always_point_back_to_an_earlier_pending_line(values):
+    batch = [RawRow(i + 1, {"value": v}) for i, v in enumerate(values)]
+    out = list(validate(batch, Settings(), source="p", now=NOW))
+    pending_lines = set()
+    for o in out:
+        assert isinstance(o, Outcome)
+        if o.status is None:
+            pending_lines.add(o.line)
+        elif o.status is Status.duplicate:
+            assert o.duplicate_of in pending_lines and o.duplicate_of < o.line
