@@ -1,0 +1,124 @@
+"""Streaming readers: `read(stream, name)` detects the format and yields reader items row by row.
+
+Every item is a `RawRow` (one indicator value, raw strings), an `Ignored` line (prose), or a
+`FileProblem`. The format is known as soon as `read()` returns: it looks at the name and a bounded
+prefix (64 KiB) of the stream, never at the whole file, and never seeks (blob download streams
+cannot). Iteration never raises on bad input: every failure becomes a FileProblem.
+
+Formats (CONTRACT.md "Inputs"): Defender portal CSV, generic CSV/TSV, MISP CSV, JSON (Defender
+body, bare arrays, `{"<key>": [...]}`, ThreatFox, MISP events), NDJSON, STIX 2.x bundles, plain
+text and Markdown, certificates, and gzip of any of these. Values are never normalised here.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
+
+from shared.model import FileProblem, Ignored, RawRow, ReaderItem
+from shared.readers._cert import read_certificates
+from shared.readers._csv import read_csv
+from shared.readers._json import read_json, read_ndjson
+from shared.readers._misp import MISP_TYPES
+from shared.readers._sniff import Detected, sniff
+from shared.readers._stream import Source, buffered
+from shared.readers._text import read_text
+
+__all__ = ["FORMATS", "MISP_TYPES", "Reading", "read"]
+
+FORMATS = frozenset(
+    {
+        "defender-csv",
+        "csv",
+        "tsv",
+        "misp-csv",
+        "json",
+        "ndjson",
+        "misp-json",
+        "threatfox-json",
+        "text",
+        "markdown",
+        "stix2",
+        "certificate",
+        "unsupported",
+    }
+)
+_MAX_GZIP_DEPTH = 2
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)
+
+
+class Reading:
+    """The items of one input, produced lazily; iterate once.
+
+    `format` is the detected format name (`"gzip+<inner>"` for gzip input, `"unsupported"` when
+    the file is refused).
+    """
+
+    def __init__(self, format: str, items: Callable[[], Iterable[ReaderItem]], *, gzip_inside: bool = False) -> None:
+        self.format = format
+        self._items = items
+        self._gzip = gzip_inside
+        self._started = False
+
+    def __iter__(self) -> Iterator[RawRow | Ignored | FileProblem]:
+        if self._started:
+            return iter(())
+        self._started = True
+        return self._guarded()
+
+    def _guarded(self) -> Iterator[ReaderItem]:
+        # The one place a reader failure is caught: whatever went wrong becomes a file-level
+        # problem after the rows already yielded (STYLE.md "Errors").
+        try:
+            yield from self._items()
+        except _GZIP_ERRORS as exc:
+            if self._gzip:
+                yield FileProblem(f"corrupt gzip data: {exc}")
+            else:
+                yield FileProblem(f"could not read the file: {exc}")
+        except Exception as exc:
+            yield FileProblem(f"could not read the file: {exc.__class__.__name__}: {exc}")
+
+
+def read(stream: BinaryIO, name: str) -> Reading:
+    """Detect the format of `stream` (named `name`) and return its lazy items."""
+    return _read(Source(stream), name, depth=0)
+
+
+def _read(src: Source, name: str, *, depth: int) -> Reading:
+    gz = depth > 0
+    try:
+        prefix = src.peek()
+    except _GZIP_ERRORS as exc:
+        return _problem("gzip" if gz else "unsupported", f"corrupt gzip data: {exc}" if gz else str(exc))
+    except Exception as exc:
+        return _problem("unsupported", f"could not read the file: {exc}")
+    found = sniff(name, prefix)
+    if found.format == "gzip":
+        if depth >= _MAX_GZIP_DEPTH:
+            return _problem("unsupported", "unsupported format: gzip nested too deeply")
+        inner_name = name[:-3] if name.lower().endswith(".gz") else name
+        inner = _read(Source(gzip.GzipFile(fileobj=buffered(src), mode="rb")), inner_name, depth=depth + 1)
+        return Reading("gzip+" + inner.format, lambda: inner, gzip_inside=True)
+    return Reading(found.format, _items(found, src, name), gzip_inside=gz)
+
+
+def _problem(fmt: str, message: str) -> Reading:
+    return Reading(fmt, lambda: [FileProblem(message)])
+
+
+def _items(found: Detected, src: Source, name: str) -> Callable[[], Iterable[ReaderItem]]:
+    fmt = found.format
+    if fmt == "unsupported":
+        return lambda: [FileProblem(f"unsupported format: {found.what}")]
+    if fmt in ("defender-csv", "csv", "tsv", "misp-csv"):
+        return lambda: read_csv(buffered(src), name, found.delimiter)
+    if fmt in ("json", "misp-json", "threatfox-json", "stix2"):
+        return lambda: read_json(buffered(src))
+    if fmt == "ndjson":
+        return lambda: read_ndjson(buffered(src))
+    if fmt == "certificate":
+        return lambda: read_certificates(buffered(src))
+    return lambda: read_text(buffered(src), markdown=fmt == "markdown", separators=found.separators)

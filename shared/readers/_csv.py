@@ -1,0 +1,250 @@
+"""CSV and TSV with a header row: Defender portal template, generic IOC CSVs, MISP CSV exports.
+
+Streams records with the stdlib `csv` module over a text wrapper (`newline=""` so quoted fields
+keep their line breaks; `errors="replace"` so a byte that is not UTF-8 spoils only the value that
+holds it, which validation then rejects). `line` is the physical line where a record starts, also
+when an earlier record held quoted newlines. Values are passed raw: no trimming, no refanging.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from shared.model import (
+    FIELD_TYPE,
+    FIELD_VALUE,
+    FileProblem,
+    Ignored,
+    RawRow,
+)
+from shared.readers import _columns as cols
+from shared.readers._misp import attribute_rows
+
+# MISP CSV exports carry YARA rules as multi-line values; 16 MiB bounds one record's memory.
+FIELD_SIZE_LIMIT = 16 * 1024 * 1024
+csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
+
+_HASH_LIST = re.compile(r"^\s*[0-9A-Fa-f]{32,64}(?:\s*[,;|\s]\s*[0-9A-Fa-f]{32,64})+\s*$")
+_HASH_SPLIT = re.compile(r"[,;|\s]+")
+_HEADER_CELL = re.compile(r"^[\w #()./-]{1,64}$", re.UNICODE)
+
+
+@dataclass
+class Layout:
+    """Which column means what, decided once from the header."""
+
+    kind: str  # "defender-csv" | "misp-csv" | "csv"
+    value: int | None = None
+    type: int | None = None
+    typed: list[tuple[int, str]] = field(default_factory=list)
+    fields: list[tuple[int, str]] = field(default_factory=list)
+    to_ids: int | None = None
+    comment: int | None = None
+
+
+def layout_of(header: list[str]) -> Layout | None:
+    """The meaning of a header row, or None when no column can hold an indicator value."""
+    names = [cols.norm(h) for h in header]
+    if not names or any(len(h.strip()) > 64 for h in header):
+        return None
+    index = {}
+    for i, n in enumerate(names):
+        index.setdefault(n, i)
+    if {"type", "value", "toids"} <= index.keys():
+        return Layout(
+            "misp-csv", value=index["value"], type=index["type"], to_ids=index["toids"], comment=index.get("comment")
+        )
+    kind = "defender-csv" if "indicatorvalue" in index and len(index.keys() & cols.DEFENDER_TEMPLATE) >= 2 else "csv"
+    value_aliases = list(cols.VALUE_ALIASES)
+    type_aliases = list(cols.TYPE_ALIASES)
+    if "indicator" in index and "data" in index:
+        # Sophos: `Indicator,Data,Note` names the type "Indicator" and the value "Data".
+        value_aliases.remove("indicator")
+        type_aliases.insert(0, "indicator")
+    value = next((index[a] for a in value_aliases if a in index), None)
+    type_col = next((index[a] for a in type_aliases if a in index and index[a] != value), None)
+    # Beside a value column only the EXTRA typed columns add indicators; without one, every
+    # column named after a type does (Mandiant's `md5,sha1,sha256`).
+    typed = [
+        (i, cols.TYPED_COLUMNS[n])
+        for i, n in enumerate(names)
+        if n in cols.TYPED_COLUMNS and i != value and (value is None or n in cols.EXTRA_TYPED_COLUMNS)
+    ]
+    if value is None and not typed:
+        return None
+    lay = Layout(kind, value=value, type=type_col if value is not None else None, typed=typed)
+    aliases = dict(cols.FIELD_ALIASES)
+    if kind == "defender-csv":
+        aliases.update(cols.DEFENDER_ONLY_FIELDS)
+    used = {lay.value, lay.type, *(i for i, _ in lay.typed)}
+    for canonical, names_for in aliases.items():
+        i = next((index[a] for a in names_for if a in index and index[a] not in used), None)
+        if i is not None:
+            lay.fields.append((i, canonical))
+            used.add(i)
+    return lay
+
+
+def header_like(cells: list[str]) -> bool:
+    """Cells that read as column names (short words), not as data."""
+    return bool(cells) and all(_HEADER_CELL.match(c.strip().lstrip("\ufeff")) for c in cells if c.strip())
+
+
+def sniff_delimiter(first_line: str, name: str) -> str:
+    if name.lower().endswith(".tsv"):
+        return "\t"
+    counts = {d: first_line.count(d) for d in (",", "\t", ";", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+class _Lines:
+    """Feeds physical lines to csv.reader and tells where each record starts.
+
+    Comment lines (`#` at the start of a record) and blank lines between records are taken out
+    here, so a `#` inside a quoted multi-line field is never mistaken for a comment.
+    """
+
+    def __init__(self, text: io.TextIOBase) -> None:
+        self._text = text
+        self.number = 0
+        self.record_start = 0
+        self.at_record_start = True
+        self.comments: list[tuple[int, str]] = []
+        self.keep_comments = True
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        while True:
+            line = self._text.readline()
+            if not line:
+                raise StopIteration
+            self.number += 1
+            if self.at_record_start:
+                stripped = line.strip()
+                if not stripped:
+                    continue
+                if stripped.startswith("#"):
+                    if self.keep_comments and len(self.comments) < 64:
+                        self.comments.append((self.number, stripped))
+                    continue
+                self.record_start = self.number
+                self.at_record_start = False
+            return line
+
+
+def read_csv(stream: BinaryIO, name: str, delimiter: str | None = None) -> Iterator[RawRow | Ignored | FileProblem]:
+    """Records -> RawRows; the header decides the layout (see `layout_of`)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+    lines = _Lines(text)
+    reader = None
+    lay: Layout | None = None
+    pending: tuple[int, list[str]] | None = None
+    try:
+        first = next(lines)
+        delimiter = delimiter or sniff_delimiter(first, name)
+        reader = csv.reader(_prepend(first, lines), delimiter=delimiter)
+        header = next(reader)
+        lines.at_record_start = True
+        lay = layout_of(header)
+        if lay is None or not header_like(header):
+            # abuse.ch hides the header in a comment: `# id,dateadded,url,...`.
+            for _, comment in reversed(lines.comments):
+                cells = next(csv.reader([comment.lstrip("#").strip()], delimiter=delimiter), [])
+                candidate = layout_of(cells)
+                if candidate is not None and len(cells) >= 3 and header_like(cells):
+                    lay = candidate
+                    pending = (lines.record_start, header)
+                    break
+            else:
+                lay = None
+        lines.keep_comments = False
+    except StopIteration:
+        yield FileProblem("empty CSV file: no header row")
+        return
+    except csv.Error as exc:
+        yield FileProblem(f"CSV error: {exc}", line=lines.number)
+        return
+    if lay is None or reader is None:
+        yield FileProblem(
+            "CSV header names no indicator column (expected e.g. IndicatorValue, value, indicator, ioc, url, "
+            "domain, ip, md5, sha1 or sha256)",
+            line=lines.record_start or 1,
+        )
+        return
+    if pending is not None:
+        yield from _record(lay, *pending)
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield FileProblem(f"CSV error: {exc}", line=lines.record_start)
+            return
+        start = lines.record_start
+        lines.at_record_start = True
+        yield from _record(lay, start, record)
+
+
+def _prepend(first: str, rest: _Lines) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+def _cell(record: list[str], i: int | None) -> str:
+    return record[i] if i is not None and i < len(record) else ""
+
+
+def _record(lay: Layout, line: int, record: list[str]) -> Iterator[RawRow | Ignored]:
+    if not any(c.strip() for c in record):
+        return
+    if lay.kind == "misp-csv":
+        yield from attribute_rows(
+            line,
+            _cell(record, lay.type),
+            _cell(record, lay.value),
+            to_ids=_cell(record, lay.to_ids),
+            comment=_cell(record, lay.comment) or None,
+        )
+        return
+    common = {canonical: record[i] for i, canonical in lay.fields if i < len(record) and record[i] != ""}
+    type_cell = _cell(record, lay.type)
+    if type_cell and cols.norm(type_cell) in cols.PSEUDO_RECORD_TYPES:
+        yield Ignored(line, f"not an indicator record: {type_cell.strip()}")
+        return
+    found = 0
+    value = _cell(record, lay.value)
+    if lay.value is not None and value.strip():
+        for part in _split(value):
+            found += 1
+            fields = {**common, FIELD_VALUE: part}
+            if type_cell:
+                fields[FIELD_TYPE] = type_cell
+            yield RawRow(line, fields)
+    for i, hint in lay.typed:
+        cell = _cell(record, i)
+        if not cell.strip():
+            continue
+        for part in _split(cell):
+            found += 1
+            yield RawRow(line, {**common, FIELD_VALUE: part, FIELD_TYPE: hint})
+    if not found:
+        fields = {**common, FIELD_VALUE: value}
+        if type_cell:
+            fields[FIELD_TYPE] = type_cell
+        yield RawRow(line, fields, invalid="no indicator value in this row")
+
+
+def _split(cell: str) -> list[str]:
+    """A cell of several hashes (`"sha1,sha256,md5"`, Volexity) gives each; any other cell is one value."""
+    if _HASH_LIST.match(cell):
+        return [p for p in _HASH_SPLIT.split(cell.strip()) if p]
+    return [cell]

@@ -1,0 +1,424 @@
+"""JSON documents (Defender body, bare arrays, `{"<key>": [...]}`, MISP events, STIX bundles) and NDJSON.
+
+A JSON document is strict: if it is not valid JSON the reader yields one FileProblem with the
+line and column and NO rows (CONTRACT.md "Inputs"). To keep memory flat on large documents, the
+reader walks the document itself and decodes one array element at a time with the C decoder
+(`JSONDecoder.raw_decode`), so only one element is held at once. To know the document is valid
+before yielding its first row, it makes two passes: the first walks the whole document (and
+copies the bytes to a SpooledTemporaryFile, in memory up to SPOOL_MEMORY_BYTES, on disk
+beyond), the second walks the copy and yields. Cost: the document is decoded twice and, above
+the spool threshold, written to local temporary storage once. Lines are real physical lines.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, BinaryIO
+
+from shared.model import (
+    FIELD_ACTION,
+    FIELD_APPLICATION,
+    FIELD_CATEGORY,
+    FIELD_DESCRIPTION,
+    FIELD_EDUCATE_URL,
+    FIELD_EXPIRATION,
+    FIELD_EXTERNAL_ID,
+    FIELD_GENERATE_ALERT,
+    FIELD_MITRE,
+    FIELD_RBAC_GROUPS,
+    FIELD_RECOMMENDED_ACTIONS,
+    FIELD_SEVERITY,
+    FIELD_TITLE,
+    FIELD_TYPE,
+    FIELD_VALUE,
+    FileProblem,
+    RawRow,
+)
+from shared.readers import _columns as cols
+from shared.readers import _misp, _stix
+from shared.readers._stream import MAX_LINE_BYTES, binary_lines
+
+CHUNK_CHARS = 64 * 1024
+SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+
+# Defender's own field names (defender-api.md §1.5), by normalised key.
+_DEFENDER_KEYS = {
+    "indicatorvalue": FIELD_VALUE,
+    "indicatortype": FIELD_TYPE,
+    "action": FIELD_ACTION,
+    "severity": FIELD_SEVERITY,
+    "title": FIELD_TITLE,
+    "description": FIELD_DESCRIPTION,
+    "expirationtime": FIELD_EXPIRATION,
+    "recommendedactions": FIELD_RECOMMENDED_ACTIONS,
+    "rbacgroupnames": FIELD_RBAC_GROUPS,
+    "category": FIELD_CATEGORY,
+    "mitretechniques": FIELD_MITRE,
+    "generatealert": FIELD_GENERATE_ALERT,
+    "externalid": FIELD_EXTERNAL_ID,
+    "application": FIELD_APPLICATION,
+    "educateurl": FIELD_EDUCATE_URL,
+}
+NOT_INDICATOR_OBJECT = "not an indicator object: no value field"
+
+
+class JsonSyntaxError(Exception):
+    def __init__(self, msg: str, line: int, column: int) -> None:
+        super().__init__(f"{msg}: line {line} column {column}")
+        self.msg, self.line, self.column = msg, line, column
+
+
+class _Cursor:
+    """A window over the text with absolute line/column bookkeeping; reads more only when needed."""
+
+    def __init__(self, read: Callable[[int], str]) -> None:
+        self._read = read
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        # (index into buf, line, column) of a known point; advanced monotonically.
+        self._mark = 0
+        self._line = 1
+        self._col = 1
+
+    def _more(self, at_least: int = CHUNK_CHARS) -> None:
+        self.where(self.pos)  # move the mark to pos before dropping what lies behind it
+        self.buf = self.buf[self.pos :]
+        self._mark -= self.pos
+        self.pos = 0
+        chunk = self._read(max(at_least, CHUNK_CHARS))
+        if chunk:
+            self.buf += chunk
+        else:
+            self.eof = True
+
+    def where(self, i: int) -> tuple[int, int]:
+        """1-based (line, column) of buf[i]; i never goes backwards between calls."""
+        if i > self._mark:
+            newlines = self.buf.count("\n", self._mark, i)
+            if newlines:
+                self._line += newlines
+                self._col = i - self.buf.rfind("\n", self._mark, i)
+            else:
+                self._col += i - self._mark
+            self._mark = i
+        return self._line, self._col
+
+    def peek(self) -> str:
+        """The next non-whitespace character ('' at end of text)."""
+        while True:
+            m = _WS.match(self.buf, self.pos)
+            self.pos = m.end() if m else self.pos
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if self.eof:
+                return ""
+            self._more()
+
+    def take(self, char: str, expected: str) -> None:
+        if self.peek() != char:
+            self.fail(expected)
+        self.pos += 1
+
+    def fail(self, msg: str, at: int | None = None) -> None:
+        line, col = self.where(self.pos if at is None else at)
+        raise JsonSyntaxError(msg, line, col)
+
+    def value(self) -> tuple[Any, int]:
+        """Decode the value at the cursor -> (value, line where it starts)."""
+        self.peek()
+        line, _ = self.where(self.pos)
+        while True:
+            try:
+                obj, end = _DECODER.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                incomplete = exc.pos >= len(self.buf) - 8 or exc.msg.startswith("Unterminated string")
+                if incomplete and not self.eof:
+                    self._more(len(self.buf))  # doubling keeps re-decoding linear overall
+                    continue
+                self.fail(exc.msg, exc.pos)
+            except (ValueError, RecursionError) as exc:
+                self.fail(f"invalid JSON value ({exc.__class__.__name__})")
+            if end == len(self.buf) and not self.eof and isinstance(obj, int | float):
+                self._more(len(self.buf))  # a number cut by the chunk boundary
+                continue
+            self.pos = end
+            return obj, line
+
+
+Event = tuple[tuple[str, ...], Any, int]
+
+
+def walk(read: Callable[[int], str]) -> Iterator[Event]:
+    """(path, value, line) for each decoded piece; see `_descend` for where it streams."""
+    cur = _Cursor(read)
+    if cur.peek() == "":
+        cur.fail("Expecting value")
+    yield from _value(cur, ())
+    if cur.peek() != "":
+        cur.fail("Extra data")
+
+
+def _descend(path: tuple[str, ...], container: str) -> bool:
+    """Stream into this container instead of decoding it whole?"""
+    if path == ():
+        return True
+    if container == "[":
+        if len(path) == 1 and path[0] != "[]":
+            return True  # {"Indicators": [...]}, {"iocs": [...]}, {"objects": [...]}, {"response": [...]}
+        return len(path) >= 2 and path[-2] == "Event" and path[-1] in ("Attribute", "Object")
+    return path[-1] == "Event" or path == ("response", "[]")
+
+
+def _value(cur: _Cursor, path: tuple[str, ...]) -> Iterator[Event]:
+    c = cur.peek()
+    if c == "{" and _descend(path, "{"):
+        cur.pos += 1
+        if cur.peek() == "}":
+            cur.pos += 1
+            return
+        while True:
+            if cur.peek() != '"':
+                cur.fail("Expecting property name enclosed in double quotes")
+            key, _ = cur.value()
+            cur.take(":", "Expecting ':' delimiter")
+            yield from _value(cur, (*path, str(key)))
+            c = cur.peek()
+            if c == ",":
+                cur.pos += 1
+                continue
+            if c == "}":
+                cur.pos += 1
+                return
+            cur.fail("Expecting ',' delimiter")
+    elif c == "[" and _descend(path, "["):
+        cur.pos += 1
+        if cur.peek() == "]":
+            cur.pos += 1
+            return
+        while True:
+            yield from _value(cur, (*path, "[]"))
+            c = cur.peek()
+            if c == ",":
+                cur.pos += 1
+                continue
+            if c == "]":
+                cur.pos += 1
+                return
+            cur.fail("Expecting ',' delimiter")
+    else:
+        obj, line = cur.value()
+        yield path, obj, line
+
+
+def _text_reader(stream: BinaryIO) -> Callable[[int], str]:
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+
+    def read(n: int) -> str:
+        while True:
+            data = stream.read(n)
+            text = decoder.decode(data, final=not data)
+            if text or not data:
+                return text
+
+    return read
+
+
+def read_json(stream: BinaryIO) -> Iterator[RawRow | FileProblem]:
+    """Validate the whole document (pass 1, spooling it), then yield its rows (pass 2)."""
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
+
+        def copying(n: int) -> bytes:
+            data = stream.read(n)
+            spool.write(data)
+            return data
+
+        class _Tee:
+            read = staticmethod(copying)
+
+        try:
+            for _ in walk(_text_reader(_Tee())):  # type: ignore[arg-type]
+                pass
+        except JsonSyntaxError as exc:
+            yield FileProblem(f"invalid JSON: {exc.msg}", line=exc.line, column=exc.column)
+            return
+        spool.seek(0)
+        yield from _rows(walk(_text_reader(spool)))  # type: ignore[arg-type]
+
+
+def _rows(events: Iterator[Event]) -> Iterator[RawRow | FileProblem]:
+    top_scalars: dict[str, Any] = {}
+    saw_list = False
+    array_mode: dict[tuple[str, ...], bool] = {}
+    for path, obj, line in events:
+        if path == ():
+            if isinstance(obj, str):  # a document that is one string
+                yield RawRow(line, {FIELD_VALUE: obj})
+            else:
+                yield FileProblem("JSON document holds no indicators (expected an object or an array)", line=line)
+            continue
+        if path[-1] != "[]":
+            if len(path) == 1 and not isinstance(obj, dict | list):
+                top_scalars[path[0]] = obj
+                top_scalars.setdefault("__line__", line)
+            continue
+        saw_list = True
+        parent = path[:-1]
+        if len(parent) >= 2 and parent[-2] == "Event":
+            if parent[-1] == "Attribute" and isinstance(obj, dict):
+                yield from _misp.json_attribute_rows(line, obj)
+            elif parent[-1] == "Object" and isinstance(obj, dict):
+                yield from _misp_object(line, obj)
+            continue
+        if parent == ():
+            yield from element_rows(line, obj, strict=True)
+            continue
+        if len(parent) == 1:
+            key = cols.norm(parent[0])
+            if key == "response":
+                continue
+            if parent not in array_mode:
+                # The first element decides whether an array under an unknown key holds indicators.
+                array_mode[parent] = key == "indicators" or _indicator_like(obj, key)
+            if array_mode[parent]:
+                yield from element_rows(line, obj, strict=key == "indicators", key=key)
+    if not saw_list and top_scalars:
+        line = top_scalars.pop("__line__", 1)
+        obj = {k: v for k, v in top_scalars.items()}
+        if _indicator_like(obj, ""):
+            yield from element_rows(line, obj, strict=True)
+
+
+def _indicator_like(obj: Any, key: str) -> bool:
+    if isinstance(obj, str):
+        return _string_key_hint(key) is not None
+    if not isinstance(obj, dict):
+        return False
+    if _stix.is_stix_object(obj) or _is_misp_attribute(obj):
+        return True
+    return _value_key(obj) is not None
+
+
+def _string_key_hint(key: str) -> str | None:
+    """`{"domains": ["a.example"]}` -> "domain"; `{"iocs": [...]}` -> "" (no hint); else None."""
+    singular = key[:-1] if key.endswith("s") else key
+    if key in cols.VALUE_ALIASES or singular in cols.VALUE_ALIASES or key in ("indicators", "iocs", "values"):
+        return ""
+    return cols.TYPED_COLUMNS.get(key) or cols.TYPED_COLUMNS.get(singular)
+
+
+def _is_misp_attribute(obj: Mapping[str, Any]) -> bool:
+    return "type" in obj and "value" in obj and ("to_ids" in obj or "category" in obj or "object_relation" in obj)
+
+
+def _value_key(obj: Mapping[str, Any]) -> str | None:
+    keys = {cols.norm(k): k for k in obj}
+    for alias in cols.VALUE_ALIASES:
+        if alias in keys:
+            return keys[alias]
+    return None
+
+
+def element_rows(line: int, obj: Any, *, strict: bool, key: str = "") -> Iterator[RawRow]:
+    """One array element -> RawRows. `strict`: the element must be an indicator (Defender body)."""
+    if isinstance(obj, str):
+        hint = _string_key_hint(key)
+        fields = {FIELD_VALUE: obj}
+        if hint:
+            fields[FIELD_TYPE] = hint
+        yield RawRow(line, fields)
+        return
+    if not isinstance(obj, dict):
+        if strict:
+            yield RawRow(
+                line, {FIELD_VALUE: _text(obj) or ""}, invalid="not an indicator: expected an object or a string"
+            )
+        return
+    if _stix.is_stix_object(obj):
+        if _stix.is_stix_indicator(obj):
+            yield from _stix.indicator_rows(line, obj)
+        return
+    if "Attribute" in obj and isinstance(obj["Attribute"], list) and "value" not in obj:
+        yield from _misp_object(line, obj)
+        return
+    if _is_misp_attribute(obj) and ("to_ids" in obj or "object_relation" in obj):
+        yield from _misp.json_attribute_rows(line, obj)
+        return
+    yield _generic(line, obj)
+
+
+def _generic(line: int, obj: Mapping[str, Any]) -> RawRow:
+    """Defender's field names (case-insensitive), else the CSV aliases (ThreatFox `ioc`/`type`)."""
+    fields: dict[str, str] = {}
+    by_norm = {cols.norm(k): v for k, v in obj.items()}
+    for n, canonical in _DEFENDER_KEYS.items():
+        if n in by_norm and canonical not in fields:
+            text = _text(by_norm[n])
+            if text is not None:
+                fields[canonical] = text
+    if FIELD_VALUE not in fields:
+        key = _value_key(obj)
+        if key is not None and _text(obj[key]) is not None:
+            fields[FIELD_VALUE] = _text(obj[key]) or ""
+    if FIELD_TYPE not in fields:
+        for alias in cols.TYPE_ALIASES:
+            if alias in by_norm and _text(by_norm[alias]) is not None:
+                fields[FIELD_TYPE] = _text(by_norm[alias]) or ""
+                break
+    for canonical, aliases in cols.FIELD_ALIASES.items():
+        if canonical not in fields:
+            for alias in aliases:
+                if alias in by_norm and _text(by_norm[alias]):
+                    fields[canonical] = _text(by_norm[alias]) or ""
+                    break
+    if FIELD_VALUE not in fields:
+        fields[FIELD_VALUE] = ""
+        return RawRow(line, fields, invalid=NOT_INDICATOR_OBJECT)
+    return RawRow(line, fields)
+
+
+def _text(value: Any) -> str | None:
+    """JSON scalars and lists as the raw strings validation expects; objects are not a value."""
+    if value is None or isinstance(value, dict):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(t for t in (_text(v) for v in value) if t is not None)
+    return str(value)
+
+
+def _misp_object(line: int, obj: Mapping[str, Any]) -> Iterator[RawRow]:
+    for attr in obj.get("Attribute") or ():
+        if isinstance(attr, dict):
+            yield from _misp.json_attribute_rows(line, attr)
+
+
+def read_ndjson(stream: BinaryIO) -> Iterator[RawRow | FileProblem]:
+    """One JSON value per line; a line that is not JSON is an invalid row and the rest go on."""
+    for number, raw, truncated in binary_lines(stream):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        text = raw.decode("utf-8", "replace")
+        if not text.strip():
+            continue
+        if truncated:
+            yield RawRow(number, {FIELD_VALUE: text[:200]}, invalid=f"line longer than {MAX_LINE_BYTES} bytes")
+            continue
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            col = getattr(exc, "colno", None)
+            where = f" (column {col})" if col else ""
+            yield RawRow(number, {FIELD_VALUE: text}, invalid=f"not valid JSON{where}: {getattr(exc, 'msg', exc)}")
+            continue
+        rows = list(element_rows(number, obj, strict=True))
+        if not rows and isinstance(obj, dict) and not _stix.is_stix_object(obj):
+            rows = [RawRow(number, {FIELD_VALUE: ""}, invalid=NOT_INDICATOR_OBJECT)]
+        yield from rows

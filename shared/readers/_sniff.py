@@ -1,0 +1,177 @@
+"""Format detection from the name and the first bytes (CONTRACT.md "Inputs": detected from the
+name and confirmed from the content; a wrong extension must not crash). Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+
+from shared.readers._cert import has_pem, looks_like_der
+from shared.readers._csv import header_like, layout_of, sniff_delimiter
+
+CERT_EXTENSIONS = (".cer", ".crt", ".der", ".pem")
+
+# (magic, offset, what) for files we refuse with "unsupported format: <what>".
+_MAGIC = (
+    (b"%PDF", 0, "PDF document"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 0, "Office document (OLE2)"),
+    (b"7z\xbc\xaf\x27\x1c", 0, "7z archive"),
+    (b"Rar!\x1a\x07", 0, "rar archive"),
+    (b"ustar", 257, "tar archive"),
+    (b"BZh", 0, "bzip2 archive"),
+    (b"\xfd7zXZ\x00", 0, "xz archive"),
+    (b"\x28\xb5\x2f\xfd", 0, "zstd archive"),
+    (b"\x7fELF", 0, "ELF executable"),
+    (b"MZ", 0, "Windows executable"),
+    (b"\x89PNG", 0, "PNG image"),
+    (b"\xff\xd8\xff", 0, "JPEG image"),
+    (b"GIF8", 0, "GIF image"),
+    (b"{\\rtf", 0, "RTF document"),
+)
+_OFFICE_ZIP = {".docx": "Word", ".xlsx": "Excel", ".pptx": "PowerPoint", ".xlsm": "Excel", ".docm": "Word"}
+_XML_TAG = re.compile(r"<(?:\?xml|!DOCTYPE|[A-Za-z][\w:.-]*[\s>/])", re.I)
+_JSON_START = re.compile(r"[\[{]\s*(?:[\[{\"\]}\-0-9]|true|false|null|$)")
+
+
+@dataclass(frozen=True)
+class Detected:
+    format: str  # a Reading.format name, or "gzip", or "unsupported"
+    what: str = ""  # for unsupported: what the file looks like
+    delimiter: str = ","  # for CSV
+    separators: str = ";"  # for text: value/comment separators
+
+
+def extension(name: str) -> str:
+    base = name.rsplit("/", 1)[-1].lower()
+    return "." + base.rsplit(".", 1)[-1] if "." in base else ""
+
+
+def sniff(name: str, prefix: bytes) -> Detected:
+    ext = extension(name)
+    if prefix[:2] == b"\x1f\x8b":
+        return Detected("gzip")
+    if prefix[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        kind = _OFFICE_ZIP.get(ext)
+        return Detected("unsupported", f"{kind} document" if kind else "zip archive")
+    for magic, offset, what in _MAGIC:
+        if prefix[offset : offset + len(magic)] == magic:
+            return Detected("unsupported", what)
+    if looks_like_der(prefix):
+        return Detected("certificate")
+    if prefix[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return Detected("unsupported", "UTF-16 text (save the file as UTF-8)")
+    if _binary(prefix):
+        return Detected("unsupported", "binary data")
+    text = prefix.decode("utf-8", "replace").lstrip("\ufeff")
+    head = text.lstrip()
+    if ext in CERT_EXTENSIONS or head.startswith("-----BEGIN"):
+        if has_pem(prefix) or ext in CERT_EXTENSIONS:
+            return Detected("certificate")
+    if ext not in (".md", ".markdown") and _XML_TAG.match(head):
+        return Detected("unsupported", _xml_kind(text))
+    if ext in (".ndjson", ".jsonl") or (head[:1] in "{[" and head and _JSON_START.match(head)):
+        return _json_kind(head, ext)
+    if ext == ".json":
+        return Detected("json")  # strict: whatever it holds, it must parse as JSON
+    if ext in (".md", ".markdown"):
+        return Detected("markdown")
+    csv_kind = _csv_kind(text, name, ext)
+    if csv_kind is not None:
+        return csv_kind
+    if ext in (".csv", ".tsv"):
+        # No header we know: read the first field of each line like a text list.
+        return Detected("text", separators=";,\t")
+    return Detected("text")
+
+
+def _binary(prefix: bytes) -> bool:
+    if not prefix:
+        return False
+    if b"\x00" in prefix:
+        return True
+    controls = sum(1 for b in prefix if b < 0x20 and b not in (9, 10, 12, 13))
+    return controls > len(prefix) // 20
+
+
+def _xml_kind(text: str) -> str:
+    if "STIX_Package" in text or "stix.mitre.org" in text:
+        return "STIX 1.x XML"
+    if "schemas.mandiant.com/2010/ioc" in text or re.search(r"<ioc[\s>]", text) or "OpenIOC" in text:
+        return "OpenIOC XML"
+    if re.match(r"\s*<(?:!DOCTYPE\s+html|html)", text, re.I):
+        return "HTML"
+    return "XML"
+
+
+def _json_kind(head: str, ext: str) -> Detected:
+    lines = [ln for ln in head.splitlines() if ln.strip()]
+    if ext in (".ndjson", ".jsonl"):
+        return Detected("ndjson")
+    if len(lines) >= 2 and lines[1].lstrip()[:1] in ("{", "[", '"'):
+        try:
+            json.loads(lines[0])
+        except ValueError:
+            pass
+        else:
+            return Detected("ndjson")
+    sample = head[:65536]
+    if re.search(r'"type"\s*:\s*"bundle"', sample) or (
+        re.search(r'"pattern"\s*:', sample) and re.search(r'"type"\s*:\s*"indicator"', sample)
+    ):
+        return Detected("stix2")
+    if re.search(r'"Event"\s*:', sample) or re.search(r'"Attribute"\s*:\s*\[', sample):
+        return Detected("misp-json")
+    if re.search(r'"ioc"\s*:', sample) or re.search(r'"ioc_type"\s*:', sample):
+        return Detected("threatfox-json")
+    return Detected("json")
+
+
+def _csv_kind(text: str, name: str, ext: str) -> Detected | None:
+    """A CSV/TSV whose header (or `#`-commented header, abuse.ch) names an indicator column."""
+    lines = text.splitlines()
+    comments: list[str] = []
+    first: str | None = None
+    second: str | None = None
+    for ln in lines[:-1] if len(lines) > 1 else lines:
+        s = ln.strip()
+        if not s:
+            continue
+        if s.startswith("#"):
+            if first is None:
+                comments.append(s.lstrip("#").strip())
+            continue
+        if first is None:
+            first = ln
+        else:
+            second = ln
+            break
+    if first is None:
+        return None
+    delimiter = sniff_delimiter(first, name)
+    is_csv_name = ext in (".csv", ".tsv")
+    candidates = [first, *reversed(comments)]
+    for i, candidate in enumerate(candidates):
+        cells = next(csv.reader([candidate], delimiter=delimiter), [])
+        lay = layout_of(cells)
+        if lay is None or not header_like(cells):
+            continue
+        if len(cells) < 2 and not is_csv_name:
+            continue
+        if i > 0:
+            # A commented header must match the data below it; 3+ columns keeps LOKI's
+            # `# SHA256;COMMENT` legend from passing for one.
+            data = next(csv.reader([first], delimiter=delimiter), [])
+            if len(cells) < 3 or len(data) != len(cells):
+                continue
+        elif not is_csv_name and second is not None:
+            data = next(csv.reader([second], delimiter=delimiter), [])
+            if len(data) < 2:
+                continue
+        fmt = lay.kind
+        if fmt == "csv" and delimiter == "\t":
+            fmt = "tsv"
+        return Detected(fmt, delimiter=delimiter)
+    return None

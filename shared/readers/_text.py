@@ -1,0 +1,117 @@
+"""Plain-text and Markdown lists: one indicator per line, prose counted as Ignored, never mined.
+
+A line is an indicator line when, after its bullet marker, backticks and comment part are
+removed, what is left is a single token that looks like an indicator once refanged (CONTRACT.md
+"Inputs": plain text). The original token is passed on; refanging is validation's job.
+Each line is decoded on its own, so a byte that is not UTF-8 only spoils its own line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from shared.model import FIELD_VALUE, Ignored, RawRow
+from shared.readers._looks import kind, refang
+from shared.readers._stream import binary_lines
+
+_BULLET = re.compile(r"^(?:[-*+•]|\d{1,4}[.)]|>)\s+")
+_INLINE_COMMENT = re.compile(r"\s+(?:#|//).*$")
+_TABLE_SEPARATOR = re.compile(r"^[\s:|-]+$")
+_WS = re.compile(r"\s")
+# Headings under which lines are sources, not indicators (the Unit 42 reports list their
+# reference links as bullets under "References" / "REFERENCE:").
+_REFERENCE_HEADING = re.compile(r"reference|further reading|see also|credit|acknowledg", re.I)
+
+_INDICATOR_KINDS = frozenset({"hash", "ip", "url", "host"})
+EMAIL_REASON = "an email address is not a Defender indicator type"
+PATH_REASON = "a path without a host is not an indicator"
+
+
+def read_text(stream: BinaryIO, *, markdown: bool = False, separators: str = ";") -> Iterator[RawRow | Ignored]:
+    """Indicator lines -> RawRow (one per table cell holding one); other non-blank lines -> Ignored.
+
+    Plain text: `#` and `//` lines are comments (skipped). Markdown: `#` lines are headings
+    (Ignored); fenced code blocks and tables are read like any other line. `separators` are
+    the characters that may end the value and start a comment (`;` for LOKI's `value;comment`,
+    plus `,` and tab for a header-less CSV).
+    """
+    in_fence = False
+    in_references = False
+    for number, raw, truncated in binary_lines(stream):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        s = raw.decode("utf-8", "replace").strip()
+        if not s:
+            continue
+        if truncated:
+            yield Ignored(number, "line too long to be an indicator line")
+            continue
+        if s.startswith(("```", "~~~")):
+            if not (len(s) > 3 and s.endswith(s[:3])):
+                in_fence = not in_fence
+            yield Ignored(number, "code fence")
+            continue
+        if s.startswith("//"):
+            continue
+        if s.startswith("#"):
+            if not markdown or in_fence:
+                continue  # a comment
+            in_references = bool(_REFERENCE_HEADING.search(s))
+            yield Ignored(number, "heading")
+            continue
+        if s.startswith("<!--"):
+            yield Ignored(number, "HTML comment")
+            continue
+        if s.startswith("|"):
+            yield from _table_row(number, s)
+            continue
+        body = _BULLET.sub("", s, count=1)
+        if body.endswith(":") and len(body) <= 80 and not in_fence:
+            # A label line such as "REFERENCE:" or "LINK FROM MESSAGE TEXT:" starts a section.
+            in_references = bool(_REFERENCE_HEADING.search(body))
+            yield Ignored(number, "heading")
+            continue
+        if in_references and not in_fence:
+            yield Ignored(number, "reference section")
+            continue
+        yield _line_item(number, body, markdown=markdown, separators=separators)
+
+
+def _line_item(number: int, body: str, *, markdown: bool, separators: str) -> RawRow | Ignored:
+    token = _clean(_INLINE_COMMENT.sub("", body))
+    candidates = [token]
+    for sep in separators:
+        if sep in token:
+            candidates.append(_clean(token.split(sep, 1)[0]))
+    for candidate in candidates:
+        if not candidate or _WS.search(candidate):
+            continue
+        k = kind(refang(candidate))
+        if k in _INDICATOR_KINDS:
+            return RawRow(number, {FIELD_VALUE: candidate})
+        if k == "email":
+            return RawRow(number, {FIELD_VALUE: candidate}, invalid=EMAIL_REASON)
+        if k == "path" and not markdown:
+            return RawRow(number, {FIELD_VALUE: candidate}, invalid=PATH_REASON)
+    return Ignored(number)
+
+
+def _table_row(number: int, s: str) -> Iterator[RawRow | Ignored]:
+    """A Markdown table row: one RawRow per cell that holds one indicator, else one Ignored."""
+    if _TABLE_SEPARATOR.fullmatch(s):
+        yield Ignored(number, "table separator")
+        return
+    found = False
+    for cell in s.strip().strip("|").split("|"):
+        token = _clean(cell)
+        if token and not _WS.search(token) and kind(refang(token)) in _INDICATOR_KINDS:
+            found = True
+            yield RawRow(number, {FIELD_VALUE: token})
+    if not found:
+        yield Ignored(number, "table row without indicators")
+
+
+def _clean(text: str) -> str:
+    return text.strip().strip("`").strip()
