@@ -28,11 +28,11 @@ from localdev.defender_emulator import DefenderEmulator
 from localdev.tokens import mint
 from shared.defender import make_client
 from shared.defender.pacing import CallPacer
-from shared.model import FIELD_SEVERITY, FIELD_VALUE, Outcome, RawRow
+from shared.model import FIELD_SEVERITY, FIELD_VALUE, RawRow
 from shared.process import process_stream
 from shared.reports import ReportWriter
 from shared.settings import Settings
-from shared.steward import Steward
+from shared.steward import Steward, prepare
 from shared.validate import validate
 
 RESOURCE = "https://api.securitycenter.microsoft.com"
@@ -63,13 +63,8 @@ def run(settings: Settings, client: Any, raw: list[RawRow]) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0)
     t0 = time.perf_counter()
     steward = Steward(client, settings)
-    steward.load()
+    prepare(steward, entries_at_most=len(raw), reopen=lambda: validate(iter(raw), settings, source="feed.txt", now=now))
     t_load = time.perf_counter() - t0
-    if not steward.fits(len(raw)):
-        for item in validate(iter(raw), settings, source="feed.txt", now=now):
-            if isinstance(item, Outcome):
-                steward.rank(item)
-    steward.plan()
     writer = ReportWriter(io.StringIO(), io.StringIO(), source={"name": "feed.txt"}, started_at=now, dry_run=False)
     result = process_stream(
         io.BytesIO(b""),

@@ -151,9 +151,13 @@ class Steward:
         self._view()
         return max_new <= self.room
 
-    def rank(self, outcome: Outcome) -> None:
-        """First pass: count the priority bucket of every `new` pending outcome (bounded memory)."""
-        if outcome.status is not None or outcome.indicator is None:
+    def rank(self, outcome: object) -> None:
+        """First pass: count the priority bucket of every `new` pending outcome (bounded memory).
+
+        Anything else validation yields (decided outcomes, `Ignored`, `FileProblem`) is passed over, so the
+        caller can feed it the validated stream as is. Both passes must validate with the same `now`.
+        """
+        if not isinstance(outcome, Outcome) or outcome.status is not None or outcome.indicator is None:
             return
         if self.decide(outcome).kind is Kind.new:
             self._rank_counts[self.priority.key(outcome.indicator)] += 1
@@ -180,7 +184,8 @@ class Steward:
         ind = outcome.indicator
         d = self.decide(outcome)
         key = quota.tenant_key(ind.indicatorType.value, ind.indicatorValue)
-        self._present.add(key)
+        if self.settings.sync and self.feed:
+            self._present.add(key)  # grows with the input's distinct indicators, only in sync mode
         self._decisions[d.kind.value] += 1
         if d.kind is Kind.unchanged:
             return outcome.final(Status.unchanged, d.note(), id=d.existing_id)
@@ -374,8 +379,15 @@ class Steward:
         summary.deleteCalls += self.delete_calls
 
 
-def two_pass(steward: Steward, reopen: Callable[[], Iterable[Outcome]]) -> Threshold:
-    """Run the ranking pass over a fresh iteration of the input's validated outcomes."""
-    for o in reopen():
-        steward.rank(o)
+def prepare(steward: Steward, *, entries_at_most: int | None, reopen: Callable[[], Iterable[object]]) -> Threshold:
+    """Load the tenant and plan capacity for one input: the entry point's single call before process_stream.
+
+    `entries_at_most`: an upper bound on the input's entries when known (an HTTP body's count), else None.
+    When it fits the room no ranking is needed; otherwise `reopen()` must give the input's validated stream
+    again (validated with the same `now` as the real pass) for the ranking pass.
+    """
+    steward.load()
+    if entries_at_most is None or not steward.fits(entries_at_most):
+        for item in reopen():
+            steward.rank(item)
     return steward.plan()

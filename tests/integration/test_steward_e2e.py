@@ -28,14 +28,13 @@ from shared.model import (
     FIELD_VALUE,
     Action,
     IndicatorType,
-    Outcome,
     RawRow,
     Summary,
 )
 from shared.process import process_stream
 from shared.reports import ReportWriter
 from shared.settings import Settings
-from shared.steward import CAPACITY_REASON, Steward
+from shared.steward import CAPACITY_REASON, Steward, prepare
 from shared.validate import validate
 from tests.support.stack import mint_token, public_ip
 
@@ -92,12 +91,7 @@ def run_file(
         return iter(raw)
 
     steward = Steward(client, settings, identities=[APP], now=now if fixed else None)
-    steward.load()
-    if not steward.fits(len(raw)):
-        for item in validate(iter(raw), settings, source="feed.txt", now=now):
-            if isinstance(item, Outcome):
-                steward.rank(item)
-    steward.plan()
+    prepare(steward, entries_at_most=len(raw), reopen=lambda: validate(iter(raw), settings, source="feed.txt", now=now))
     if before_finish is not None:
         original = steward.finish
 

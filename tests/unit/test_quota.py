@@ -20,7 +20,7 @@ from shared.defender.errors import DefenderUnavailable, NotFoundError
 from shared.model import Action, Indicator, IndicatorType, Outcome, Severity, Status, Summary
 from shared.quota import Decision, Kind, Priority, TenantRecord, TenantView
 from shared.settings import Settings
-from shared.steward import CAPACITY_REASON, Steward
+from shared.steward import CAPACITY_REASON, Steward, prepare
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -603,3 +603,19 @@ def test_no_sync_without_feed_or_flag() -> None:
     s = Steward(client, settings_(feed="f"), now=NOW)  # feed without sync
     assert s.finish(Summary(), file_error=False) is None
     assert client.batches == []
+
+
+def test_prepare_ranks_only_when_the_input_may_not_fit() -> None:
+    rows = [pending(1, ind("1.0.0.1", severity=Severity.Low)), pending(2, ind("1.0.0.2", severity=Severity.High))]
+    reopened: list[int] = []
+
+    def reopen() -> list[object]:
+        reopened.append(1)
+        return [*rows, Summary()]  # anything that is not a pending outcome is passed over
+
+    s = Steward(FakeTenant([]), settings_(max_tenant_indicators=3, capacity_reserve=2), now=NOW)  # room 1
+    assert prepare(s, entries_at_most=None, reopen=reopen).cut is not None and reopened == [1]
+    assert [s.review(o).status for o in rows] == [Status.skipped, None]  # High wins the one slot
+
+    s = Steward(FakeTenant([]), settings_(), now=NOW)  # room 8
+    assert prepare(s, entries_at_most=2, reopen=reopen).cut is None and reopened == [1]  # no second pass
