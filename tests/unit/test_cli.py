@@ -1,0 +1,113 @@
+"""Command line (CONTRACT.md "Command line"): `python -m shared validate FILE... [--report-dir DIR] [--json]`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.cli import main, run_files
+from shared.model import Status
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def cli(argv, env=None):
+    out: list[str] = []
+    code = main(argv, env=env or {}, printer=out.append)
+    return code, "\n".join(out)
+
+
+def test_validate_writes_reports_and_prints_counts(tmp_path):
+    f = write(tmp_path / "iocs.txt", f"# list\n{SHA256}\nevil[.]example\n10.0.0.1\nevil.example\n")
+    code, out = cli(["validate", str(f), "--report-dir", str(tmp_path / "r")])
+    assert code == 0
+    doc = json.loads((tmp_path / "r" / "iocs.txt.report.json").read_text(encoding="utf-8"))
+    assert [e["status"] for e in doc["indicators"]] == ["skipped", "skipped", "invalid", "duplicate"]
+    assert doc["indicators"][0]["reason"] == "validation only" and doc["dryRun"] is True
+    rows = list(csv.reader((tmp_path / "r" / "iocs.txt.report.csv").open(encoding="utf-8", newline="")))
+    assert rows[0] == ["line", "status", "indicatorType", "indicatorValue", "action", "id", "reason"]
+    assert len(rows) == 5
+    assert "by status: duplicate 1, invalid 1, skipped 2" in out
+    assert "DomainName 2" in out and "FileSha256 1" in out
+    assert "line 4: invalid: '10.0.0.1'" in out
+
+
+def test_json_output_is_machine_readable(tmp_path):
+    f = write(tmp_path / "a.csv", "value,type\n8.8.8.8,ip\nnot a thing,domain\n")
+    code, out = cli(["validate", str(f), "--report-dir", str(tmp_path), "--json"])
+    doc = json.loads(out)
+    assert code == 0 and doc["exitCode"] == 0
+    (entry,) = doc["files"]
+    assert entry["summary"]["total"] == 2 and entry["byStatus"] == {"skipped": 1, "invalid": 1}
+    assert entry["rejected"][0]["line"] == 3
+
+
+def test_same_file_name_twice_is_refused_before_processing(tmp_path):
+    (tmp_path / "x").mkdir()
+    a = write(tmp_path / "a.txt", "8.8.8.8\n")
+    b = write(tmp_path / "x" / "a.txt", "8.8.4.4\n")
+    code, out = cli(["validate", str(a), str(b), "--report-dir", str(tmp_path / "r")])
+    assert code == 2 and "same file name" in out
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_file_exits_1_but_others_are_processed(tmp_path):
+    good = write(tmp_path / "good.txt", "8.8.8.8\n")
+    code, out = cli(["validate", str(tmp_path / "missing.txt"), str(good), "--report-dir", str(tmp_path)])
+    assert code == 1 and "cannot be processed" in out
+    assert (tmp_path / "good.txt.report.json").exists()
+
+
+def test_unreadable_format_exits_1(tmp_path):
+    f = tmp_path / "doc.pdf"
+    f.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n")
+    code, _ = cli(["validate", str(f), "--report-dir", str(tmp_path)])
+    assert code == 1
+    assert json.loads((tmp_path / "doc.pdf.report.json").read_text())["status"] == "failed"
+
+
+def test_bad_settings_exit_2(tmp_path):
+    f = write(tmp_path / "a.txt", "8.8.8.8\n")
+    code, out = cli(["validate", str(f)], env={"BATCH_SIZE": "9000"})
+    assert code == 2 and "BATCH_SIZE" in out
+
+
+def test_usage_errors_exit_2():
+    assert cli(["validate"])[0] == 2
+    assert cli(["frobnicate", "x"])[0] == 2
+
+
+def test_run_files_with_a_submitter_factory(tmp_path):
+    class Sub:
+        api_calls = retries = 0
+
+        def submit(self, batch):
+            self.api_calls += 1
+            return [o.final(Status.submitted, id="1") for o in batch]
+
+    f = write(tmp_path / "a.txt", "8.8.8.8\n8.8.4.4\n")
+    out: list[str] = []
+    code = run_files([f], tmp_path, Settings(), Sub, None, out.append)
+    doc = json.loads((tmp_path / "a.txt.report.json").read_text())
+    assert code == 0 and doc["summary"]["submitted"] == 2 and doc["summary"]["apiCalls"] == 1
+    assert any("settled by Defender" in line for line in out)  # progress
+
+
+def test_python_dash_m_entry_point(tmp_path):
+    f = write(tmp_path / "a.txt", "8.8.8.8\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "shared", "validate", str(f), "--report-dir", str(tmp_path), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["files"][0]["status"] == "completed"
