@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from localdev.defender_emulator import DefenderEmulator
 from localdev.identity_emulator import IdentityEmulator
 from localdev.tokens import DEFAULT_ROLES, DEFAULT_SIGNING_KEY, DEFAULT_SYSTEM_CLIENT_ID, mint
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFENDER_RESOURCE = "https://api.securitycenter.microsoft.com"
 DEFENDER_SCOPE = DEFENDER_RESOURCE + "/.default"
 
