@@ -26,8 +26,10 @@ CONNECTION_NAME = "IndicatorStorage"
 REPORT_ETAG_KEY = "source_etag"
 # Reports above this size are spilled from memory to a temporary file while written.
 SPOOL_BYTES = 4 * 1024 * 1024
-# Block size for report uploads and for input range reads.
-BLOCK_BYTES = 4 * 1024 * 1024
+# Range size for input reads. The SDK's download path briefly holds about nine times the range it
+# fetches (measured with tracemalloc on azure-storage-blob 12.31: 4 MB ranges peak at 36 MB, 1 MB at
+# 9 MB), so ranges stay small; a 50 MB input is 50 requests.
+BLOCK_BYTES = 1024 * 1024
 
 
 class ConnectionSettingsError(ValueError):

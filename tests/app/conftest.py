@@ -25,7 +25,7 @@ def functions() -> dict[str, Any]:
 
 
 @pytest.fixture
-def app_env(azurite, fresh_containers, defender, identity_env, monkeypatch) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def app_env(azurite, fresh_containers, defender, identity_env, monkeypatch) -> dict[str, str]:
     """App settings pointing at Azurite and the emulators, set in os.environ for this test."""
     env = {
         "IndicatorStorage": azurite.connection_string,
@@ -51,7 +51,7 @@ def fast_defender_factory(settings: Any) -> Any:
 
 
 @pytest.fixture
-def make_runtime(app_env) -> Iterator[Callable[..., entry.Runtime]]:  # type: ignore[no-untyped-def]
+def make_runtime(app_env) -> Iterator[Callable[..., entry.Runtime]]:
     """Build a Runtime from os.environ (plus overrides) and install it as the process runtime."""
 
     def build(*, time_scale: float | None = None, **overrides: str) -> entry.Runtime:

@@ -12,7 +12,7 @@ from azure.storage.blob import BlobLeaseClient
 from shared.lock import LockTimeout, TenantLock
 
 
-def _lock(blob_service, containers, **kw) -> TenantLock:  # type: ignore[no-untyped-def]
+def _lock(blob_service, containers, **kw) -> TenantLock:
     return TenantLock(blob_service.get_container_client(containers.locks), poll_interval=0.05, **kw)
 
 

@@ -31,7 +31,7 @@ def azurite_connection_string(azurite: Azurite) -> str:
 
 
 @pytest.fixture(scope="session")
-def blob_service(azurite: Azurite):  # type: ignore[no-untyped-def]
+def blob_service(azurite: Azurite):
     from azure.storage.blob import BlobServiceClient
 
     return BlobServiceClient.from_connection_string(azurite.connection_string)
@@ -45,7 +45,7 @@ class Containers:
 
 
 @pytest.fixture
-def fresh_containers(blob_service) -> Containers:  # type: ignore[no-untyped-def]
+def fresh_containers(blob_service) -> Containers:
     """Three new, empty containers with unique names (created here; Azurite is in-memory)."""
     tag = uuid.uuid4().hex[:10]
     names = Containers(f"in-{tag}", f"rep-{tag}", f"lock-{tag}")

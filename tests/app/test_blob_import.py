@@ -1,0 +1,293 @@
+"""The blob-drop function end to end on the real local stack: Azurite, real SDK clients, the Defender and
+identity emulators; events delivered as the host delivers them (CONTRACT.md "Reports", "Defender calls";
+issue "Triggers": idempotent, one import at a time per tenant, failure never loses data, streamed)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localdev.stack import blob_created_event, deliver_blob_created
+from shared import entry
+from tests.conftest import REPO
+from tests.support.stack import hex_value, public_ip
+
+SAMPLES = REPO / "samples"
+METADATA = {"signer.pem": {"action": "BlockAndRemediate"}}
+
+
+def upload(blob_service: Any, container: str, name: str, data: bytes, metadata: dict[str, str] | None = None) -> Any:
+    return blob_service.get_container_client(container).upload_blob(name, data, overwrite=True, metadata=metadata)
+
+
+def deliver(blob_client: Any, app_env: dict[str, str]) -> None:
+    """What the host does for a BlobCreated event: build a BlobClient for the blob and call the function."""
+    props = blob_client.get_blob_properties()
+    event = blob_created_event(
+        blob_client.container_name,
+        blob_client.blob_name,
+        etag=props.etag,
+        size=props.size,
+        url=blob_client.url,
+        content_type="application/octet-stream",
+    )
+    deliver_blob_created(event, app_env["IndicatorStorage"], watched_container=app_env["INDICATORS_CONTAINER"])
+
+
+def report(blob_service: Any, app_env: dict[str, str], name: str) -> dict[str, Any]:
+    reports = blob_service.get_container_client(app_env["REPORTS_CONTAINER"])
+    return json.loads(reports.download_blob(f"{name}.report.json").readall())
+
+
+def import_calls(defender: Any) -> list[dict[str, Any]]:
+    return [c for c in defender.admin.calls() if c["path"].lower() == "/api/indicators/import"]
+
+
+def hashes(n: int, seed: str) -> list[str]:
+    return [hex_value(f"{seed}-{i}") for i in range(n)]
+
+
+def counts(submitted: int, duplicate: int = 0, invalid: int = 0, ignored: int = 0) -> dict[str, int]:
+    return {
+        "submitted": submitted,
+        "duplicate": duplicate,
+        "failed": 0,
+        "invalid": invalid,
+        "skipped": 0,
+        "ignoredLines": ignored,
+    }
+
+
+CWE = "completed_with_errors"
+# Expected per sample (samples/ are ours; documentation-range IPs are invalid: Defender takes external IPs only).
+EXPECTED: dict[str, tuple[str, dict[str, int]]] = {
+    # domain, URL, hash; a repeated domain; two documentation IPs; one prose line
+    "c2-list.txt": (CWE, counts(3, duplicate=1, invalid=2, ignored=1)),
+    # hash, domain + IP from an OR pattern, URL; the IP and a MATCHES pattern are invalid
+    "campaign.stix.json": (CWE, counts(3, invalid=2)),
+    # domain, hash, legacy Alert URL; documentation IPv6 and an entry without indicatorValue invalid
+    "defender-body.json": (CWE, counts(3, invalid=2)),
+    # five good rows, a repeated URL; documentation IP, short hash, certificate with Block invalid
+    "defender-portal.csv": (CWE, counts(5, duplicate=1, invalid=3)),
+    # two good lines; a broken JSON line and a documentation IP invalid
+    "events.ndjson": (CWE, counts(2, invalid=2)),
+    # refanged URL, domain, hash; documentation IP:port, prose value, private IP invalid
+    "generic-feed.csv": (CWE, counts(3, invalid=3)),
+    # nine hashes from the gzip stream; one line that is no indicator
+    "hashes.txt.gz": ("completed", counts(9, ignored=1)),
+    # a PDF: unsupported format, nothing read
+    "report.pdf": ("failed", counts(0)),
+    # one certificate thumbprint, action from blob metadata
+    "signer.pem": ("completed", counts(1)),
+    # domain, hash, URL; documentation IP:port invalid
+    "threatfox-style.json": (CWE, counts(3, invalid=1)),
+}
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.iterdir()))
+def test_every_sample_is_pinned() -> None:
+    assert set(EXPECTED) == {p.name for p in SAMPLES.iterdir()}
+
+
+def test_each_sample_gives_its_report(sample: str, blob_service, app_env, make_runtime, defender) -> None:
+    make_runtime()
+    data = (SAMPLES / sample).read_bytes()
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], f"drop/{sample}", data, METADATA.get(sample))
+    etag = bc.get_blob_properties().etag
+    deliver(bc, app_env)
+    rep = report(blob_service, app_env, f"drop/{sample}")
+    assert rep["schemaVersion"] == 1
+    assert rep["source"]["container"] == app_env["INDICATORS_CONTAINER"]
+    assert rep["source"]["name"] == f"drop/{sample}"
+    assert rep["source"]["etag"] == etag.strip('"')
+    assert rep["source"]["size"] == len(data)
+    s = rep["summary"]
+    assert s["total"] == len(rep["indicators"])
+    assert s["total"] == sum(s[k] for k in ("submitted", "unchanged", "duplicate", "failed", "invalid", "skipped"))
+    got = (rep["status"], {k: s[k] for k in ("submitted", "duplicate", "failed", "invalid", "skipped", "ignoredLines")})
+    assert got == EXPECTED[sample]
+    assert rep["source"]["format"]
+    if rep["status"] == "failed":
+        assert "unsupported format" in rep["errors"][0]["message"]
+    # Every submitted entry has the id Defender gave it.
+    stored = {i["id"] for i in defender.admin.indicators()}
+    assert {e["id"] for e in rep["indicators"] if e["status"] == "submitted"} <= stored
+    assert s["apiCalls"] == len(import_calls(defender))
+    # The input is untouched.
+    assert bc.get_blob_properties().etag == etag
+    csv_text = blob_service.get_blob_client(app_env["REPORTS_CONTAINER"], f"drop/{sample}.report.csv").download_blob()
+    assert csv_text.readall().decode().count("\r\n") == s["total"] + 1
+
+
+def test_same_event_twice_submits_once(blob_service, app_env, make_runtime, defender) -> None:
+    make_runtime()
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "twice.txt", "\n".join(hashes(5, "twice")).encode())
+    deliver(bc, app_env)
+    first = report(blob_service, app_env, "twice.txt")
+    deliver(bc, app_env)
+    assert len(import_calls(defender)) == 1
+    assert report(blob_service, app_env, "twice.txt") == first  # the complete report was left alone
+
+
+def test_same_event_concurrently_submits_once(blob_service, app_env, make_runtime, defender) -> None:
+    make_runtime()
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "burst.txt", "\n".join(hashes(5, "burst")).encode())
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            deliver(bc, app_env)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(import_calls(defender)) == 1
+    assert report(blob_service, app_env, "burst.txt")["summary"]["submitted"] == 5
+
+
+def test_two_files_at_once_take_turns_within_the_rate_limit(blob_service, app_env, make_runtime, defender) -> None:
+    """Two drops at the same time: one import after the other (no interleaved calls), never more than
+    MAX_CALLS_PER_MINUTE calls in any window (emulator and app on a 60x clock: a window is 1 s)."""
+    defender.configure(time_scale=60)
+    make_runtime(time_scale=60, BATCH_SIZE="2", MAX_CALLS_PER_MINUTE="3")
+    names = {"a.txt": hashes(6, "file-a"), "b.txt": hashes(6, "file-b")}
+    clients = {
+        n: upload(blob_service, app_env["INDICATORS_CONTAINER"], n, "\n".join(v).encode()) for n, v in names.items()
+    }
+    threads = [threading.Thread(target=deliver, args=(bc, app_env)) for bc in clients.values()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    calls = import_calls(defender)
+    assert len(calls) == 6 and all(c["status"] == 200 for c in calls)  # no 429: pacing kept us inside
+    times = sorted(c["monotonic"] for c in calls)
+    assert all(times[i + 3] - times[i] >= 1.0 for i in range(len(times) - 3))
+    # No interleaving: Defender ids are handed out in arrival order; each file's ids form one run.
+    ids = {n: sorted(int(e["id"]) for e in report(blob_service, app_env, n)["indicators"]) for n in names}
+    a, b = ids["a.txt"], ids["b.txt"]
+    assert max(a) < min(b) or max(b) < min(a)
+
+
+def test_reupload_is_imported_again_and_replaces_the_report(blob_service, app_env, make_runtime, defender) -> None:
+    make_runtime()
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "feed.txt", "\n".join(hashes(3, "v1")).encode())
+    deliver(bc, app_env)
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "feed.txt", "\n".join(hashes(4, "v2")).encode())
+    deliver(bc, app_env)
+    rep = report(blob_service, app_env, "feed.txt")
+    assert len(import_calls(defender)) == 2
+    assert rep["source"]["etag"] == bc.get_blob_properties().etag.strip('"')
+    assert [e["indicatorValue"] for e in rep["indicators"]] == hashes(4, "v2")
+
+
+def test_defender_down_for_good_gives_a_complete_failed_report(blob_service, app_env, make_runtime, defender) -> None:
+    make_runtime()
+    defender.add_fault(kind="status", status=503, count=50, path="/api/indicators/import")
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "down.txt", "\n".join(hashes(3, "down")).encode())
+    etag = bc.get_blob_properties().etag
+    deliver(bc, app_env)  # ends cleanly: no exception for the host to retry
+    rep = report(blob_service, app_env, "down.txt")
+    assert rep["status"] == "failed"
+    assert [e["status"] for e in rep["indicators"]] == ["failed"] * 3
+    assert all(e["reason"] for e in rep["indicators"])
+    assert bc.get_blob_properties().etag == etag  # input untouched
+    assert bc.download_blob().readall() == "\n".join(hashes(3, "down")).encode()
+
+
+def test_identity_endpoint_down_gives_a_failed_report(blob_service, app_env, make_runtime, identity) -> None:
+    make_runtime()
+    identity.admin.fail_next(count=50, status=500, message="identity endpoint broken")
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "noid.txt", "\n".join(hashes(2, "noid")).encode())
+    deliver(bc, app_env)
+    rep = report(blob_service, app_env, "noid.txt")
+    assert rep["status"] == "failed"
+    assert {e["status"] for e in rep["indicators"]} == {"failed"}
+
+
+def test_bad_metadata_gives_a_failed_report_naming_the_key(blob_service, app_env, make_runtime, defender) -> None:
+    make_runtime()
+    bc = upload(
+        blob_service, app_env["INDICATORS_CONTAINER"], "meta.txt", b"evil.example.com\n", {"severity": "Severe"}
+    )
+    deliver(bc, app_env)
+    rep = report(blob_service, app_env, "meta.txt")
+    assert rep["status"] == "failed"
+    assert "severity" in rep["errors"][0]["message"]
+    assert import_calls(defender) == []
+
+
+def test_metadata_overrides_apply(blob_service, app_env, make_runtime, defender) -> None:
+    make_runtime()
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "dry.txt", b"evil.example.com\n", {"dry_run": "true"})
+    deliver(bc, app_env)
+    rep = report(blob_service, app_env, "dry.txt")
+    assert rep["dryRun"] is True
+    assert [(e["status"], e["reason"]) for e in rep["indicators"]] == [("skipped", "dry run")]
+    assert import_calls(defender) == []
+
+
+def test_blob_outside_the_watched_container_is_not_imported(blob_service, app_env, make_runtime, defender) -> None:
+    make_runtime()
+    bc = upload(blob_service, app_env["REPORTS_CONTAINER"], "x.txt", b"evil.example.com\n")
+    deliver(bc, app_env)
+    assert import_calls(defender) == []
+
+
+def test_lock_held_elsewhere_makes_the_host_retry(blob_service, app_env, make_runtime) -> None:
+    from shared.lock import LockTimeout
+
+    rt = make_runtime(BLOB_LOCK_WAIT_SECONDS="0")
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "busy.txt", b"evil.example.com\n")
+    other = entry.Runtime.from_env(app_env)
+    with other.lock.hold(timeout=5), pytest.raises(LockTimeout):
+        entry.handle_blob(bc, runtime=rt)
+    assert not blob_service.get_blob_client(app_env["REPORTS_CONTAINER"], "busy.txt.report.json").exists()
+
+
+def _peak_for(size_mb: int, tmp: Path, blob_service: Any, app_env: dict[str, str], gz: bool = False) -> int:
+    # Mostly comment lines plus the same few indicators: the input grows, the indicator set does not.
+    values = "\n".join(public_ip(i) for i in range(200)) + "\n"
+    filler = "# " + "x" * 1021 + "\n"
+    data = (values + filler * (size_mb * 1024)).encode()
+    name = f"big-{size_mb}.txt"
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], name, data, {"dry_run": "true"})
+    del data
+    tracemalloc.start()
+    try:
+        entry.handle_blob(bc)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    rep = report(blob_service, app_env, name)
+    assert rep["summary"]["skipped"] == 200
+    assert rep["source"]["size"] >= size_mb * 1024 * 1024
+    return peak
+
+
+def test_memory_does_not_grow_with_the_input(blob_service, app_env, make_runtime, tmp_path) -> None:
+    make_runtime()
+    small = _peak_for(5, tmp_path, blob_service, app_env)
+    large = _peak_for(50, tmp_path, blob_service, app_env)
+    assert large < 30 * 1024 * 1024, f"peak {large / 2**20:.1f} MB for a 50 MB input"
+    assert large - small < 8 * 1024 * 1024, f"peak grew from {small / 2**20:.1f} MB to {large / 2**20:.1f} MB"
+
+
+def test_gzip_is_read_as_a_stream(blob_service, app_env, make_runtime, defender) -> None:
+    make_runtime()
+    data = gzip.compress(("\n".join(hashes(3, "gz")) + "\n").encode())
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "in/list.txt.gz", data)
+    deliver(bc, app_env)
+    rep = report(blob_service, app_env, "in/list.txt.gz")
+    assert rep["summary"]["submitted"] == 3
