@@ -7,14 +7,12 @@ its count of the tenant is not raced by another import of this app.
 
 How the orchestrator drives it, per input (issue 6):
 
-    steward.load()                          # List, paged: the tenant before this run
-    for o in pending: steward.rank(o)       # optional first pass, only when the input may not fit the room
-    steward.plan()
-    o = steward.review(o)                   # classify + admit, for every outcome with status None
-    ... submit the still-pending ones in batches ...
-    steward.after_submit(batch_outcomes)    # replace/update: delete superseded ids the import did not reuse
-    steward.finish(summary, file_error=...) # feed sync deletes, with the safety rules
-    report["tenant"] = steward.report_extra()["tenant"]
+    steward = Steward(client, settings)
+    prepare(steward, entries_at_most=n_or_None, reopen=...)  # load (List) + ranking pass only if it may not fit
+    process_stream(..., steward=steward, now=same_now)       # calls, per input:
+        steward.review(o)                    # classify + admit, every outcome with status None
+        steward.after_submit(batch_results)  # replace/update: delete superseded ids the import did not reuse
+        steward.finish(summary, file_error=...); steward.apply_counters(summary); steward.report_extra()
 
 Dry run (`settings.dry_run`): every decision is taken and reported; nothing is deleted.
 """
