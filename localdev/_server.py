@@ -161,9 +161,9 @@ class HttpEmulator:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("the emulator is not started")
-        host = self._server.server_address[0]
-        host = f"[{host}]" if ":" in str(host) else host
-        return f"http://{host}:{self._server.server_address[1]}"
+        address = self._server.server_address
+        host, port = str(address[0]), int(address[1])
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> str:
         if self._server is not None:

@@ -7,6 +7,14 @@ Where the docs are silent (UNCONFIRMED in defender-api.md) the behaviour is an o
 client against each plausible answer. Options (constructor keywords, ``POST /admin/config``, CLI flags):
 see :class:`DefenderOptions`.
 
+Admin API (no token; loopback only): ``POST /admin/reset`` ``{"keep_config": false}``;
+``GET|POST /admin/config``; ``POST /admin/faults`` ``{"kind", "count", "path", "method", ...}``,
+``GET|DELETE /admin/faults``; ``GET /admin/calls[?path=]``; ``GET|POST|DELETE /admin/indicators``
+(dump / seed ``{"Indicators": [...]}`` / clear); ``GET|POST /admin/clock`` ``{"advance": seconds}``.
+Fault kinds: ``status`` (status, retry_after), ``throttle`` (retry_after seconds or text,
+retry_after_date), ``reset``, ``hang`` (seconds, then=close|respond), ``malformed_json``,
+``drop_results`` (drop=N|"all"), ``extra_result`` (indicator); ``process`` runs the real call first.
+
 Run: ``python -m localdev.defender_emulator --port 0 [--time-scale 60] [...]``; prints
 ``listening on http://127.0.0.1:PORT`` and serves until killed.
 """
@@ -42,8 +50,8 @@ DEFAULT_AUDIENCES = (
     "https://api-gov.securitycenter.microsoft.us",
     "https://securitycenter.onmicrosoft.com/windowsatpservice",
 )
-WRITE_ROLES = ("Ti.ReadWrite.All", "Ti.ReadWrite")  # §1.3; 403 text quoted in §8.2
-READ_ROLES = ("Ti.ReadWrite.All", "Ti.ReadWrite", "Ti.Read.All")
+WRITE_ROLES: tuple[str, ...] = ("Ti.ReadWrite.All", "Ti.ReadWrite")  # §1.3; 403 text quoted in §8.2
+READ_ROLES: tuple[str, ...] = ("Ti.ReadWrite.All", "Ti.ReadWrite", "Ti.Read.All")
 ALL_ROLES = frozenset({"Ti.ReadWrite.All", "Ti.Read.All"})  # roles that see every indicator (List page)
 NEVER_UPDATED = ("application", "version", "certificateInfo")  # applied on create only (§1.5, §3.2)
 _CHOICES = {
@@ -109,6 +117,8 @@ class DefenderEmulator(HttpEmulator):
     ) -> None:
         super().__init__(host=host, port=port)
         self.signing_key = signing_key
+        if "limits" in options:  # partial: groups not given keep their documented limits
+            options["limits"] = {**copy.deepcopy(DEFAULT_LIMITS), **options["limits"]}
         self._initial = DefenderOptions(**options)
         self._initial.validate()
         self._lock = threading.RLock()

@@ -174,7 +174,7 @@ def call_http(function_app: Any, request: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def print_table(rows: list[tuple[str, dict[str, Any]]], http_answer: dict[str, Any]) -> None:
-    head = f"{'input':<26}{'format':<12}{'status':<23}" + "".join(f"{s:>10}" for s in STATUSES) + f"{'ignored':>9}"
+    head = f"{'input':<26}{'format':<15}{'status':<23}" + "".join(f"{s:>10}" for s in STATUSES) + f"{'ignored':>9}"
     print("\nResults per input (counts by status):")
     print(head)
     print("-" * len(head))
@@ -182,14 +182,14 @@ def print_table(rows: list[tuple[str, dict[str, Any]]], http_answer: dict[str, A
         s = report["summary"]
         fmt = report["source"].get("format") or "-"
         print(
-            f"{name:<26}{fmt:<12}{report['status']:<23}"
+            f"{name:<26}{fmt:<15}{report['status']:<23}"
             + "".join(f"{s[k]:>10}" for k in STATUSES)
             + f"{s['ignoredLines']:>9}"
         )
     s = http_answer.get("summary") or {}
     if s:
         print(
-            f"{'HTTP import':<26}{'json':<12}{http_answer.get('status', '-'):<23}"
+            f"{'HTTP import':<26}{'json':<15}{http_answer.get('status', '-'):<23}"
             + "".join(f"{s.get(k, 0):>10}" for k in STATUSES)
             + f"{s.get('ignoredLines', 0):>9}"
         )

@@ -128,3 +128,15 @@ def test_command_line_mode_prints_its_url_and_stops_on_sigterm(module):
         assert proc.wait(timeout=10) == 0
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_constructor_limits_are_partial_and_options_are_checked():
+    from localdev.defender_emulator import DefenderEmulator
+
+    emulator = DefenderEmulator(limits={"import": [(5, 60)]}, time_scale=60)
+    assert emulator.options.limits["import"] == [(5, 60)]
+    assert emulator.options.limits["batch_delete"] == [(30, 60), (1500, 3600)]
+    with pytest.raises(ValueError, match="cap_mode"):
+        DefenderEmulator(cap_mode="sometimes")
+    with pytest.raises(ValueError, match="loopback"):
+        DefenderEmulator(host="192.0.2.10")

@@ -144,3 +144,17 @@ def test_unknown_option_is_refused(identity):
 
     with pytest.raises(AdminError, match="unknown identity option"):
         identity.admin.configure(colour="blue")
+
+
+def test_plain_default_azure_credential_picks_the_managed_identity(identity_env):
+    token = DefaultAzureCredential().get_token(DEFENDER_SCOPE)
+    assert _claims(identity_env, token.token)["appid"] == DEFAULT_SYSTEM_CLIENT_ID
+
+
+def test_object_id_and_resource_id_select_a_user_assigned_identity(identity_env):
+    by_object = ManagedIdentityCredential(identity_config={"object_id": USER_ASSIGNED}).get_token(DEFENDER_SCOPE)
+    assert _claims(identity_env, by_object.token)["oid"] == USER_ASSIGNED
+    rid = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi"
+    by_resource = ManagedIdentityCredential(identity_config={"resource_id": rid}).get_token(DEFENDER_SCOPE)
+    assert _claims(identity_env, by_resource.token)["oid"] not in (USER_ASSIGNED, DEFAULT_SYSTEM_CLIENT_ID)
+    assert [r["mi_res_id"] for r in identity_env.admin.requests()["requests"]] == [None, rid]
