@@ -76,6 +76,7 @@ class Candidate:
 # Hint kinds beyond the Defender types.
 _ANY_HASH = "any-hash"  # the length decides (Volexity `file`, generic `hash`)
 _UNSUPPORTED = "unsupported"
+_HASH_KINDS = frozenset({_ANY_HASH, *HASH_LENGTHS})
 
 # Foreign type names (lower-cased) → what they mean. Sources: MISP attribute types; Sentinel/MSTIC
 # (`domainname`, `IP`, `URL`); Volexity (`hostname`, `ipaddress`, `file`); Sophos (`url` holding bare
@@ -268,7 +269,6 @@ def normalise(raw_value: str, type_hint: str | None = None) -> Candidate | Probl
     value = raw_value.strip(TRIM)
     if not value:
         return Problem("empty-value", "the indicator value is empty")
-    value = refang(value)
     kind: object = None
     hint_name = ""
     if type_hint:
@@ -277,6 +277,14 @@ def normalise(raw_value: str, type_hint: str | None = None) -> Candidate | Probl
             kind = TYPE_NAMES.get(hint_name.lower())
             if kind is None or kind is _UNSUPPORTED:
                 return Problem("unsupported-type", f"unsupported type {hint_name}")
+    # Fast path (most rows of big hash feeds): a bare hex string of a hash length needs no refanging.
+    n = len(value)
+    if n in _HASH_BY_LENGTH and (kind is None or kind in _HASH_KINDS) and _HEX(value):
+        if kind is None or kind is _ANY_HASH:
+            return Candidate(_HASH_BY_LENGTH[n], value.lower())
+        assert isinstance(kind, IndicatorType)
+        return _hash(value, kind)
+    value = refang(value)
     if kind is None:
         inferred = infer_type(value)
         if inferred is None:

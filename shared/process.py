@@ -132,7 +132,7 @@ class _Run:
         self.pending_seen += 1
         if self.submitter is None:
             self.pending_done += 1
-            self.emit(o.final(Status.skipped, self.skip_reason))
+            self.emit(_skipped(o, self.skip_reason))
         elif self.stop is not None:
             self.pending_done += 1
             self.decided(o.final(Status.failed, self.stop.message))
@@ -184,6 +184,12 @@ class _Run:
             # A per-indicator rejection is an answer from Defender too.
             self.reached = True
         return results
+
+
+def _skipped(o: Outcome, reason: str) -> Outcome:
+    """`o.final(Status.skipped, reason)` without `dataclasses.replace` (hot path of validation-only runs)."""
+    full = "; ".join((*o.notes, reason)) if o.notes else reason
+    return Outcome(o.line, o.value, o.type, o.action, Status.skipped, full, None, o.indicator, o.position, o.notes)
 
 
 def _settled_prefix(batch: Sequence[Outcome], partial: Sequence[Any]) -> list[Outcome]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from shared.model import FileProblem, Outcome, Summary
+from shared.model import FileProblem, Outcome, Status, Summary
 
 SCHEMA_VERSION = 1
 CSV_COLUMNS = ("line", "status", "indicatorType", "indicatorValue", "action", "id", "reason")
@@ -27,6 +27,7 @@ MAX_REPORTED_ERRORS = 1000  # file-level problems kept in `errors`; a count of t
 # Every CSV cell except `line` is text, so every one of them is neutralised with a leading `'`,
 # also when the trigger follows leading whitespace. `line` is always a positive integer.
 _FORMULA_START = frozenset("=+-@\t\r")
+_STATUS = {s: s.value for s in Status}  # Enum.value is a slow descriptor on the hot path
 _enc = json.encoder.encode_basestring  # type: ignore[attr-defined]  # the C string encoder, no ASCII escaping
 
 
@@ -90,6 +91,7 @@ class ReportWriter:
         status = outcome.status
         if status is None:
             raise ValueError(f"line {outcome.line}: an entry without a final status cannot be reported")
+        status_text = _STATUS[status]
         value = outcome.value
         typ = outcome.type
         action = outcome.action
@@ -105,7 +107,7 @@ class ReportWriter:
             ', "action": ',
             "null" if action is None else _enc(action),
             ', "status": "',
-            status.value,
+            status_text,
             '", "id": ',
             "null" if oid is None else _enc(oid),
             ', "reason": ',
@@ -117,7 +119,7 @@ class ReportWriter:
         self._csv.writerow(
             (
                 outcome.line,
-                status.value,
+                status_text,
                 n(typ) if typ else "",
                 n(value),
                 n(action) if action else "",

@@ -27,6 +27,7 @@ from shared.model import (
     FIELD_TITLE,
     FIELD_TYPE,
     FIELD_VALUE,
+    Action,
     FileProblem,
     Ignored,
     Indicator,
@@ -56,6 +57,8 @@ from shared.rules import (
 )
 from shared.settings import Settings
 
+_TYPE_NAME = {t: t.value for t in IndicatorType}  # Enum.value is a slow descriptor on the hot path
+_ACTION_NAME = {a: a.value for a in Action}
 _INVALID = Status.invalid
 _SKIPPED = Status.skipped
 _DUPLICATE = Status.duplicate
@@ -77,7 +80,7 @@ class DuplicateIndex:
 
     def first_line(self, t: IndicatorType, value: str, line: int) -> int | None:
         """The line of an earlier entry with the same key, or None (and remember this one)."""
-        key = int.from_bytes(blake2b(f"{t.value}\0{value}".encode(), digest_size=8).digest(), "little") >> 4
+        key = int.from_bytes(blake2b(f"{_TYPE_NAME[t]}\0{value}".encode(), digest_size=8).digest(), "little") >> 4
         first = self._first.get(key)
         if first is None:
             self._first[key] = line
