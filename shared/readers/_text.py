@@ -24,6 +24,16 @@ _WS = re.compile(r"\s")
 # reference links as bullets under "References" / "REFERENCE:").
 _REFERENCE_HEADING = re.compile(r"reference|further reading|see also|credit|acknowledg", re.I)
 
+# "SHA256 hash: <hash>", "URL: <url>", "File location: <url>": a label naming an indicator kind,
+# then one token (the Unit 42 write-ups). Other "label: value" lines stay prose.
+_LABELLED = re.compile(
+    r"^(?P<label>[A-Za-z0-9 _-]{1,30}):\s+(?P<token>\S+)$",
+)
+_INDICATOR_LABEL = re.compile(
+    r"\b(?:sha-?256|sha-?1|md5|hash(?:es)?|urls?|domains?|hosts?|hostnames?|ips?|ipv[46]|ioc|indicator|c2|location)\b",
+    re.I,
+)
+
 _INDICATOR_KINDS = frozenset({"hash", "ip", "url", "host"})
 EMAIL_REASON = "an email address is not a Defender indicator type"
 PATH_REASON = "a path without a host is not an indicator"
@@ -82,6 +92,9 @@ def read_text(stream: BinaryIO, *, markdown: bool = False, separators: str = ";"
 def _line_item(number: int, body: str, *, markdown: bool, separators: str) -> RawRow | Ignored:
     token = _clean(_INLINE_COMMENT.sub("", body))
     candidates = [token]
+    labelled = _LABELLED.match(token)
+    if labelled and _INDICATOR_LABEL.search(labelled.group("label")):
+        candidates.append(_clean(labelled.group("token")))
     for sep in separators:
         if sep in token:
             candidates.append(_clean(token.split(sep, 1)[0]))

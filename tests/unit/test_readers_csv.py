@@ -31,7 +31,7 @@ def items(data: bytes, name: str = "in.csv") -> tuple[str, list]:
 
 
 def rows(data: bytes, name: str = "in.csv") -> list[RawRow]:
-    fmt, out = items(data, name)
+    _, out = items(data, name)
     assert all(isinstance(i, RawRow) for i in out), out
     return out
 

@@ -66,7 +66,10 @@ def test_bare_array_of_strings_and_objects():
 
 
 def test_threatfox_shape_under_any_key():
-    doc = b'{"updated": 1, "count": 2, "iocs": [{"ioc": "a[.]example", "type": "domain"}, {"ioc": "1.2.3[.]4:80", "type": "ip:port"}]}'
+    doc = (
+        b'{"updated": 1, "count": 2, "iocs": [{"ioc": "a[.]example", "type": "domain"},'
+        b' {"ioc": "1.2.3[.]4:80", "type": "ip:port"}]}'
+    )
     fmt, out = items(doc)
     assert fmt == "threatfox-json"
     assert [(r.value, r.fields[FIELD_TYPE]) for r in out] == [("a[.]example", "domain"), ("1.2.3[.]4:80", "ip:port")]

@@ -1,4 +1,4 @@
-"""STIX 2.x bundles: each expressible comparison becomes a row, the rest invalid with a reason (CONTRACT.md "Inputs")."""
+"""STIX 2.x bundles: each expressible comparison is a row, the rest invalid with a reason (CONTRACT.md "Inputs")."""
 
 from __future__ import annotations
 

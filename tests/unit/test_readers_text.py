@@ -65,6 +65,17 @@ def test_prose_lines_are_ignored_never_mined():
     assert out == [Ignored(1), Ignored(2), Ignored(3), Ignored(4)]
 
 
+def test_labelled_indicator_lines_are_read_other_labels_are_prose():
+    data = (
+        b"- SHA256 hash: "
+        + b"e" * 64
+        + b"\n- File location: hxxp://dl[.]example/a.zip\n- File name: a.zip\n- From: x@y.example\n"
+    )
+    _, out = items(data)
+    assert values(out) == [(1, "e" * 64), (2, "hxxp://dl[.]example/a.zip")]
+    assert out[2:] == [Ignored(3), Ignored(4)]
+
+
 def test_reference_sections_are_not_indicators():
     data = b"REFERENCE:\n\n- https://social.example/status/1\n\nIOCS:\n\n- https://evil.example/x\n"
     _, out = items(data)
