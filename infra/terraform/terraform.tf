@@ -33,7 +33,8 @@ provider "azurerm" {
 }
 
 provider "azuread" {
-  environment = var.cloud_environment
+  # azuread accepts public/usgovernment/china as aliases; DoD needs usgovernmentl5 (its own Graph).
+  environment = coalesce(var.azuread_environment, var.cloud_environment)
 }
 
 data "azurerm_resource_group" "main" {

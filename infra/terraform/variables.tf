@@ -17,6 +17,17 @@ variable "cloud_environment" {
   }
 }
 
+variable "azuread_environment" {
+  type        = string
+  description = "Cloud for the azuread provider when it differs from cloud_environment, e.g. usgovernmentl5 for DoD; null uses cloud_environment."
+  default     = null
+
+  validation {
+    condition     = var.azuread_environment == null || contains(["global", "usgovernmentl4", "usgovernmentl5", "china"], coalesce(var.azuread_environment, "global"))
+    error_message = "azuread_environment must be global, usgovernmentl4, usgovernmentl5 or china, e.g. \"usgovernmentl5\"."
+  }
+}
+
 variable "resource_group_name" {
   type        = string
   description = "Existing resource group to deploy into, e.g. rg-ioc-importer."
