@@ -174,10 +174,10 @@ class ValueBuilder:
                 first = self._first_by_line.get(o.duplicate_of)
             if first is None:
                 first = _First(None, False, None, f"line {o.duplicate_of}" if o.duplicate_of else "an earlier entry")
-            reason = f"duplicate of {first.where}"
+            dup_reason = f"duplicate of {first.where}"
             if first.reason:
-                reason += f" ({first.reason})"
-            self.entries.append(_entry(first.id, o.value, first.is_failed, reason))
+                dup_reason += f" ({first.reason})"
+            self.entries.append(_entry(first.id, o.value, first.is_failed, dup_reason))
             return
         is_failed, reason = _failure(o)
         entry = _entry(o.id, o.value, is_failed, reason)

@@ -17,7 +17,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any, TextIO
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ def service_client(conn: StorageConnection) -> Any:
         from azure.identity import DefaultAzureCredential
 
         cred = DefaultAzureCredential()
+    assert conn.blob_service_uri is not None  # parse_connection guarantees one of the two forms
     return BlobServiceClient(conn.blob_service_uri, credential=cred)
 
 
@@ -232,8 +233,8 @@ class ReportFiles:
         self._json_raw = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         self._csv_raw = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         # newline="" keeps the CSV writer's \r\n line ends as written.
-        self.json: IO[str] = io.TextIOWrapper(self._json_raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
-        self.csv: IO[str] = io.TextIOWrapper(self._csv_raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
+        self.json: TextIO = io.TextIOWrapper(self._json_raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
+        self.csv: TextIO = io.TextIOWrapper(self._csv_raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
 
     def upload(
         self,
