@@ -52,7 +52,7 @@ def layout_of(header: list[str]) -> Layout | None:
     names = [cols.norm(h) for h in header]
     if not names or any(len(h.strip()) > 64 for h in header):
         return None
-    index = {}
+    index: dict[str, int] = {}
     for i, n in enumerate(names):
         index.setdefault(n, i)
     if {"type", "value", "toids"} <= index.keys():
@@ -83,10 +83,10 @@ def layout_of(header: list[str]) -> Layout | None:
         aliases.update(cols.DEFENDER_ONLY_FIELDS)
     used = {lay.value, lay.type, *(i for i, _ in lay.typed)}
     for canonical, names_for in aliases.items():
-        i = next((index[a] for a in names_for if a in index and index[a] not in used), None)
-        if i is not None:
-            lay.fields.append((i, canonical))
-            used.add(i)
+        col = next((index[a] for a in names_for if a in index and index[a] not in used), None)
+        if col is not None:
+            lay.fields.append((col, canonical))
+            used.add(col)
     return lay
 
 

@@ -76,7 +76,7 @@ def kind(token: str) -> str | None:
 
 def _ipv4_ok(t: str) -> bool:
     m = _IPV4.match(t)
-    return bool(m) and all(int(p) <= 255 for p in m.group(0).split("."))
+    return m is not None and all(int(p) <= 255 for p in m.group(0).split("."))
 
 
 def _is_ipv6(t: str) -> bool:
