@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -105,7 +106,7 @@ def run_files(
                     started_at=datetime.now(UTC),
                     dry_run=submitter is None or settings.dry_run,
                 )
-                progress = None if json_output else _progress(printer, path.name)
+                progress = None if json_output else _progress(printer, path.name, submitter, stream, size)
                 result = process_stream(
                     stream,
                     path.name,
@@ -147,11 +148,43 @@ def run_files(
     return code
 
 
-def _progress(printer: Printer, name: str) -> Callable[[int, int], None]:
+def _progress(
+    printer: Printer,
+    name: str,
+    submitter: Any = None,
+    stream: Any = None,
+    size: int = 0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Callable[[int, int], None]:
+    """`submit` progress after each batch: batches done, entries settled of those seen so far, the import
+    call rate, and an ETA estimated from the share of the file read (the entry total is known only at the end).
+    """
+    started = clock()
+    calls0 = getattr(submitter, "api_calls", 0)
+    batches = 0
+
     def report(done: int, seen: int) -> None:
-        printer(f"{name}: {done} of {seen} entries so far settled by Defender")
+        nonlocal batches
+        batches += 1
+        elapsed = clock() - started
+        line = f"{name}: batch {batches}: {done} of {seen} entries so far settled by Defender"
+        calls = getattr(submitter, "api_calls", calls0) - calls0
+        if calls and elapsed > 0:
+            line += f"; {calls} calls, {calls / elapsed * 60:.1f} calls/minute"
+        read = _position(stream)
+        if read and size and read < size and elapsed > 0:
+            line += f"; about {elapsed * (size - read) / read:.0f} s left"
+        printer(line)
 
     return report
+
+
+def _position(stream: Any) -> int:
+    """Bytes read so far from the input file (0 when the stream cannot tell)."""
+    try:
+        return int(stream.tell()) if stream is not None else 0
+    except (OSError, ValueError):
+        return 0
 
 
 def _print_file(printer: Printer, e: dict[str, Any]) -> None:
@@ -165,6 +198,8 @@ def _print_file(printer: Printer, e: dict[str, Any]) -> None:
         printer(f"  by type: {types}")
     if s["ignoredLines"]:
         printer(f"  ignored lines: {s['ignoredLines']}")
+    if s["apiCalls"]:
+        printer(f"  Defender: {s['apiCalls']} import calls, {s['retries']} retries")
     for p in e["errors"]:
         where = f"line {p['line']}: " if "line" in p else ""
         printer(f"  file error: {where}{p['message']}")

@@ -327,3 +327,53 @@ def test_the_pacing_window_is_never_exceeded(scaled: Any, client: DefenderClient
     assert len(calls) == 78 == client.api_calls
     assert all(c["status"] != 429 for c in calls)
     assert max_in_window([c["monotonic"] for c in calls], WINDOW) <= 30
+
+
+def cli_env(defender: Any, **extra: str) -> dict[str, str]:
+    return {
+        "DEFENDER_API_URL": defender.base_url,
+        "DEFENDER_TOKEN_SCOPE": DEFENDER_SCOPE,
+        "DEFENDER_REQUEST_TIMEOUT_SECONDS": "2",
+        **extra,
+    }
+
+
+def test_cli_submit_validates_submits_and_reports(scaled: Any, tmp_path: Any) -> None:
+    from shared.cli import main
+
+    values = [o.value for o in outcomes(1200, "cli")]
+    src = tmp_path / "feed.txt"
+    src.write_text("# a feed\n" + "\n".join(values) + "\nnot-a-hash here, just prose\n", encoding="utf-8")
+    out: list[str] = []
+    code = main(["submit", str(src), "--report-dir", str(tmp_path / "r")], env=cli_env(scaled), printer=out.append)
+    assert code == 0
+    report = json.loads((tmp_path / "r" / "feed.txt.report.json").read_text(encoding="utf-8"))
+    assert report["summary"]["submitted"] == 1200 and report["summary"]["apiCalls"] == 3
+    assert {e["indicatorValue"]: e["id"] for e in report["indicators"]} == stored_ids(scaled)
+    progress = [line for line in out if "batch " in line]
+    assert len(progress) == 3 and "calls/minute" in progress[-1] and "1200 of 1200" in progress[-1]
+    assert any("3 import calls, 0 retries" in line for line in out)
+
+
+def test_cli_submit_exits_1_when_defender_refuses(scaled: Any, identity_env: Any, tmp_path: Any) -> None:
+    from shared.cli import main
+
+    identity_env.admin.configure(roles=[])
+    src = tmp_path / "feed.txt"
+    src.write_text("\n".join(o.value for o in outcomes(3, "cli403")), encoding="utf-8")
+    out: list[str] = []
+    code = main(["submit", str(src), "--report-dir", str(tmp_path)], env=cli_env(scaled), printer=out.append)
+    assert code == 1
+    report = json.loads((tmp_path / "feed.txt.report.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed"
+    assert all("Ti.ReadWrite.All" in e["reason"] for e in report["indicators"])
+
+
+def test_cli_dry_run_calls_nothing(scaled: Any, tmp_path: Any) -> None:
+    from shared.cli import main
+
+    src = tmp_path / "feed.txt"
+    src.write_text("\n".join(o.value for o in outcomes(3, "dry")), encoding="utf-8")
+    code = main(["submit", str(src), "--dry-run", "--report-dir", str(tmp_path)], env=cli_env(scaled), printer=print)
+    assert code == 0
+    assert import_calls(scaled) == []
