@@ -171,8 +171,16 @@ class BlobRun:
 
 def handle_blob(blob_client: Any, *, runtime: Runtime | None = None) -> BlobRun:
     """Import one dropped blob (see the module docstring for the steps and guarantees)."""
+    from azure.core.exceptions import ResourceNotFoundError
+
     rt = runtime or get_runtime()
-    info = blob_info(blob_client)
+    try:
+        info = blob_info(blob_client)
+    except ResourceNotFoundError:
+        # Deleted before we got to it: nothing to import and nothing to report (the host does the same
+        # for its own internal message, azure-functions-conventions.md #7).
+        log.warning("blob %s/%s no longer exists: nothing to import", blob_client.container_name, blob_client.blob_name)
+        return BlobRun({"container": blob_client.container_name, "name": blob_client.blob_name}, "", "")
     json_name, csv_name = report_names(info.name)
     source = {
         "container": info.container,
@@ -214,30 +222,45 @@ def _import_blob(rt: Runtime, blob_client: Any, info: Any, settings: Settings, r
     submitter = None if settings.dry_run else rt.defender
     log.info("importing %s/%s (ETag %s, %d bytes)%s", info.container, info.name, run.source["etag"], info.size,
              " as a dry run" if settings.dry_run else "")  # fmt: skip
-    with ReportFiles() as files:
-        writer = ReportWriter(files.json, files.csv, source=run.source, started_at=started, dry_run=settings.dry_run)
+    with ReportFiles() as files, open_blob(blob_client, info.etag, info.size) as stream:
+        writer = PinnedBlobWriter(
+            stream.raw, files.json, files.csv, source=run.source, started_at=started, dry_run=settings.dry_run
+        )
         try:
-            with open_blob(blob_client, info.etag, info.size) as stream:
-                result = process_stream(
-                    stream, info.name, settings=settings, submitter=submitter, reports=writer, source=info.name
-                )
+            result = process_stream(
+                stream, info.name, settings=settings, submitter=submitter, reports=writer, source=info.name
+            )
         except BlobChanged as e:
-            # The rows read so far describe a version that no longer exists: report the run as failed.
+            # Raised before any row was read (readers turn later read errors into a file problem).
             log.warning("%s/%s: %s", info.container, info.name, e)
-            with ReportFiles() as failed_files:
-                w = ReportWriter(
-                    failed_files.json, failed_files.csv, source=run.source, started_at=started, dry_run=settings.dry_run
-                )
-                w.error(FileProblem(f"{e}; a new upload is imported by its own event"))
-                w.finish(Summary(), FAILED, finished_at=datetime.now(UTC))
-                failed_files.upload(rt.reports, run.report_json, run.report_csv, metadata=report_metadata(info.etag))
-            run.status = FAILED
+            run.status = _write_failed_report(
+                rt, run, f"{e}; a new upload is imported by its own event", dry_run=settings.dry_run
+            )
             return
         files.upload(rt.reports, run.report_json, run.report_csv, metadata=report_metadata(info.etag))
-    run.status = result.status
+    run.status = writer.status or result.status
     run.summary = result.summary.as_dict()
     run.source = dict(writer.source)
     log.info("%s/%s: %s %s", info.container, info.name, result.status, run.summary)
+
+
+class PinnedBlobWriter(ReportWriter):
+    """The blob's ReportWriter: a run over a blob that changed mid-read is reported `failed`.
+
+    The entries already read stay in the report (those submitted did reach Defender), but the run did
+    not describe one version of the blob; the new version is imported by its own BlobCreated event.
+    """
+
+    def __init__(self, blob_stream: Any, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._blob_stream = blob_stream
+        self.status: str | None = None
+
+    def finish(self, summary: Summary, status: str, **kw: Any) -> None:
+        if getattr(self._blob_stream, "changed", None) is not None:
+            status = FAILED
+        self.status = status
+        super().finish(summary, status, **kw)
 
 
 def _write_failed_report(rt: Runtime, run: BlobRun, message: str, *, dry_run: bool) -> str:

@@ -175,6 +175,9 @@ class BlobStream(io.RawIOBase):
         self._offset = 0
         self._buf = memoryview(b"")
         self.requests = 0
+        # Set when the blob changed mid-read: readers turn read errors into a file-level problem and
+        # go on, so the caller asks here whether the run described one version of the blob.
+        self.changed: BlobChanged | None = None
 
     def readable(self) -> bool:
         return True
@@ -195,13 +198,16 @@ class BlobStream(io.RawIOBase):
                 max_concurrency=1,
             ).readall()
         except ResourceModifiedError as e:
-            raise BlobChanged(f"the blob changed while it was read (expected ETag {self._etag})") from e
+            self.changed = BlobChanged(f"the blob changed while it was read (expected ETag {self._etag})")
+            raise self.changed from e
         except ResourceNotFoundError as e:
-            raise BlobChanged("the blob was deleted while it was read") from e
+            self.changed = BlobChanged("the blob was deleted while it was read")
+            raise self.changed from e
         self.requests += 1
         self._offset += len(data)
         if len(data) != length:
-            raise BlobChanged(f"the blob ended early at byte {self._offset} of {self._size}")
+            self.changed = BlobChanged(f"the blob ended early at byte {self._offset} of {self._size}")
+            raise self.changed
         return data
 
     def readinto(self, b: Any) -> int:

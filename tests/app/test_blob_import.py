@@ -291,3 +291,47 @@ def test_gzip_is_read_as_a_stream(blob_service, app_env, make_runtime, defender)
     deliver(bc, app_env)
     rep = report(blob_service, app_env, "in/list.txt.gz")
     assert rep["summary"]["submitted"] == 3
+
+
+class ReplacedMidRead:
+    """A BlobClient stand-in that lets a new version be uploaded after the first range was read."""
+
+    def __init__(self, real: Any, new_data: bytes) -> None:
+        self._real = real
+        self._new = new_data
+        self._reads = 0
+        self.container_name = real.container_name
+        self.blob_name = real.blob_name
+
+    def get_blob_properties(self) -> Any:
+        return self._real.get_blob_properties()
+
+    def download_blob(self, **kw: Any) -> Any:
+        self._reads += 1
+        if self._reads == 2:
+            self._real.upload_blob(self._new, overwrite=True)
+        return self._real.download_blob(**kw)
+
+
+def test_blob_replaced_while_read_gives_a_failed_report(blob_service, app_env, make_runtime, defender):
+    rt = make_runtime()
+    lines = "\n".join(public_ip(i) for i in range(100)) + "\n"
+    data = (lines + ("# " + "y" * 1021 + "\n") * 3 * 1024).encode()  # > 3 ranges of 1 MB
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "moving.txt", data)
+    old_etag = bc.get_blob_properties().etag
+    run = entry.handle_blob(ReplacedMidRead(bc, b"new.example.com\n"), runtime=rt)
+    rep = report(blob_service, app_env, "moving.txt")
+    assert run.status == rep["status"] == "failed"
+    assert "changed while it was read" in rep["errors"][0]["message"]
+    assert rep["source"]["etag"] == old_etag.strip('"')
+    # What was read before the change stays reported as it happened (those entries did reach Defender).
+    assert [e["indicatorValue"] for e in rep["indicators"]] == [public_ip(i) for i in range(100)]
+
+
+def test_deleted_blob_is_nothing_to_do(blob_service, app_env, make_runtime, defender):
+    rt = make_runtime()
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "gone.txt", b"evil.example.com\n")
+    bc.delete_blob()
+    run = entry.handle_blob(bc, runtime=rt)
+    assert run.status is None
+    assert import_calls(defender) == []
