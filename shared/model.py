@@ -12,12 +12,13 @@ A record's way through::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from enum import Enum
-from typing import Any, Mapping
+from enum import StrEnum
+from typing import Any
 
 
-class IndicatorType(str, Enum):
+class IndicatorType(StrEnum):
     """Defender's `indicatorType` enum (defender-api.md §1.5)."""
 
     FileSha1 = "FileSha1"
@@ -29,7 +30,7 @@ class IndicatorType(str, Enum):
     Url = "Url"
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """Defender's current `action` values; legacy `Alert`/`AlertAndBlock` are mapped by validation."""
 
     Allowed = "Allowed"
@@ -39,14 +40,14 @@ class Action(str, Enum):
     BlockAndRemediate = "BlockAndRemediate"
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     Informational = "Informational"
     Low = "Low"
     Medium = "Medium"
     High = "High"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """The one final status every indicator entry ends with (CONTRACT.md "Outcome of every indicator")."""
 
     submitted = "submitted"

@@ -7,8 +7,10 @@ returns a new object. Every bad value is reported in one `SettingsError`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from enum import StrEnum
+from typing import Any
 
 from shared.model import Action, IndicatorType, Severity
 
@@ -32,7 +34,7 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
-def _enum_ci(enum: type, text: str):  # type: ignore[no-untyped-def]
+def _enum_ci(enum: type[StrEnum], text: str) -> Any:
     t = text.strip().lower()
     for member in enum:
         if member.value.lower() == t:
