@@ -188,6 +188,11 @@ def url_shape(value: str) -> Iterator[Problem]:
     if _WHITESPACE(value):
         yield Problem("url-space", f"a URL cannot contain whitespace ({value[:100]!r}); encode it as %20")
         return
+    if "<" in value or ">" in value:
+        # RFC 3986 §2 and Appendix C: < and > are never part of a URI; in IOC lists they mark a
+        # placeholder (`/d/<target_email_address>`, SOURCES.md file 16) that no real request matches.
+        yield Problem("url-placeholder", f"a URL cannot contain < or > ({value[:100]!r}); replace the placeholder")
+        return
     parts = split_url(value)
     if parts.scheme not in ("http", "https"):
         yield Problem("url-scheme", f"only http and https URLs are supported, got {parts.scheme or 'none'!r}")

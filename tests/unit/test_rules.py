@@ -99,7 +99,9 @@ VALUES = [
     (T.Url, "https://8.8.8.8:8443/x", None),
     (T.Url, "http://[2001:4860:0:0:0:0:0:1]/x", None),
     (T.Url, "ftp://example.com/x", "url-scheme"),
-    (T.Url, "http://<ingress-nginx-LB>", "domain-single-label"),  # placeholder host (file 9)
+    (T.Url, "http://<ingress-nginx-LB>", "url-placeholder"),  # placeholder host (file 9)
+    (T.Url, "https://usaid.example.com/d/<target_email_address>", "url-placeholder"),  # placeholder path (file 16)
+    (T.Url, "https://r20.example.net/tn.jsp?<unique_to_target>", "url-placeholder"),  # placeholder query (file 16)
     (T.Url, "http://webserver/payload", "domain-single-label"),  # single-label host (file 24)
     (T.Url, "http://*.example.com/", "url-wildcard"),
     (T.Url, "http://example.com/a b", "url-space"),
