@@ -31,6 +31,9 @@ csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
 
 _HASH_LIST = re.compile(r"^\s*[0-9A-Fa-f]{32,64}(?:\s*[,;|\s]\s*[0-9A-Fa-f]{32,64})+\s*$")
 _HASH_SPLIT = re.compile(r"[,;|\s]+")
+# `a.example;b.example`: a `;`-separated list of host names or IPv4s (NOBELIUM's C2Domain column).
+# No `/` or `:`, so a URL with `;` in its path stays one value.
+_HOST_LIST = re.compile(r"^\s*[\w.-]+(?:\s*;\s*[\w.-]+)+\s*$")
 _HEADER_CELL = re.compile(r"^[\w #()./-]{1,64}$", re.UNICODE)
 
 
@@ -244,7 +247,9 @@ def _record(lay: Layout, line: int, record: list[str]) -> Iterator[RawRow | Igno
 
 
 def _split(cell: str) -> list[str]:
-    """A cell of several hashes (`"sha1,sha256,md5"`, Volexity) gives each; any other cell is one value."""
+    """A cell of several hashes (`"sha1,sha256,md5"`, Volexity) or `;`-separated hosts gives each; else one value."""
     if _HASH_LIST.match(cell):
         return [p for p in _HASH_SPLIT.split(cell.strip()) if p]
+    if ";" in cell and _HOST_LIST.match(cell):
+        return [p.strip() for p in cell.split(";")]
     return [cell]

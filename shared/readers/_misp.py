@@ -29,7 +29,8 @@ MISP_TYPES: dict[str, IndicatorType] = {
 # `ip-dst|port` is the IP (CONTRACT.md "Normalisation": an ip|port value is the IP).
 _CONTEXT_PARTS = frozenset({"filename", "port"})
 
-SKIP_TO_IDS = "skipped: MISP to_ids is false"
+# The status already says "skipped" (the HTTP API writes `skipped: <reason>`, CONTRACT.md "Outcome").
+SKIP_TO_IDS = "MISP to_ids is false"
 
 
 def to_ids_false(value: object) -> bool:
@@ -84,7 +85,7 @@ def attribute_rows(
 
 
 def _bad(misp_type: str) -> str:
-    return f"MISP type {misp_type} is not a Defender indicator type"
+    return f"unsupported type {misp_type}: not a Defender indicator type (MISP)"
 
 
 def json_attribute_rows(line: int, attr: Mapping[str, object], *, position: bool = False) -> Iterator[RawRow]:

@@ -92,7 +92,7 @@ EXPECTED: dict[str, tuple[str, dict[str, int], list[tuple[str, int | None, int |
     "mandiant__red_team_tool_countermeasures/all-hashes.csv": ("csv", {"md5": 100, "sha1": 100, "sha256": 100}, []),
     "microsoft__mstic/Indicators/May21-NOBELIUM/May21NOBELIUMIoCs.csv": (
         "csv",
-        {"Domain": 41, "IP": 7, "SHA256": 78, "Url": 1, "domain": 29, "md5": 17, "sha1": 69},
+        {"Domain": 41, "IP": 7, "SHA256": 78, "Url": 1, "domain": 35, "md5": 17, "sha1": 69},
         [],
     ),
     "microsoft__mstic/RapidReleaseTI/Indicators.csv": (

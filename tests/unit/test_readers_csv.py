@@ -104,6 +104,18 @@ def test_typed_extra_columns_beside_the_value_column_add_indicators():
     assert FIELD_CATEGORY not in out[0].fields  # no guessed category outside the Defender template
 
 
+def test_semicolon_separated_hosts_in_one_cell_give_each_host():
+    data = b"IoC,Type,C2Domain\nh.example,Domain,a.example;b.example; 192.0.2.7\nhttp://x.example/a;b=1,Url,\n"
+    out = rows(data)
+    assert [(r.line, r.value) for r in out] == [
+        (2, "h.example"),
+        (2, "a.example"),
+        (2, "b.example"),
+        (2, "192.0.2.7"),
+        (3, "http://x.example/a;b=1"),  # a URL with `;` in its path stays one value
+    ]
+
+
 def test_type_specific_column_wins_over_plain_type():
     data = b"IoC,IoC_Type,Type,ExpirationDateTime\nx.example,domainname,Rapid Release TI,12/7/2025\n"
     (row,) = rows(data)
@@ -145,8 +157,8 @@ def test_misp_csv_composites_to_ids_and_unsupported_types():
     assert got[2][0] == 3 and got[2][2] == "yara" and got[2][1].startswith("rule x")
     assert got[2][3] is not None and "yara" in got[2][3]
     assert got[3] == (6, "d" * 64, "sha256", None, None)
-    assert got[4] == (7, "192.0.2.9", "ip-dst", None, "skipped: MISP to_ids is false")
-    assert got[5][4] == "skipped: MISP to_ids is false"
+    assert got[4] == (7, "192.0.2.9", "ip-dst", None, "MISP to_ids is false")
+    assert got[5][4] == "MISP to_ids is false"
     assert out[0].fields[FIELD_DESCRIPTION] == "C2"
 
 
