@@ -4,6 +4,10 @@ Entry point: builds settings once from the environment and runs the same `proces
 function app. `run_files` is the shared loop (report files, per-file summary, exit code) that every
 subcommand uses with its own submitter factory and skip reason.
 
+`submit` (and `submit --dry-run`) puts the quota steward to work for every file, as the function app does
+(issue 6: capacity, `unchanged`, action replacement, feed sync with `--feed`/`--sync`). The CLI takes no
+tenant lock: it is for one-off imports, not for running next to the function app on the same tenant.
+
 Exit codes: 0 every file was processed (entries may still be invalid or failed); 1 a file could not be
 processed at all or Defender could not be reached; 2 usage errors (bad arguments or settings, two
 inputs with the same file name).
@@ -45,6 +49,12 @@ class _TallyingWriter(ReportWriter):
         self.by_status: Counter[str] = Counter()
         self.by_type: Counter[str] = Counter()
         self.rejected: list[dict[str, Any]] = []
+        self.tenant: dict[str, Any] | None = None
+
+    def finish(self, summary: Any, status: str, **kw: Any) -> None:
+        extra = kw.get("extra") or {}
+        self.tenant = extra.get("tenant")
+        super().finish(summary, status, **kw)
 
     def add(self, outcome: Outcome) -> None:
         super().add(outcome)
@@ -72,12 +82,16 @@ def run_files(
     printer: Printer = print,
     *,
     json_output: bool = False,
+    stewarded: bool = False,
 ) -> int:
     """Process every file with one submitter (so pacing spans them all); returns the exit code.
 
     `submitter_factory=None` validates only; `skip_reason` is what entries that would be sent are
-    marked with when nothing is submitted ("validation only", "dry run").
+    marked with when nothing is submitted ("validation only", "dry run"). `stewarded`: the factory's
+    client is a Defender client and each file gets a quota steward on it (`shared.stewarding`); in a
+    dry run it only lists the tenant.
     """
+    from shared import stewarding
     from shared.process import process_stream  # loads the readers and validation only when needed
 
     dupes = duplicate_names(paths)
@@ -85,7 +99,8 @@ def run_files(
         printer(f"error: two inputs have the same file name ({', '.join(dupes)}); their reports would collide")
         return EXIT_USAGE
     report_dir.mkdir(parents=True, exist_ok=True)
-    submitter = submitter_factory() if submitter_factory is not None else None
+    client = submitter_factory() if submitter_factory is not None else None
+    submitter = None if stewarded and settings.dry_run else client
     code = EXIT_OK
     results: list[dict[str, Any]] = []
     for path in paths:
@@ -106,16 +121,27 @@ def run_files(
                     started_at=datetime.now(UTC),
                     dry_run=submitter is None or settings.dry_run,
                 )
-                progress = None if json_output else _progress(printer, path.name, submitter, stream, size)
+                now = datetime.now(UTC)  # validation's clock: the same for the ranking pass and the real one
+                steward, file_submitter = None, submitter
+                if stewarded and client is not None:
+                    steward, file_submitter = stewarding.start(
+                        client,
+                        settings,
+                        entries_at_most=stewarding.entries_bound(stream.peek(2)[:2], size),
+                        reopen=lambda p=path, n=now: _revalidate(p, settings, n),  # type: ignore[misc]
+                    )
+                progress = None if json_output else _progress(printer, path.name, file_submitter, stream, size)
                 result = process_stream(
                     stream,
                     path.name,
                     settings=settings,
-                    submitter=submitter,
+                    submitter=file_submitter,
                     reports=writer,
                     source=path.name,
-                    on_batch=progress if submitter is not None else None,
+                    now=now,
+                    on_batch=progress if file_submitter is not None else None,
                     skip_reason=skip_reason,
+                    steward=steward,
                 )
         except OSError as e:
             entry.update(status=FAILED, error=f"{e.strerror or e}: {e.filename or path}")
@@ -141,11 +167,22 @@ def run_files(
             errors=[p.as_dict() for p in result.errors],
             rejected=writer.rejected,
         )
+        if writer.tenant is not None:
+            entry["tenant"] = writer.tenant
         if not json_output:
             _print_file(printer, entry)
     if json_output:
         printer(json.dumps({"exitCode": code, "files": results}, indent=2, ensure_ascii=False))
     return code
+
+
+def _revalidate(path: Path, settings: Settings, now: datetime) -> Any:
+    """The steward's ranking pass over a file: read and validated again with the real pass's clock."""
+    from shared.readers import read
+    from shared.validate import validate
+
+    with path.open("rb") as stream:
+        yield from validate(read(stream, path.name), settings, source=path.name, now=now)
 
 
 def _progress(
@@ -200,6 +237,18 @@ def _print_file(printer: Printer, e: dict[str, Any]) -> None:
         printer(f"  ignored lines: {s['ignoredLines']}")
     if s["apiCalls"]:
         printer(f"  Defender: {s['apiCalls']} import calls, {s['retries']} retries")
+    t = e.get("tenant")
+    if t and "error" in t:
+        printer(f"  tenant: {t['error']}")
+    elif t:
+        printer(
+            f"  tenant: {t['countBefore']} active indicators before, {t['countAfter']} after, room left "
+            f"{t['roomLeft']}; {t['capacitySkipped']} skipped for capacity, {t['deleted']} deleted; "
+            f"{s.get('listCalls', 0)} List and {s.get('deleteCalls', 0)} delete calls"
+        )
+        sync = t.get("sync")
+        if sync and sync.get("heldBack"):
+            printer(f"  feed {sync['feed']}: {sync['stale']} stale indicators kept: {sync['heldBack']}")
     for p in e["errors"]:
         where = f"line {p['line']}: " if "line" in p else ""
         printer(f"  file error: {where}{p['message']}")
@@ -217,10 +266,26 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("files", nargs="+", type=Path, metavar="FILE")
     v.add_argument("--report-dir", type=Path, default=Path("."), metavar="DIR")
     v.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    s = sub.add_parser("submit", help="validate and submit with the settings from the environment")
+    s = sub.add_parser(
+        "submit",
+        help="validate and submit with the settings from the environment",
+        description=(
+            "Validate and submit with the settings from the environment, with quota stewardship: the tenant "
+            "is listed first (capacity, unchanged indicators, action replacement, feed sync). This command "
+            "takes NO tenant lock: it is meant for one-off imports; do not run it while the function app "
+            "imports into the same tenant (capacity checks and pacing would not see each other)."
+        ),
+    )
     s.add_argument("files", nargs="+", type=Path, metavar="FILE")
     s.add_argument("--report-dir", type=Path, default=Path("."), metavar="DIR")
-    s.add_argument("--dry-run", action="store_true", help="validate and report, submit nothing")
+    s.add_argument("--dry-run", action="store_true", help="validate, list the tenant and report; change nothing")
+    s.add_argument("--feed", metavar="NAME", help="the feed these files belong to (ownership mark)")
+    s.add_argument(
+        "--sync",
+        action="store_true",
+        help="each file is the full state of --feed: delete the feed's own indicators it no longer holds",
+    )
+    s.add_argument("--sync-force", action="store_true", help="delete even when the safety rules hold deletes back")
     s.add_argument("--json", action="store_true", help="print a machine-readable summary")
     return parser
 
@@ -248,8 +313,29 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "validate":
         return run_files(args.files, args.report_dir, settings, None, "validation only", printer, json_output=args.json)
+    from shared import stewarding
+
     if args.dry_run:
         settings = replace(settings, dry_run=True)
-    factory = None if settings.dry_run else _submitter_factory(settings)
+    overrides = {
+        "feed": args.feed or "",
+        "sync": "true" if args.sync else "",
+        "sync_force": "true" if args.sync_force else "",
+    }
+    try:
+        settings = settings.with_overrides(overrides)
+        stewarding.check_sync(settings)
+    except SettingsError as e:
+        printer(f"error: {str(e).replace('sync=true needs feed=<name>', '--sync needs --feed NAME')}")
+        return EXIT_USAGE
     reason = "dry run" if settings.dry_run else None
-    return run_files(args.files, args.report_dir, settings, factory, reason, printer, json_output=args.json)
+    return run_files(
+        args.files,
+        args.report_dir,
+        settings,
+        _submitter_factory(settings),
+        reason,
+        printer,
+        json_output=args.json,
+        stewarded=True,
+    )

@@ -11,9 +11,16 @@ Blob drop (CONTRACT.md "Function names", "Reports"; issue "Triggers"):
    is raised so the host retries the event (and poisons it after host.json's `poisonBlobThreshold`);
 3. inside the lock: a complete report for this blob's ETag means the event was already handled
    (Event Grid delivers at least once, possibly concurrently) — nothing is submitted again;
-4. otherwise the blob is streamed through `process_stream`, pinned to its ETag; the CSV report is
-   uploaded first and the JSON report last, so its presence means complete. The input is never
-   changed or deleted.
+4. otherwise the quota steward reads the tenant (List) and, when the blob may not fit the room left,
+   ranks it in a first pass over the same blob version (issue 6; `shared.stewarding`); then the blob is
+   streamed through `process_stream`, pinned to its ETag; the CSV report is uploaded first and the JSON
+   report last, so its presence means complete. The input is never changed or deleted.
+
+Feed sync: a blob named `feeds/<feed>/<file>` is the full current state of feed `<feed>` (as if its
+metadata said `feed=<feed>`, `sync=true`); the blob's own metadata wins over the folder.
+
+Pacing across instances: the tenant lock hands each holder's recent Defender calls to the next holder
+(`Runtime.turn`, `shared.lock`, `shared.defender.pacing`), so MAX_CALLS_PER_MINUTE holds tenant-wide.
 """
 
 from __future__ import annotations
@@ -23,13 +30,17 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import stewarding
+from shared.defender.pacing import CallPacer, handover_metadata, seed_from_metadata
 from shared.http_api import HttpProblem, ValueBuilder, check_body, error_body, overrides_from_params
-from shared.lock import LockTimeout, TenantLock
+from shared.lock import LockHandle, LockTimeout, TenantLock
 from shared.model import FileProblem, Outcome, RawRow, Status, Summary
 from shared.reports import FAILED, ReportWriter, report_names
 from shared.settings import Settings, SettingsError
@@ -51,6 +62,9 @@ DEFAULT_LOCK_CONTAINER = "indicator-locks"
 DEFAULT_HTTP_LOCK_WAIT = 60.0  # HTTP answers must come well inside the 230-second limit
 DEFAULT_BLOB_LOCK_WAIT = 900.0  # well inside host.json's functionTimeout (30 min)
 RETRY_AFTER_SECONDS = 30  # the holder renews every 20 s; a crashed one frees the lock within 60 s
+# The Defender client's pacers handed over through the tenant lock (name in the lock blob's metadata, attribute).
+HANDED_OVER_PACERS = (("import", "pacer"), ("list", "list_pacer"), ("batchdelete", "batch_delete_pacer"),
+                      ("delete", "delete_pacer"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,26 @@ class Runtime:
                     self._defender = make_client(self.settings)
             return self._defender
 
+    def turn(self, timeout: float) -> AbstractContextManager[LockHandle]:
+        """The tenant's turn: the lock, with the pacing handover between holders (see `shared.lock`)."""
+        return self.lock.hold(timeout, on_acquired=self._seed_pacers, publish=self._pacing_handover)
+
+    def pacers(self) -> dict[str, CallPacer]:
+        """The Defender client's pacers by handover name (builds the client: no I/O)."""
+        client = self.defender
+        found = {name: getattr(client, attr, None) for name, attr in HANDED_OVER_PACERS}
+        return {name: p for name, p in found.items() if isinstance(p, CallPacer)}
+
+    def _seed_pacers(self, metadata: Mapping[str, str]) -> None:
+        booked = seed_from_metadata(self.pacers(), metadata, time.time())
+        if booked:
+            log.info("tenant lock: %d Defender calls of the last holder booked into this instance's pacers", booked)
+
+    def _pacing_handover(self) -> dict[str, str] | None:
+        if self._defender is None:  # never built: nothing to hand over (and the last handover stays)
+            return None
+        return handover_metadata(self.pacers(), time.time())
+
 
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
@@ -190,14 +224,15 @@ def handle_blob(blob_client: Any, *, runtime: Runtime | None = None) -> BlobRun:
     }  # `format` is added by process_stream once the reader knows it
     run = BlobRun(source, json_name, csv_name)
     try:
-        settings = rt.settings.with_overrides(info.metadata)
+        settings = rt.settings.with_overrides(stewarding.blob_overrides(info.name, info.metadata))
+        stewarding.check_sync(settings)
     except SettingsError as e:
         log.warning("blob %s/%s: bad metadata: %s", info.container, info.name, e)
         run.status = _write_failed_report(rt, run, f"blob metadata: {e}", dry_run=rt.settings.dry_run)
         return run
 
     try:
-        with rt.lock.hold(timeout=rt.options.blob_lock_wait):
+        with rt.turn(timeout=rt.options.blob_lock_wait):
             if has_complete_report(rt.reports, json_name, info.etag):
                 log.info("blob %s/%s (ETag %s) already has a complete report: nothing to do", *_where(source))
                 run.already_done = True
@@ -218,8 +253,8 @@ def _where(source: Mapping[str, Any]) -> tuple[Any, Any, Any]:
 def _import_blob(rt: Runtime, blob_client: Any, info: Any, settings: Settings, run: BlobRun) -> None:
     from shared.process import process_stream
 
-    started = datetime.now(UTC)
-    submitter = None if settings.dry_run else rt.defender
+    started = datetime.now(UTC)  # also validation's clock, the same for the ranking pass and the real one
+    client = rt.defender  # the steward lists the tenant in a dry run too
     log.info("importing %s/%s (ETag %s, %d bytes)%s", info.container, info.name, run.source["etag"], info.size,
              " as a dry run" if settings.dry_run else "")  # fmt: skip
     with ReportFiles() as files, open_blob(blob_client, info.etag, info.size) as stream:
@@ -227,8 +262,21 @@ def _import_blob(rt: Runtime, blob_client: Any, info: Any, settings: Settings, r
             stream.raw, files.json, files.csv, source=run.source, started_at=started, dry_run=settings.dry_run
         )
         try:
+            steward, submitter = stewarding.start(
+                client,
+                settings,
+                entries_at_most=stewarding.entries_bound(stream.peek(2)[:2], info.size),
+                reopen=lambda: _revalidate_blob(blob_client, info, settings, started),
+            )
             result = process_stream(
-                stream, info.name, settings=settings, submitter=submitter, reports=writer, source=info.name
+                stream,
+                info.name,
+                settings=settings,
+                submitter=submitter,
+                reports=writer,
+                source=info.name,
+                now=started,
+                steward=steward,
             )
         except BlobChanged as e:
             # Raised before any row was read (readers turn later read errors into a file problem).
@@ -242,6 +290,15 @@ def _import_blob(rt: Runtime, blob_client: Any, info: Any, settings: Settings, r
     run.summary = result.summary.as_dict()
     run.source = dict(writer.source)
     log.info("%s/%s: %s %s", info.container, info.name, result.status, run.summary)
+
+
+def _revalidate_blob(blob_client: Any, info: Any, settings: Settings, now: datetime) -> Iterator[object]:
+    """The steward's ranking pass: the same blob version (pinned to its ETag) read and validated again."""
+    from shared.readers import read
+    from shared.validate import validate
+
+    with open_blob(blob_client, info.etag, info.size) as stream:
+        yield from validate(read(stream, info.name), settings, source=info.name, now=now)
 
 
 class PinnedBlobWriter(ReportWriter):
@@ -326,6 +383,7 @@ def http_import(
         return HttpAnswer(500, error_body(500, f"the app's configuration is incomplete: {e}"))
     try:
         settings = rt.settings.with_overrides(overrides_from_params(params))
+        stewarding.check_sync(settings)
         parsed = check_body(
             headers,
             body,
@@ -341,7 +399,7 @@ def http_import(
     started = now or datetime.now(UTC)
     base = f"http/{started.strftime('%Y%m%dT%H%M%SZ')}-{invocation_id}"
     try:
-        with rt.lock.hold(timeout=rt.options.http_lock_wait):
+        with rt.turn(timeout=rt.options.http_lock_wait):
             return _run_http(rt, settings, parsed, base, started)
     except LockTimeout as e:
         return HttpAnswer(
@@ -361,19 +419,40 @@ def count_entries(data: bytes, name: str) -> int:
     return sum(1 for item in read(io.BytesIO(data), name) if isinstance(item, RawRow))
 
 
+def http_source(settings: Settings) -> str:
+    """The input name HTTP imports give validation (`{source}` of DEFAULT_DESCRIPTION): stable from one
+    request to the next, so defaulted descriptions compare equal and a resent indicator is `unchanged`."""
+    return f"HTTP import ({settings.feed})" if settings.feed else "HTTP import"
+
+
 def _run_http(rt: Runtime, settings: Settings, parsed: Any, base: str, started: datetime) -> HttpAnswer:
     from shared.process import process_stream
+    from shared.readers import read
+    from shared.validate import validate
 
     json_name, csv_name = f"{base}.report.json", f"{base}.report.csv"
     source = {"container": None, "name": base, "etag": None, "size": len(parsed.data)}
+    name = http_source(settings)
     values = ValueBuilder()
-    submitter = None if settings.dry_run else rt.defender
     with ReportFiles() as files:
         writer = CollectingWriter(
             values, files.json, files.csv, source=source, started_at=started, dry_run=settings.dry_run
         )
+        steward, submitter = stewarding.start(
+            rt.defender,
+            settings,
+            entries_at_most=parsed.count,
+            reopen=lambda: validate(read(io.BytesIO(parsed.data), parsed.name), settings, source=name, now=started),
+        )
         result = process_stream(
-            io.BytesIO(parsed.data), parsed.name, settings=settings, submitter=submitter, reports=writer, source=base
+            io.BytesIO(parsed.data),
+            parsed.name,
+            settings=settings,
+            submitter=submitter,
+            reports=writer,
+            source=name,
+            now=started,
+            steward=steward,
         )
         files.upload(rt.reports, json_name, csv_name)
     summary = result.summary.as_dict()

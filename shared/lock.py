@@ -6,7 +6,12 @@ watched container (LOCK_CONTAINER, default `indicator-locks`), renewed while hel
 every 20 seconds by a background thread, so a holder that crashes — and stops renewing — frees the
 tenant within a minute. Waiting for the lock is bounded; `LockTimeout` says how long we waited.
 
-The blob lock serialises imports; capacity checks and pacing are therefore tenant-wide.
+The blob lock serialises imports; capacity checks and pacing are therefore tenant-wide. Pacing needs
+one more step, because each process's pacer only knows its own calls: `hold(on_acquired=, publish=)`
+hands the holder's recent calls over in the lock blob's metadata — written with the lease id at each
+renewal and just before the release, read by the next holder right after it acquires
+(`shared.defender.pacing.handover_metadata` / `seed_from_metadata`). A holder that crashes has
+published its calls up to its last renewal (at most 20 s old).
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+
+Publish = Callable[[], Mapping[str, str] | None]
+OnAcquired = Callable[[Mapping[str, str]], None]
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +121,29 @@ class TenantLock:
             self._sleep(min(self._poll, max(timeout - waited, 0.0)))
 
     @contextmanager
-    def hold(self, timeout: float) -> Iterator[LockHandle]:
-        """Hold the tenant lock for the `with` block: renewed in the background, released in `finally`."""
+    def hold(
+        self, timeout: float, *, on_acquired: OnAcquired | None = None, publish: Publish | None = None
+    ) -> Iterator[LockHandle]:
+        """Hold the tenant lock for the `with` block: renewed in the background, released in `finally`.
+
+        `on_acquired(metadata)`: called once with the lock blob's metadata (what the last holder
+        published). `publish()`: metadata to write on the lock blob at each renewal and before the
+        release (None: write nothing). Neither hook can fail the import: errors are logged.
+        """
         lease = self.acquire(timeout)
-        handle = LockHandle(lease, self._renew_every, self.name)
-        handle.start()
+        blob = self._container.get_blob_client(self._blob_name)
+        handle = LockHandle(lease, self._renew_every, self.name, blob=blob, publish=publish)
         try:
+            if on_acquired is not None:
+                try:
+                    on_acquired(dict(blob.get_blob_properties().metadata or {}))
+                except Exception as e:
+                    log.warning("tenant lock %s: reading the last holder's handover failed: %s", self.name, e)
+            handle.start()
             yield handle
         finally:
             handle.stop()
+            handle.publish()
             try:
                 lease.release()
             except Exception as e:  # the lease may have expired; it frees itself then
@@ -131,13 +153,18 @@ class TenantLock:
 class LockHandle:
     """The held lease plus its renewal thread. `lost` turns true if a renewal failed."""
 
-    def __init__(self, lease: Any, renew_every: float, name: str) -> None:
+    def __init__(
+        self, lease: Any, renew_every: float, name: str, *, blob: Any = None, publish: Publish | None = None
+    ) -> None:
         self.lease = lease
+        self._blob = blob
+        self._publish = publish
         self._renew_every = renew_every
         self._name = name
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tenant-lock-renewal", daemon=True)
         self.renewals = 0
+        self.published = 0
         self.lost = False
 
     def start(self) -> None:
@@ -152,7 +179,22 @@ class LockHandle:
                 # Keep trying: a transient storage error is not yet a lost lease (it lasts 60 s).
                 self.lost = True
                 log.warning("renewing tenant lock %s failed: %s", self._name, e)
+                continue
+            self.publish()
+
+    def publish(self) -> None:
+        """Write `publish()`'s metadata on the lock blob, with the lease id (only the holder may)."""
+        if self._publish is None or self._blob is None:
+            return
+        try:
+            metadata = self._publish()
+            if metadata is not None:
+                self._blob.set_blob_metadata(dict(metadata), lease=self.lease)
+                self.published += 1
+        except Exception as e:  # advice for the next holder, never a reason to fail this import
+            log.warning("tenant lock %s: publishing the pacing handover failed: %s", self._name, e)
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=10)

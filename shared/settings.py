@@ -87,6 +87,8 @@ class Settings:
     max_http_indicators: int = 15000
     max_tenant_indicators: int = 15000
     capacity_reserve: int = 500
+    # Order in which new indicators get the room left (quota.Priority); None: the issue's default order.
+    capacity_priority: str | None = None
     # Per-file overrides that have no app-setting form (blob metadata / query parameters only).
     generate_alert: bool | None = None
     feed: str | None = None
@@ -151,6 +153,7 @@ class Settings:
         take("MAX_HTTP_INDICATORS", "max_http_indicators", int, positive)
         take("MAX_TENANT_INDICATORS", "max_tenant_indicators", int, positive)
         take("CAPACITY_RESERVE", "capacity_reserve", int, non_negative)
+        take("CAPACITY_PRIORITY", "capacity_priority", _capacity_priority)
         take("DEFENDER_REQUEST_TIMEOUT_SECONDS", "request_timeout_seconds", float)
         take("DEFENDER_RETRY_AFTER_MAX_SECONDS", "retry_after_max_seconds", float)
         take("DEFENDER_MAX_ATTEMPTS", "max_attempts", int, positive)
@@ -209,6 +212,13 @@ class Settings:
             # An explicit per-file expiry wins over the per-type table for that file.
             new = replace(new, expiration_days_by_type={})
         return new
+
+
+def _capacity_priority(text: str) -> str:
+    """`severity,action,expiry` (any order, any subset): checked by quota.Priority, kept as text."""
+    from shared.quota import Priority  # standard library only; loaded when the setting is used
+
+    return ",".join(Priority.parse(text).fields)
 
 
 def _check_url(url: str) -> str | None:

@@ -8,14 +8,20 @@ count against `MAX_CALLS_PER_MINUTE`). A permit's time starts when it is granted
 `Permit.release()` when the response is in moves it to that moment. Defender counts calls by
 their arrival, which lies between the two, so a window measured from the release can never
 hold more than `max_calls` arrivals even when an earlier request travelled slower than a later one.
+
+Across instances (CONTRACT.md "Defender calls": pacing is tenant-wide): the tenant lock serialises
+imports, but each process's pacer only knows its own calls. The lock holder therefore hands its recent
+calls over in the lock blob's metadata (`handover_metadata`, wall-clock milliseconds), and the next
+holder books them into its own pacers (`seed_from_metadata`) before it calls anything.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 
 # Import calls per minute allowed by Defender (defender-api.md §2).
 IMPORT_CALLS_PER_MINUTE = 30
@@ -27,12 +33,13 @@ DELETE_CALLS_PER_MINUTE = 100
 class Permit:
     """One granted call; `waited` is how long `acquire()` slept for it."""
 
-    __slots__ = ("_pacer", "at", "waited")
+    __slots__ = ("_pacer", "at", "origin", "waited")
 
-    def __init__(self, pacer: CallPacer, at: float, waited: float) -> None:
+    def __init__(self, pacer: CallPacer, at: float, waited: float, origin: str | None = None) -> None:
         self._pacer = pacer
         self.at = at
         self.waited = waited
+        self.origin = origin  # the pacer that made the call, when another one did (seeded)
 
     def release(self) -> None:
         """The call is over: count its window from now (never earlier than when it was granted)."""
@@ -66,6 +73,8 @@ class CallPacer:
         self._lock = threading.Lock()
         self.granted = 0
         self.waited_seconds = 0.0
+        # Tags this pacer's own calls in a handover, so a pacer never books its own calls twice.
+        self.uid = uuid.uuid4().hex[:8]
 
     def delay(self) -> float:
         """Seconds until the next call would be allowed (0 when it may go now)."""
@@ -102,3 +111,96 @@ class CallPacer:
     def _release(self, permit: Permit) -> None:
         with self._lock:
             permit.at = max(permit.at, self._clock())
+
+    # ------------------------------------------------------------------------------ handover
+
+    def recent(self, wall_now: float) -> dict[str, list[float]]:
+        """Wall-clock times of the calls still in the window, by the pacer that made them.
+
+        `wall_now` is the wall clock (`time.time()`) read together with this pacer's clock: the
+        monotonic times are converted through that pair of readings.
+        """
+        with self._lock:
+            now = self._clock()
+            cutoff = now - self.window_seconds
+            out: dict[str, list[float]] = {}
+            for p in self._permits:
+                if p.at > cutoff:
+                    out.setdefault(p.origin or self.uid, []).append(wall_now - (now - p.at))
+            return out
+
+    def seed(self, calls: Mapping[str, Iterable[float]], wall_now: float) -> int:
+        """Book calls another pacer made (wall-clock times by origin, as `recent` gives them).
+
+        Calls tagged with this pacer's own `uid` are skipped (it knows them already), and so is a call it
+        booked in an earlier handover (same origin, same time to the millisecond of the encoding). A time
+        in the future (clock skew between instances) counts as now. Returns how many calls were booked.
+        """
+        booked = 0
+        with self._lock:
+            now = self._clock()
+            cutoff = now - self.window_seconds
+            seen: dict[str, list[float]] = {}
+            for p in self._permits:
+                if p.origin:
+                    seen.setdefault(p.origin, []).append(p.at)
+            for origin, times in calls.items():
+                if origin == self.uid:
+                    continue
+                had = seen.get(origin, [])
+                for t in times:
+                    at = min(now - (wall_now - t), now)
+                    if at <= cutoff or any(abs(at - h) < SAME_CALL_SECONDS for h in had):
+                        continue
+                    self._permits.append(Permit(self, at, 0.0, origin))
+                    booked += 1
+        return booked
+
+
+# Two handed-over times of one origin this close are the same call (times travel in whole milliseconds).
+SAME_CALL_SECONDS = 0.002
+# Metadata names (C# identifiers, as Azure requires) of the pacers a Defender client hands over.
+METADATA_PREFIX = "pace_"
+
+
+def encode_calls(calls: Mapping[str, Iterable[float]]) -> str:
+    """`{"ab12cd34": [t1, t2]}` → `ab12cd34:t1ms,t2ms` (origins joined by `;`): ASCII for blob metadata."""
+    return ";".join(f"{o}:{','.join(str(round(t * 1000)) for t in ts)}" for o, ts in calls.items() if ts)
+
+
+def decode_calls(text: str) -> dict[str, list[float]]:
+    """The inverse of `encode_calls`; malformed parts are dropped (a handover is advice, never an error)."""
+    out: dict[str, list[float]] = {}
+    for part in text.split(";"):
+        origin, sep, times = part.partition(":")
+        if not sep or not origin.strip():
+            continue
+        vals: list[float] = []
+        for t in times.split(","):
+            try:
+                vals.append(int(t) / 1000.0)
+            except ValueError:
+                continue
+        if vals:
+            out.setdefault(origin.strip(), []).extend(vals)
+    return out
+
+
+def handover_metadata(pacers: Mapping[str, CallPacer], wall_now: float) -> dict[str, str]:
+    """Blob metadata describing every pacer's calls in its window: `pace_<name>` → encoded calls.
+
+    At most a few hundred calls fit in a minute's windows (30 import + 100 List + 30 BatchDelete + 100
+    Delete, defender-api.md §2), about 4 KB: well inside the 8 KB Azure allows for a blob's metadata.
+    """
+    return {f"{METADATA_PREFIX}{name}": encode_calls(p.recent(wall_now)) for name, p in pacers.items()}
+
+
+def seed_from_metadata(pacers: Mapping[str, CallPacer], metadata: Mapping[str, str], wall_now: float) -> int:
+    """Book the previous holder's calls (`handover_metadata` of another process) into `pacers`."""
+    norm = {k.lower(): v for k, v in metadata.items()}
+    booked = 0
+    for name, pacer in pacers.items():
+        text = norm.get(f"{METADATA_PREFIX}{name}".lower())
+        if text:
+            booked += pacer.seed(decode_calls(text), wall_now)
+    return booked
