@@ -27,6 +27,13 @@ MAX_REPORTED_ERRORS = 1000  # file-level problems kept in `errors`; a count of t
 # Every CSV cell except `line` is text, so every one of them is neutralised with a leading `'`,
 # also when the trigger follows leading whitespace. `line` is always a positive integer.
 _FORMULA_START = frozenset("=+-@\t\r")
+# First characters after which neutralise() has to look closer: the formula starts and every character
+# str.isspace() accepts (all of them lie in the Basic Multilingual Plane, U+0009 to U+3000).
+_LOOK_FIRST = _FORMULA_START | frozenset(filter(str.isspace, map(chr, range(0x10000))))
+# One JSON report entry (`line` is an int); every string goes through the C encoder (`_enc`).
+_JSON_ENTRY = (
+    '%s{"line": %s, "indicatorValue": %s, "indicatorType": %s, "action": %s, "status": "%s", "id": %s, "reason": %s%s'
+)
 _STATUS = {s: s.value for s in Status}  # Enum.value is a slow descriptor on the hot path
 _enc = json.encoder.encode_basestring  # type: ignore[attr-defined]  # the C string encoder, no ASCII escaping
 
@@ -97,34 +104,32 @@ class ReportWriter:
         action = outcome.action
         oid = outcome.id
         reason = outcome.reason
-        parts = [
-            '{"line": ',
-            str(outcome.line),
-            ', "indicatorValue": ',
-            _enc(value),
-            ', "indicatorType": ',
-            "null" if typ is None else _enc(typ),
-            ', "action": ',
-            "null" if action is None else _enc(action),
-            ', "status": "',
-            status_text,
-            '", "id": ',
-            "null" if oid is None else _enc(oid),
-            ', "reason": ',
-            "null" if reason is None else _enc(reason),
-            ', "position": true}' if outcome.position else "}",
-        ]
-        self._json.write(("\n" if self.entries == 0 else ",\n") + "".join(parts))
+        self._json.write(
+            _JSON_ENTRY
+            % (
+                "\n" if self.entries == 0 else ",\n",
+                outcome.line,
+                _enc(value),
+                "null" if typ is None else _enc(typ),
+                "null" if action is None else _enc(action),
+                status_text,
+                "null" if oid is None else _enc(oid),
+                "null" if reason is None else _enc(reason),
+                ', "position": true}' if outcome.position else "}",
+            )
+        )
+        # neutralise() only where the first character could start a formula (most cells are plain).
         n = neutralise
+        look = _LOOK_FIRST
         self._csv.writerow(
             (
                 outcome.line,
                 status_text,
-                n(typ) if typ else "",
-                n(value),
-                n(action) if action else "",
-                n(oid) if oid else "",
-                n(reason) if reason else "",
+                (n(typ) if typ[0] in look else typ) if typ else "",
+                n(value) if value and value[0] in look else value,
+                (n(action) if action[0] in look else action) if action else "",
+                (n(oid) if oid[0] in look else oid) if oid else "",
+                (n(reason) if reason[0] in look else reason) if reason else "",
             )
         )
         self.entries += 1

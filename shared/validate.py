@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from hashlib import blake2b
 
 from shared.model import (
     FIELD_ACTION,
@@ -62,15 +61,18 @@ _ACTION_NAME = {a: a.value for a in Action}
 _INVALID = Status.invalid
 _SKIPPED = Status.skipped
 _DUPLICATE = Status.duplicate
+_KEY_MASK = (1 << 60) - 1
+_TYPE_OFFSET = {t: i << 56 for i, t in enumerate(IndicatorType)}  # distinct below 2**60 for up to 16 types
 
 
 class DuplicateIndex:
     """First line of each distinct (type, value), in memory that grows only with distinct indicators.
 
-    Keys are 60-bit integers cut from an 8-byte BLAKE2b digest of "type\\0value" (32 bytes each in
-    CPython instead of the whole string). Two distinct indicators share a key with probability about
-    n²/2⁶¹ — below one in a million for a million distinct indicators; such a clash would report the
-    second as a duplicate of the first, never lose a row.
+    Keys are 60-bit integers (32 bytes each in CPython instead of the whole string): the interpreter's
+    string hash of the value (SipHash, keyed per process: PEP 456) plus a per-type offset, so one value
+    under two types gives two keys. Two distinct indicators share a key with probability about n²/2⁶¹ —
+    below one in a million for a million distinct indicators; such a clash would report the second as
+    a duplicate of the first, never lose a row.
     """
 
     __slots__ = ("_first",)
@@ -80,7 +82,7 @@ class DuplicateIndex:
 
     def first_line(self, t: IndicatorType, value: str, line: int) -> int | None:
         """The line of an earlier entry with the same key, or None (and remember this one)."""
-        key = int.from_bytes(blake2b(f"{_TYPE_NAME[t]}\0{value}".encode(), digest_size=8).digest(), "little") >> 4
+        key = (hash(value) + _TYPE_OFFSET[t]) & _KEY_MASK
         first = self._first.get(key)
         if first is None:
             self._first[key] = line
@@ -124,25 +126,28 @@ class Validator:
             assert isinstance(c, Problem)
             return self._invalid(row, raw_value.strip(TRIM), _hint_name(hint), fields.get(FIELD_ACTION), c, ())
         t = c.type
+        value = c.value
+        type_name = _TYPE_NAME[t]
         notes = c.notes
         if row.note:
             notes = (*notes, row.note)
-        problem = first_problem(t, c.value)
+        problem = first_problem(t, value)
         if problem is not None:
-            return self._invalid(row, c.value, t.value, fields.get(FIELD_ACTION), problem, notes)
-        built = self._indicator(t, c.value, fields, notes)
+            return self._invalid(row, value, type_name, fields.get(FIELD_ACTION), problem, notes)
+        built = self._indicator(t, value, fields, notes)
         if type(built) is Problem:
-            return self._invalid(row, c.value, t.value, fields.get(FIELD_ACTION), built, notes)
+            return self._invalid(row, value, type_name, fields.get(FIELD_ACTION), built, notes)
         assert isinstance(built, tuple)
         indicator, notes = built
-        first = self.dupes.first_line(t, c.value, row.line)
+        line = row.line
+        first = self.dupes.first_line(t, value, line)
         if first is not None:
             reason = "; ".join((*notes, f"duplicate of line {first}"))
             return Outcome(
-                row.line,
-                c.value,
-                t.value,
-                indicator.action.value,
+                line,
+                value,
+                type_name,
+                _ACTION_NAME[indicator.action],
                 _DUPLICATE,
                 reason,
                 None,
@@ -152,7 +157,7 @@ class Validator:
                 first,
             )
         return Outcome(
-            row.line, c.value, t.value, indicator.action.value, None, None, None, indicator, row.position, notes
+            line, value, type_name, _ACTION_NAME[indicator.action], None, None, None, indicator, row.position, notes
         )
 
     def _indicator(
