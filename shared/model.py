@@ -44,8 +44,8 @@ def _slot_init(cls: _C) -> _C:
     init = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
-    init.__annotations__ = dict(cls.__init__.__annotations__)
-    cls.__init__ = init
+    init.__annotations__ = dict(cls.__dict__["__init__"].__annotations__)
+    setattr(cls, "__init__", init)  # noqa: B010 - assigning cls.__init__ directly upsets type checkers
     return cls
 
 

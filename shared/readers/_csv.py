@@ -30,6 +30,7 @@ FIELD_SIZE_LIMIT = 16 * 1024 * 1024
 csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
 
 _HASH_LIST = re.compile(r"^\s*[0-9A-Fa-f]{32,64}(?:\s*[,;|\s]\s*[0-9A-Fa-f]{32,64})+\s*$")
+_MIN_HASH_LIST = 65  # two 32-digit hashes and a separator: shorter cells cannot match _HASH_LIST
 _HASH_SPLIT = re.compile(r"[,;|\s]+")
 # `a.example;b.example`: a `;`-separated list of host names or IPv4s (NOBELIUM's C2Domain column).
 # No `/` or `:`, so a URL with `;` in its path stays one value.
@@ -120,27 +121,32 @@ class _Lines:
         self.at_record_start = True
         self.comments: list[tuple[int, str]] = []
         self.keep_comments = True
+        self._lines = self._physical()
 
-    def __iter__(self) -> _Lines:
-        return self
+    def __iter__(self) -> Iterator[str]:
+        return self._lines  # csv.reader and `yield from` drive the generator itself (no method call per line)
 
     def __next__(self) -> str:
-        while True:
-            line = self._text.readline()
-            if not line:
-                raise StopIteration
-            self.number += 1
+        return next(self._lines)
+
+    def _physical(self) -> Iterator[str]:
+        number = 0
+        for line in self._text:
+            number += 1
+            self.number = number
             if self.at_record_start:
-                stripped = line.strip()
-                if not stripped:
-                    continue
-                if stripped.startswith("#"):
-                    if self.keep_comments and len(self.comments) < 64:
-                        self.comments.append((self.number, stripped))
-                    continue
-                self.record_start = self.number
+                first = line[0]
+                if first == "#" or first.isspace():  # only then can the line be blank or a comment
+                    stripped = line.strip()
+                    if not stripped:
+                        continue
+                    if stripped.startswith("#"):
+                        if self.keep_comments and len(self.comments) < 64:
+                            self.comments.append((number, stripped))
+                        continue
+                self.record_start = number
                 self.at_record_start = False
-            return line
+            yield line
 
 
 def read_csv(stream: BinaryIO, name: str, delimiter: str | None = None) -> Iterator[RawRow | Ignored | FileProblem]:
@@ -184,17 +190,13 @@ def read_csv(stream: BinaryIO, name: str, delimiter: str | None = None) -> Itera
         return
     if pending is not None:
         yield from _record(lay, *pending)
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield FileProblem(f"CSV error: {exc}", line=lines.record_start)
-            return
-        start = lines.record_start
-        lines.at_record_start = True
-        yield from _record(lay, start, record)
+    try:
+        for record in reader:
+            start = lines.record_start
+            lines.at_record_start = True
+            yield from _record(lay, start, record)
+    except csv.Error as exc:
+        yield FileProblem(f"CSV error: {exc}", line=lines.record_start)
 
 
 def _prepend(first: str, rest: _Lines) -> Iterator[str]:
@@ -206,49 +208,52 @@ def _cell(record: list[str], i: int | None) -> str:
     return record[i] if i is not None and i < len(record) else ""
 
 
-def _record(lay: Layout, line: int, record: list[str]) -> Iterator[RawRow | Ignored]:
-    if not any(c.strip() for c in record):
-        return
+def _record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]:
+    """The items of one record, as a list (cheaper than a generator per record)."""
+    if not "".join(record).strip():  # every cell blank
+        return []
     if lay.kind == "misp-csv":
-        yield from attribute_rows(
-            line,
-            _cell(record, lay.type),
-            _cell(record, lay.value),
-            to_ids=_cell(record, lay.to_ids),
-            comment=_cell(record, lay.comment) or None,
+        return list(
+            attribute_rows(
+                line,
+                _cell(record, lay.type),
+                _cell(record, lay.value),
+                to_ids=_cell(record, lay.to_ids),
+                comment=_cell(record, lay.comment) or None,
+            )
         )
-        return
-    common = {canonical: record[i] for i, canonical in lay.fields if i < len(record) and record[i] != ""}
-    type_cell = _cell(record, lay.type)
+    n = len(record)
+    common = {canonical: record[i] for i, canonical in lay.fields if i < n and record[i] != ""}
+    i = lay.type
+    type_cell = record[i] if i is not None and i < n else ""
     if type_cell and cols.norm(type_cell) in cols.PSEUDO_RECORD_TYPES:
-        yield Ignored(line, f"not an indicator record: {type_cell.strip()}")
-        return
-    found = 0
-    value = _cell(record, lay.value)
-    if lay.value is not None and value.strip():
+        return [Ignored(line, f"not an indicator record: {type_cell.strip()}")]
+    out: list[RawRow | Ignored] = []
+    i = lay.value
+    value = record[i] if i is not None and i < n else ""
+    if i is not None and value.strip():
         for part in _split(value):
-            found += 1
             fields = {**common, FIELD_VALUE: part}
             if type_cell:
                 fields[FIELD_TYPE] = type_cell
-            yield RawRow(line, fields)
+            out.append(RawRow(line, fields))
     for i, hint in lay.typed:
-        cell = _cell(record, i)
+        cell = record[i] if i < n else ""
         if not cell.strip():
             continue
         for part in _split(cell):
-            found += 1
-            yield RawRow(line, {**common, FIELD_VALUE: part, FIELD_TYPE: hint})
-    if not found:
+            out.append(RawRow(line, {**common, FIELD_VALUE: part, FIELD_TYPE: hint}))
+    if not out:
         fields = {**common, FIELD_VALUE: value}
         if type_cell:
             fields[FIELD_TYPE] = type_cell
-        yield RawRow(line, fields, invalid="no indicator value in this row")
+        out.append(RawRow(line, fields, invalid="no indicator value in this row"))
+    return out
 
 
 def _split(cell: str) -> list[str]:
     """A cell of several hashes (`"sha1,sha256,md5"`, Volexity) or `;`-separated hosts gives each; else one value."""
-    if _HASH_LIST.match(cell):
+    if len(cell) >= _MIN_HASH_LIST and _HASH_LIST.match(cell):
         return [p for p in _HASH_SPLIT.split(cell.strip()) if p]
     if ";" in cell and _HOST_LIST.match(cell):
         return [p.strip() for p in cell.split(";")]
