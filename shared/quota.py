@@ -8,7 +8,8 @@ Facts relied on (design/defender-api.md):
 - §3.2: Import is an upsert whose key is undocumented (probably includes `action`), so an action change
   is "import the new one first, delete the old one only if the import returned a different id".
 - §5: List returns `externalId` and `createdBy`; `externalId` is free text we own, `createdBy` is set by
-  Defender from the caller's identity. Together they are the ownership mark for feed sync.
+  Defender from the caller's identity. Together they are the ownership mark (`owned_by_app`): feed sync
+  and action replacement only ever delete records that carry it.
 - indicator-ip-domain (§4 "Network conflicts"): Allow > Warn > Block, so a stale Allow silently wins.
 """
 
@@ -185,14 +186,44 @@ class Kind(Enum):
     replace = "replace"
 
 
+NETWORK_TYPES = frozenset({"IpAddress", "DomainName", "Url"})
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A record holding the value with another action that this app does not own: left in place."""
+
+    id: str
+    action: str
+    type: str
+    created_by: str | None = None
+
+    @property
+    def who(self) -> str:
+        return self.created_by or "an unknown identity"
+
+    def note(self) -> str:
+        text = f"conflicts with {self.action} indicator {self.id} created by {self.who}, left in place"
+        if self.type in NETWORK_TYPES:
+            # indicator-ip-domain (defender-api.md §4 "Network conflicts"): the stale Allow may still win.
+            text += " (for network indicators Allow wins over Warn over Block)"
+        return text
+
+    def in_place_note(self) -> str:
+        """When the import returned this record's id: Defender's upsert (key type+value) rewrote it."""
+        return f"Defender updated indicator {self.id} in place (it was created by {self.who})"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What to do with one indicator given what the tenant holds.
 
     `existing_id`: the same-action record compared against (unchanged/update), if any.
-    `old_id`/`old_action`: for `replace`, the first record holding the value with another action.
-    `supersedes`: ids to delete after a successful import, each only if the import returned a different
-    id (defender-api.md §3.2: if Defender updated the record in place, deleting it would delete the new one).
+    `old_id`/`old_action`: for `replace`, the first record this app owns holding the value with another action.
+    `supersedes`: ids of records this app owns to delete after a successful import, each only if the import
+    returned a different id (defender-api.md §3.2: if Defender updated the record in place, deleting it would
+    delete the new one). Never a record someone else created (`owned_by_app`).
+    `conflicts`: records with another action that someone else created: never deleted, only reported.
     `differences`: field names that differ, for the report.
     """
 
@@ -202,16 +233,28 @@ class Decision:
     old_action: str | None = None
     supersedes: tuple[str, ...] = ()
     differences: tuple[str, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+
+    @property
+    def adds(self) -> bool:
+        """May the import add a record to the tenant (so it needs room)?
+
+        `new` does, also next to a foreign record with another action: under an upsert key holding the
+        action (defender-api.md §3.2, likely) the import creates a record and the foreign one stays.
+        """
+        return self.kind is Kind.new
 
     def note(self) -> str | None:
-        """The phrase the report carries for this decision (None for `new`)."""
+        """The phrase the report carries for this decision (None for `new` without conflicts)."""
+        main: str | None = None
         if self.kind is Kind.unchanged:
-            return "already in the tenant with identical fields"
-        if self.kind is Kind.update:
-            return f"updates indicator {self.existing_id} ({', '.join(self.differences)})"
-        if self.kind is Kind.replace:
-            return f"replaces {self.old_action} indicator {self.old_id}"
-        return None
+            main = "already in the tenant with identical fields"
+        elif self.kind is Kind.update:
+            main = f"updates indicator {self.existing_id} ({', '.join(self.differences)})"
+        elif self.kind is Kind.replace:
+            main = f"replaces {self.old_action} indicator {self.old_id}"
+        parts = [p for p in (main, *(c.note() for c in self.conflicts)) if p]
+        return "; ".join(parts) or None
 
 
 # A defaulted expiry "moves" every run; compare it within this slack of the window's far end.
@@ -274,12 +317,17 @@ def compare(
     now: datetime,
     expiry_window_days: int,
     explicit_expiry: bool,
+    identities: Iterable[str] = (),
 ) -> Decision:
     """Decide new / unchanged / update / replace for one indicator against the tenant's records for its key.
 
     - No record: `new`.
-    - Records with another action: `replace` (import first, then delete those the import did not update in
-      place). A stale Allow next to a new Block would otherwise win (Allow > Warn > Block).
+    - Records this app owns (`owned_by_app` with `identities`) with another action: `replace` (import first,
+      then delete those the import did not update in place). A stale Allow next to a new Block would
+      otherwise win (Allow > Warn > Block).
+    - Records with another action that someone else created (an analyst's Allow is usually a deliberate
+      false-positive exception): never superseded, listed in `conflicts`; the entry is still imported when
+      it is not already there (`new`, or `update` of a same-action record).
     - A same-action record with identical type, value, severity, title, description, device groups, alert
       setting (and expiry, see `expiry_unchanged`): `unchanged`; otherwise `update` of that record.
     `externalId` is deliberately not compared: a value shared by two feeds stays with the feed that wrote it
@@ -287,9 +335,12 @@ def compare(
     """
     if not existing:
         return Decision(Kind.new)
+    ids = tuple(identities)
     action = indicator.action.value
     same = [r for r in existing if r.action == action]
     others = [r for r in existing if r.action != action]
+    mine = [r for r in others if owned_by_app(r, ids)]
+    conflicts = tuple(Conflict(r.id, r.action, r.type, r.createdBy) for r in others if not owned_by_app(r, ids))
 
     def diff(r: TenantRecord) -> list[str]:
         return _differences(indicator, r, now=now, window_days=expiry_window_days, explicit=explicit_expiry)
@@ -303,24 +354,30 @@ def compare(
             break
         if target is None:
             target, target_diff = r, d
+    # A differing same-action twin is superseded too, but only when it is ours.
+    stale_target = (target.id,) if target is not None and target_diff and owned_by_app(target, ids) else ()
 
-    if others:
-        supersedes = [r.id for r in others]
-        if target is not None and target_diff:
-            supersedes.append(target.id)
+    if mine:
         return Decision(
             Kind.replace,
             existing_id=target.id if target else None,
-            old_id=others[0].id,
-            old_action=others[0].action,
-            supersedes=tuple(supersedes),
+            old_id=mine[0].id,
+            old_action=mine[0].action,
+            supersedes=(*(r.id for r in mine), *stale_target),
             differences=("action", *target_diff),
+            conflicts=conflicts,
         )
-    if target is None:  # unreachable: existing is non-empty and has no other action
-        return Decision(Kind.new)
+    if target is None:
+        return Decision(Kind.new, conflicts=conflicts)
     if not target_diff:
-        return Decision(Kind.unchanged, existing_id=target.id)
-    return Decision(Kind.update, existing_id=target.id, supersedes=(target.id,), differences=tuple(target_diff))
+        return Decision(Kind.unchanged, existing_id=target.id, conflicts=conflicts)
+    return Decision(
+        Kind.update,
+        existing_id=target.id,
+        supersedes=stale_target,
+        differences=tuple(target_diff),
+        conflicts=conflicts,
+    )
 
 
 def superseded_to_delete(decision: Decision, returned_id: str | None) -> list[str]:
@@ -466,38 +523,78 @@ class Admitter:
 # --------------------------------------------------------------------------------------------- feed ownership and sync
 
 MARK_PREFIX = "ioc-importer"
+# The feed segment of a mark made without a feed. `quote(feed, safe="")` leaves only letters, digits and
+# `_.-~` unescaped, so it can never produce `*` (a feed named "*" is written `%2A`): unambiguous.
+NO_FEED = "*"
 MAX_INVALID_RATIO = 0.10
 MAX_DELETE_FRACTION = 0.5
 
 
-def feed_mark(feed: str, indicator_type: str, value: str) -> str:
-    """The `externalId` this app writes on a feed's indicators: `ioc-importer:<feed>:<digest>`.
+def app_mark(feed: str | None, indicator_type: str, value: str) -> str:
+    """The `externalId` this app writes on every indicator it imports: `ioc-importer:<feed or *>:<digest>`.
 
     Why this mark (defender-api.md §5): `externalId` is returned by List and settable on import, while
     `application` cannot change after creation and `createdBy` only says which identity wrote it. The feed
-    is percent-encoded (so `:` cannot split it) and the digest binds feed, type and value: a row carrying
-    its own `externalId`, or one copied onto another value, cannot make a record look like a feed's.
-    The steward also requires `createdBy` to be the app's own identity when that identity is known.
+    is percent-encoded (so `:` cannot split it; `*` stands for "no feed") and the digest binds feed, type
+    and value: a mark copied onto another value does not verify. `owned_by_app` also requires `createdBy`
+    to be the app's own identity when that identity is known.
     """
     t, v = tenant_key(indicator_type, value)
-    digest = hashlib.sha256(f"{feed}\x1f{t}\x1f{v}".encode()).hexdigest()[:24]
-    return f"{MARK_PREFIX}:{quote(feed, safe='')}:{digest}"
+    digest = hashlib.sha256(f"{feed or ''}\x1f{t}\x1f{v}".encode()).hexdigest()[:24]
+    return f"{MARK_PREFIX}:{quote(feed, safe='') if feed else NO_FEED}:{digest}"
+
+
+def feed_mark(feed: str, indicator_type: str, value: str) -> str:
+    """The mark of a feed's indicator: `ioc-importer:<feed, percent-encoded>:<digest>` (see `app_mark`)."""
+    if not feed:
+        raise ValueError("a feed mark needs a feed name")
+    return app_mark(feed, indicator_type, value)
+
+
+def looks_like_mark(external_id: str | None) -> bool:
+    """Does `external_id` have the shape of this app's mark (prefix only, digest not checked)?"""
+    return bool(external_id) and str(external_id).startswith(MARK_PREFIX + ":")
+
+
+def _mark_segment(external_id: str | None) -> str | None:
+    if not external_id or not looks_like_mark(external_id):
+        return None
+    parts = external_id.split(":")
+    return parts[1] if len(parts) == 3 else None
 
 
 def mark_feed(external_id: str | None) -> str | None:
-    """The feed named in a mark, or None when `external_id` is not one of ours (digest not checked)."""
-    if not external_id or not external_id.startswith(MARK_PREFIX + ":"):
-        return None
-    parts = external_id.split(":")
-    return unquote(parts[1]) if len(parts) == 3 else None
+    """The feed named in a mark; None when `external_id` is not a feed's mark (digest not checked)."""
+    seg = _mark_segment(external_id)
+    return None if seg is None or seg == NO_FEED else unquote(seg)
+
+
+def _is_us(rec: TenantRecord, identities: Iterable[str]) -> bool:
+    ids = {i.lower() for i in identities if i}
+    return not ids or (rec.createdBy or "").lower() in ids
+
+
+def owned_by_app(rec: TenantRecord, identities: Iterable[str] = ()) -> bool:
+    """True when this app wrote `rec`: a mark that verifies for its own type and value (any feed or none),
+    and, when our identities are known, `createdBy` one of them.
+
+    The identity matters: an indicator another app (or an analyst) wrote with a copy of our mark is not
+    ours. Without known identities the mark alone decides (the client could not read its token's claims).
+    """
+    seg = _mark_segment(rec.externalId)
+    if seg is None:
+        return False
+    feed = None if seg == NO_FEED else unquote(seg)
+    if feed == "" or rec.externalId != app_mark(feed, rec.type, rec.value):
+        return False
+    return _is_us(rec, identities)
 
 
 def owned_by_feed(rec: TenantRecord, feed: str, identities: Iterable[str] = ()) -> bool:
     """True when this app wrote `rec` for `feed`: the exact mark for its value, and (when known) our identity."""
     if rec.externalId != feed_mark(feed, rec.type, rec.value):
         return False
-    ids = {i.lower() for i in identities if i}
-    return not ids or (rec.createdBy or "").lower() in ids
+    return _is_us(rec, identities)
 
 
 @dataclass(frozen=True, slots=True)

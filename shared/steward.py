@@ -11,10 +11,14 @@ How the orchestrator drives it, per input (issue 6):
     prepare(steward, entries_at_most=n_or_None, reopen=...)  # load (List) + ranking pass only if it may not fit
     process_stream(..., steward=steward, now=same_now)       # calls, per input:
         steward.review(o)                    # classify + admit, every outcome with status None
-        steward.after_submit(batch_results)  # replace/update: delete superseded ids the import did not reuse
+        steward.after_submit(batch_results)  # replace/update: delete superseded ids (ours only) not reused
         steward.finish(summary, file_error=...); steward.apply_counters(summary); steward.report_extra()
 
 Dry run (`settings.dry_run`): every decision is taken and reported; nothing is deleted.
+
+Ownership (`quota.owned_by_app`): every indicator this app imports carries its mark in `externalId`; only
+records with that mark (and, when known, our identity in `createdBy`) are ever deleted — by feed sync or
+by an action change. Someone else's record with another action is a conflict: left in place, reported.
 """
 
 from __future__ import annotations
@@ -58,8 +62,9 @@ class Steward:
     """Quota stewardship for one input: delta against the tenant, capacity, action replacement, feed sync.
 
     `now`: a fixed clock for tests; None reads the real UTC clock at each decision (validation stamps
-    defaulted expiries with the real clock too). `identities`: the app's own `createdBy` values; when given,
-    feed sync also requires them (the mark alone is used otherwise, see `quota.feed_mark`). `priority`:
+    defaulted expiries with the real clock too). `identities`: the app's own `createdBy` values (the
+    `appid`/`oid`/`azp` claims of its token, `DefenderClient.identity_ids`); when given, ownership (feed sync
+    and replacement) also requires them (the mark alone is used otherwise, see `quota.owned_by_app`). `priority`:
     capacity order, a `Priority` or its text form (`severity,action,expiry`).
     Constructors do no I/O (STYLE.md "Configuration"): `load()` does.
     """
@@ -96,6 +101,8 @@ class Steward:
         self._added_ids: set[str] = set()
         self._replaced = 0
         self._in_place = 0
+        self._conflicts_left = 0  # foreign records with another action left in place
+        self._foreign_in_place = 0  # foreign records Defender's upsert rewrote in place (key type+value)
         self._deleted = 0
         self._delete_errors: list[str] = []
         self._would_delete = 0
@@ -114,7 +121,28 @@ class Steward:
             self.settings.max_tenant_indicators, self.settings.capacity_reserve, self.view.active_count
         )
         log.info("tenant holds %d active indicators; room for %d new", self.view.active_count, self.room)
+        self._check_identity(self.view)
         return self.view
+
+    def _check_identity(self, view: TenantView) -> None:
+        """Warn when records carry our mark but none was created by our identity.
+
+        That is what it looks like when Defender writes into `createdBy` something other than the token's
+        `appid`/`oid`/`azp` (unconfirmed for the real service, defender-api.md §5): ownership then never
+        holds, so nothing is deleted (safe), but feed sync and replacement silently stop working.
+        """
+        if not self.identities:
+            return
+        marked = [r for r in view.records if quota.looks_like_mark(r.externalId)]
+        if marked and not any(quota.owned_by_app(r, self.identities) for r in marked):
+            seen = sorted({str(r.createdBy) for r in marked})[:5]
+            log.warning(
+                "%d indicators carry this app's mark but none was created by its identity %s (createdBy seen: %s);"
+                " none of them will be treated as the app's own",
+                len(marked),
+                ", ".join(self.identities),
+                ", ".join(seen),
+            )
 
     def _view(self) -> TenantView:
         return self.view if self.view is not None else self.load()
@@ -140,7 +168,12 @@ class Steward:
             ind.expirationTime, now=now, window_days=window, tolerance=DEFAULTED_EXPIRY_TOLERANCE
         )
         return quota.compare(
-            ind, self._view().for_indicator(ind), now=now, expiry_window_days=window, explicit_expiry=not defaulted
+            ind,
+            self._view().for_indicator(ind),
+            now=now,
+            expiry_window_days=window,
+            explicit_expiry=not defaulted,
+            identities=self.identities,
         )
 
     def fits(self, max_new: int) -> bool:
@@ -157,7 +190,7 @@ class Steward:
         """
         if not isinstance(outcome, Outcome) or outcome.status is not None or outcome.indicator is None:
             return
-        if self.decide(outcome).kind is Kind.new:
+        if self.decide(outcome).adds:
             self._rank_counts[self.priority.key(outcome.indicator)] += 1
         self._ranked = True
 
@@ -173,9 +206,12 @@ class Steward:
         return threshold
 
     def classify(self, outcome: Outcome) -> Outcome:
-        """Pending → `unchanged` (existing id) or still pending with a note for update/replace.
+        """Pending → `unchanged` (existing id) or still pending with a note for update/replace/conflicts.
 
-        Also stamps the feed's ownership mark on what will be sent when the input names a feed.
+        Also stamps the app's ownership mark (`quota.app_mark`) on what will be sent. With a feed the mark
+        always wins over the row's own `externalId` (the report says so). Without a feed a row's own
+        `externalId` is kept, and the record it makes is then not the app's own (never deleted by it later),
+        unless it only imitates our mark: that is replaced, so a row cannot make a record look like a feed's.
         """
         if outcome.status is not None or outcome.indicator is None:
             return outcome
@@ -185,15 +221,21 @@ class Steward:
         if self.settings.sync and self.feed:
             self._present.add(key)  # grows with the input's distinct indicators, only in sync mode
         self._decisions[d.kind.value] += 1
+        self._conflicts_left += len(d.conflicts)
         if d.kind is Kind.unchanged:
             return outcome.final(Status.unchanged, d.note(), id=d.existing_id)
         notes = list(outcome.notes)
+        mark = quota.app_mark(self.feed, ind.indicatorType.value, ind.indicatorValue)
         if self.feed:
-            mark = quota.feed_mark(self.feed, ind.indicatorType.value, ind.indicatorValue)
             if ind.externalId and ind.externalId != mark:
                 notes.append("externalId replaced by the feed's ownership mark")
             ind = replace(ind, externalId=mark)
-        if d.kind in (Kind.update, Kind.replace):
+        elif not ind.externalId:
+            ind = replace(ind, externalId=mark)
+        elif ind.externalId != mark and quota.looks_like_mark(ind.externalId):
+            notes.append("externalId replaced by the app's ownership mark (the row's imitated it)")
+            ind = replace(ind, externalId=mark)
+        if d.kind in (Kind.update, Kind.replace) or d.conflicts:
             self._pending[key] = d
             notes.append(d.note() or "")
         # `new` carries the decision too, so admit() does not compute it again.
@@ -208,7 +250,7 @@ class Steward:
         key = quota.tenant_key(ind.indicatorType.value, ind.indicatorValue)
         last = self._last
         d = last[1] if last and last[0] == key else self.decide(outcome)
-        if d.kind is not Kind.new:
+        if not d.adds:
             return outcome  # updates and replaces do not add to the count
         if self._admitter is None:
             self.plan()
@@ -227,13 +269,15 @@ class Steward:
         """Replace/update follow-up for one submitted batch: delete superseded ids the import did not reuse.
 
         Import first, delete after, and only ids different from the one returned (defender-api.md §3.2):
-        protection never lapses, and an in-place upsert is never undone. Returns the outcomes with
+        protection never lapses, and an in-place upsert is never undone. Only records this app owns are ever
+        superseded (`quota.compare`); a conflicting record of someone else stays, unless Defender's upsert
+        (keyed on type+value) rewrote it in place — which the reason then says. Returns the outcomes with
         their reasons telling what happened.
         """
         view = self._view()
         out: list[Outcome] = []
         to_delete: list[str] = []
-        by_index: dict[int, list[str]] = {}
+        follow: dict[int, tuple[Decision, list[str]]] = {}
         for i, o in enumerate(outcomes):
             if o.status is Status.submitted and o.id and o.id not in view.ids:
                 self._added_ids.add(o.id)
@@ -247,23 +291,38 @@ class Steward:
             ids = quota.superseded_to_delete(d, o.id)
             if d.kind is Kind.replace:
                 self._replaced += 1
-            if not ids:
+            if (d.supersedes and not ids) or (d.kind is Kind.update and not d.supersedes and o.id == d.existing_id):
                 self._in_place += 1
-            by_index[i] = ids
+            follow[i] = (d, ids)
             to_delete.extend(ids)
         gone = self._delete(to_delete) if to_delete and not self.dry_run else set()
         for i, o in enumerate(outcomes):
-            if i not in by_index:
+            if i not in follow:
                 out.append(o)
                 continue
-            ids = by_index[i]
-            if not ids:
-                msg = "Defender updated it in place (same id)"
-            elif all(x in gone for x in ids):
-                msg = f"old indicator {', '.join(ids)} deleted"
-            else:
-                msg = f"old indicator {', '.join(x for x in ids if x not in gone)} could not be deleted"
-            out.append(replace(o, reason="; ".join(p for p in (o.reason, msg) if p)))
+            d, ids = follow[i]
+            reason = o.reason or ""
+            msgs: list[str] = []
+            for c in d.conflicts:
+                if c.id == o.id:
+                    # Defender keyed the upsert on type+value: it rewrote the other identity's record.
+                    reason = reason.replace(c.note(), c.in_place_note())
+                    self._conflicts_left -= 1
+                    self._foreign_in_place += 1
+            if d.supersedes:
+                if not ids:
+                    msgs.append("Defender updated it in place (same id)")
+                elif all(x in gone for x in ids):
+                    msgs.append(f"old indicator {', '.join(ids)} deleted")
+                else:
+                    msgs.append(f"old indicator {', '.join(x for x in ids if x not in gone)} could not be deleted")
+            elif d.kind is Kind.update and d.existing_id is not None:
+                # The same-action record is someone else's: an update, never a delete (quota.compare).
+                if o.id == d.existing_id:
+                    msgs.append("Defender updated it in place (same id)")
+                else:
+                    msgs.append(f"indicator {d.existing_id} left in place (not created by this app)")
+            out.append(replace(o, reason="; ".join(p for p in (reason, *msgs) if p) or None))
         return out
 
     def finish(self, summary: Summary, *, file_error: bool) -> quota.SyncPlan | None:
@@ -363,6 +422,8 @@ class Steward:
                 "decisions": {k.value: self._decisions.get(k.value, 0) for k in Kind},
                 "replaced": self._replaced,
                 "updatedInPlace": self._in_place,
+                "conflictsLeft": self._conflicts_left,
+                "foreignUpdatedInPlace": self._foreign_in_place,
                 "deleted": self._deleted,
                 "wouldDelete": self._would_delete if self.dry_run else 0,
                 "deleteErrors": list(self._delete_errors),

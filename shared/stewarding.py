@@ -8,8 +8,9 @@ Service layer, no I/O of its own: the Defender client and the input's `reopen` a
 - `check_sync(settings)`: `sync=true` needs a `feed` (a sync without a feed has nothing it may delete).
 - `entries_bound(head, size)`: an upper bound on an input's entries when one is cheap to know, so a
   small input skips the steward's ranking pass (a second read of the input).
-- `start(...)`: build the steward and load the tenant; when the tenant cannot be read, a stand-in that
-  submits nothing and says why (a run that cannot see the cap must not fill it blindly).
+- `start(...)`: build the steward with the client's own identity (`identities_of`) and load the tenant;
+  when the tenant cannot be read, a stand-in that submits nothing and says why (a run that cannot see
+  the cap must not fill it blindly).
 """
 
 from __future__ import annotations
@@ -107,6 +108,15 @@ class UnreadTenant:
         return {"tenant": {"error": self.message, "dryRun": self._dry_run}}
 
 
+def identities_of(client: Any) -> tuple[str, ...]:
+    """The client's own identity claims (`DefenderClient.identity_ids`); () for a client that has none.
+
+    () makes the steward rely on the ownership mark alone (see `shared.quota.owned_by_app`).
+    """
+    get = getattr(client, "identity_ids", None)
+    return tuple(get()) if callable(get) else ()
+
+
 def start(
     client: Any,
     settings: Settings,
@@ -116,14 +126,17 @@ def start(
 ) -> tuple[Any, Any]:
     """(steward, submitter) for `process_stream(steward=..., submitter=...)`, the tenant loaded.
 
-    Must run under the tenant lock (its count is not raced then). `reopen()` gives the input's validated
-    stream again, validated with the same `now` as the real pass (see `shared.steward.prepare`). When
-    the tenant cannot be listed, the steward is an `UnreadTenant` and the submitter a `Refused` (dry
-    run: None, so entries are reported `skipped` "dry run" as without a tenant).
+    Must run under the tenant lock (its count is not raced then). The steward knows the client's identity
+    (`identities_of`): only records carrying our mark and created by us count as ours. `reopen()` gives the
+    input's validated stream again, validated with the same `now` as the real pass (see
+    `shared.steward.prepare`). When the tenant cannot be listed (or no token can be had), the steward is an
+    `UnreadTenant` and the submitter a `Refused` (dry run: None, so entries are reported `skipped` "dry run"
+    as without a tenant).
     """
     list_calls0 = getattr(client, "list_calls", 0)
-    steward = Steward(client, settings)
     try:
+        # Our identity first: ownership (feed sync, replacement) needs it before the first decision.
+        steward = Steward(client, settings, identities=identities_of(client))
         prepare(steward, entries_at_most=entries_at_most, reopen=reopen)
     except DefenderError as e:
         log.warning("the tenant's indicators could not be listed: %s", e)

@@ -159,6 +159,7 @@ class DefenderClient:
         self.retries = 0
         self.list_calls = 0
         self.delete_calls = 0
+        self._identity_unknown_logged = False
 
     # ------------------------------------------------------------------ import
 
@@ -431,6 +432,23 @@ class DefenderClient:
         return AccessDenied(text, status=resp.status_code, code=code)
 
     # ------------------------------------------------------------------ token
+
+    def identity_ids(self) -> tuple[str, ...]:
+        """Who this client calls Defender as: the `appid`/`azp`/`oid` claims of its current token.
+
+        The quota steward requires one of them in `createdBy` before it treats an indicator as the app's own
+        (the emulator writes the token's `appid` there; real Defender: unconfirmed, defender-api.md §5).
+        Gets a token when there is none yet (IdentityUnavailable like any call). Never returns or logs the
+        token itself. () when its claims cannot be read: ownership then rests on the mark alone (logged once).
+        """
+        ids = wire.identity_ids(wire.token_claims(self._access_token()))
+        if not ids and not self._identity_unknown_logged:
+            self._identity_unknown_logged = True
+            log.info(
+                "the access token's identity claims (appid, azp, oid) could not be read: indicators count as"
+                " this app's own by their externalId mark alone"
+            )
+        return ids
 
     def _access_token(self) -> str:
         """The cached token, or a new one when less than the refresh margin of it remains."""

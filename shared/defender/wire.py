@@ -187,7 +187,8 @@ def _take(batch: Sequence[Outcome], queue: deque[int] | None, r: ImportResult, f
 
 
 def token_claims(token: str) -> dict[str, Any]:
-    """The JWT payload of an access token, unverified, for explaining a 403 (`aud`, `roles`, `appid`).
+    """The JWT payload of an access token, unverified, for explaining a 403 (`aud`, `roles`, `appid`) and
+    for knowing our own identity (`identity_ids`).
 
     Only non-secret claims are read from it by the caller; {} when the token is not a JWT.
     """
@@ -200,6 +201,21 @@ def token_claims(token: str) -> dict[str, Any]:
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return {}
     return doc if isinstance(doc, dict) else {}
+
+
+# Claims that name the caller (app id in v1 and v2 tokens, object id); Defender's `createdBy` is presumably
+# one of them (the app's GUID in examples; unconfirmed for a managed identity, defender-api.md §5).
+IDENTITY_CLAIMS = ("appid", "azp", "oid")
+
+
+def identity_ids(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """The caller's identifiers in a token's claims (`appid`, `azp`, `oid`), deduplicated, in that order."""
+    out: list[str] = []
+    for name in IDENTITY_CLAIMS:
+        v = claims.get(name)
+        if isinstance(v, str) and v.strip() and v.strip() not in out:
+            out.append(v.strip())
+    return tuple(out)
 
 
 def access_denied_message(

@@ -61,10 +61,28 @@ def rec(id: str = "1", value: str = "1.2.3.4", **kw: Any) -> dict[str, Any]:
     return base
 
 
-def decide(indicator: Indicator, *records: dict[str, Any], explicit: bool = False, window: int = 90) -> Decision:
+def mine(id: str = "1", value: str = "1.2.3.4", feed: str | None = None, **kw: Any) -> dict[str, Any]:
+    """A record this app made: `rec` (createdBy "app") with the app's mark for its type and value."""
+    r = rec(id, value=value, **kw)
+    r["externalId"] = quota.app_mark(feed, r["indicatorType"], r["indicatorValue"])
+    return r
+
+
+def decide(
+    indicator: Indicator,
+    *records: dict[str, Any],
+    explicit: bool = False,
+    window: int = 90,
+    identities: tuple[str, ...] = (),
+) -> Decision:
     view = TenantView(records, now=NOW)
     return quota.compare(
-        indicator, view.for_indicator(indicator), now=NOW, expiry_window_days=window, explicit_expiry=explicit
+        indicator,
+        view.for_indicator(indicator),
+        now=NOW,
+        expiry_window_days=window,
+        explicit_expiry=explicit,
+        identities=identities,
     )
 
 
@@ -156,8 +174,13 @@ def test_delta_decisions(
 ) -> None:
     d = decide(indicator, *records)
     assert (d.kind, d.existing_id, d.differences) == (kind, existing, diff)
+    # The records are unmarked (an analyst's): an update never supersedes them, whatever id comes back.
+    assert d.supersedes == () and d.conflicts == ()
+    ours = [{**r, "externalId": quota.app_mark(None, r["indicatorType"], r["indicatorValue"])} for r in records]
+    d = decide(indicator, *ours)
+    assert (d.kind, d.existing_id, d.differences) == (kind, existing, diff)
     if kind is Kind.update:
-        assert d.supersedes == (existing,)  # deleted only if the import returns another id
+        assert d.supersedes == (existing,)  # ours: deleted only if the import returns another id
     if kind in (Kind.new, Kind.unchanged):
         assert d.supersedes == ()
 
@@ -191,18 +214,130 @@ def test_never_expiring_window() -> None:
     assert decide(i, rec("1"), window=0).kind is Kind.update
 
 
-def test_action_change_is_a_replace_listing_every_superseded_id() -> None:
-    d = decide(ind(action=Action.Block), rec("1", action="Allowed"))
+def test_action_change_of_our_own_record_is_a_replace_listing_every_superseded_id() -> None:
+    d = decide(ind(action=Action.Block), mine("1", action="Allowed"))
     assert (d.kind, d.old_id, d.old_action, d.existing_id, d.supersedes) == (Kind.replace, "1", "Allowed", None, ("1",))
-    assert d.note() == "replaces Allowed indicator 1"
+    assert d.note() == "replaces Allowed indicator 1" and not d.adds
 
 
 def test_replace_keeps_an_identical_same_action_record() -> None:
     """A same-action twin that is identical is the one Defender would upsert: never in `supersedes`."""
-    d = decide(ind(), rec("1"), rec("2", action="Allowed"))
+    d = decide(ind(), mine("1"), mine("2", action="Allowed"))
     assert (d.kind, d.existing_id, d.supersedes) == (Kind.replace, "1", ("2",))
-    d = decide(ind(), rec("1", title="old"), rec("2", action="Warn"))
+    d = decide(ind(), mine("1", title="old"), mine("2", action="Warn"))
     assert (d.kind, d.existing_id, d.supersedes) == (Kind.replace, "1", ("2", "1"))
+    d = decide(ind(), rec("1", title="old"), mine("2", action="Warn"))  # the differing twin is not ours
+    assert (d.kind, d.existing_id, d.supersedes) == (Kind.replace, "1", ("2",))
+
+
+ANALYST = "analyst@contoso.example"
+US = ("app",)  # the app's identities (token claims); `rec` records say createdBy "app"
+
+
+def copied(id: str, value: str = "1.2.3.4", **kw: Any) -> dict[str, Any]:
+    """Our mark for this value, written by another app that copied it."""
+    return mine(id, value, createdBy="other-app", **kw)
+
+
+OWNERSHIP_TABLE = [
+    # (record, identities, owned)  # why
+    (mine("1"), US, True),  # our mark (no feed) and our identity
+    (mine("1", feed="acme"), US, True),  # a feed's mark is the app's too
+    (mine("1", feed="*"), US, True),  # a feed named "*" is written %2A, not confused with "no feed"
+    (mine("1", createdBy="APP"), US, True),  # identities compare case-insensitively (GUIDs)
+    (mine("1"), (), True),  # identity unknown: the mark alone
+    (copied("1"), US, False),  # another identity with our mark: not ours
+    (copied("1"), (), True),  # ...which only the identity can tell
+    (rec("1"), US, False),  # no mark: made by hand (or by this app before it marked), never ours
+    (rec("1", externalId="ticket-4711"), US, False),  # someone's own externalId
+    (rec("1", createdBy=ANALYST), (), False),
+    (rec("1", externalId=quota.app_mark(None, "IpAddress", "9.9.9.9")), US, False),  # mark of another value
+    (rec("1", externalId=quota.app_mark(None, "DomainName", "1.2.3.4")), US, False),  # mark of another type
+    (rec("1", externalId="ioc-importer:*:" + "0" * 24), US, False),  # our shape, digest does not verify
+    (rec("1", externalId="ioc-importer::" + "0" * 24), US, False),  # empty feed segment
+    (rec("1", externalId="ioc-importer:a:b:c"), US, False),
+    (mine("1", createdBy=None), US, False),  # no createdBy: cannot be ours once identities are known
+]
+
+
+@pytest.mark.parametrize(("record", "identities", "owned"), OWNERSHIP_TABLE)
+def test_owned_by_app(record: dict[str, Any], identities: tuple[str, ...], owned: bool) -> None:
+    assert quota.owned_by_app(TenantRecord.from_wire(record), identities) is owned
+
+
+def test_mark_without_feed_is_unambiguous() -> None:
+    m = quota.app_mark(None, "IpAddress", "1.2.3.4")
+    assert m.startswith("ioc-importer:*:") and quota.mark_feed(m) is None
+    assert m == quota.app_mark(None, "IpAddress", " 1.2.3.4 ")  # written like validation writes it
+    assert quota.app_mark("*", "IpAddress", "1.2.3.4").startswith("ioc-importer:%2A:")
+    assert quota.mark_feed(quota.app_mark("*", "IpAddress", "1.2.3.4")) == "*"
+    assert quota.app_mark("-", "IpAddress", "1.2.3.4").startswith("ioc-importer:-:")  # "-" is a valid feed name
+    with pytest.raises(ValueError):
+        quota.feed_mark("", "IpAddress", "1.2.3.4")
+
+
+@settings(max_examples=300, deadline=None)
+@given(feed=st.text(min_size=1, max_size=20))
+def test_no_feed_name_quotes_to_the_no_feed_token(feed: str) -> None:
+    m = quota.feed_mark(feed, "DomainName", "a.example")
+    assert m.split(":")[1] != quota.NO_FEED and len(m.split(":")) == 3
+    assert quota.mark_feed(m) == feed
+
+
+def theirs(id: str, **kw: Any) -> dict[str, Any]:
+    """An analyst's record, made in the portal (no mark)."""
+    return rec(id, createdBy=ANALYST, **kw)
+
+
+REPLACE_TABLE = [
+    # (records, identities, kind, supersedes, conflict ids, adds)  # why
+    ([mine("1", action="Allowed")], US, Kind.replace, ("1",), (), False),  # ours: replaced
+    ([theirs("1", action="Allowed")], US, Kind.new, (), ("1",), True),  # analyst's: left in place
+    ([copied("1", action="Allowed")], US, Kind.new, (), ("1",), True),  # copied mark: not ours
+    ([copied("1", action="Allowed")], (), Kind.replace, ("1",), (), False),  # identity unknown: mark alone
+    ([rec("1", action="Allowed")], (), Kind.new, (), ("1",), True),  # unmarked: never ours
+    # Ours and an analyst's with other actions: ours replaced, the analyst's left.
+    ([mine("1", action="Warn"), theirs("2", action="Allowed")], US, Kind.replace, ("1",), ("2",), False),
+    # The value is already there as we want it; an analyst's Allow next to it is only reported.
+    ([mine("1"), theirs("2", action="Allowed")], US, Kind.unchanged, (), ("2",), False),
+    # An update of the analyst's same-action record: Defender's upsert, never a delete of it.
+    ([theirs("1", title="x"), theirs("2", action="Audit")], US, Kind.update, (), ("2",), False),
+    ([mine("1", title="x"), theirs("2", action="Audit")], US, Kind.update, ("1",), ("2",), False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("records", "identities", "kind", "supersedes", "conflicts", "adds"), REPLACE_TABLE)
+def test_replace_decision_owned_versus_foreign(
+    records: list[dict[str, Any]],
+    identities: tuple[str, ...],
+    kind: Kind,
+    supersedes: tuple[str, ...],
+    conflicts: tuple[str, ...],
+    adds: bool,
+) -> None:
+    d = decide(ind(action=Action.Block), *records, identities=identities)
+    assert (d.kind, d.supersedes, tuple(c.id for c in d.conflicts), d.adds) == (kind, supersedes, conflicts, adds)
+    # Whatever id the import returns, a conflicting (foreign) record is never among the deletes.
+    for returned in ("99", *(r["id"] for r in records)):
+        assert not set(quota.superseded_to_delete(d, returned)) & set(conflicts)
+
+
+def test_conflict_note_names_the_record_its_creator_and_the_precedence() -> None:
+    d = decide(ind(action=Action.Block), theirs("123", action="Allowed"), identities=US)
+    assert d.note() == (
+        "conflicts with Allowed indicator 123 created by analyst@contoso.example, left in place"
+        " (for network indicators Allow wins over Warn over Block)"
+    )
+    (c,) = d.conflicts
+    assert c.in_place_note() == "Defender updated indicator 123 in place (it was created by analyst@contoso.example)"
+    sha = "a" * 64
+    d = decide(
+        ind(sha, indicatorType=IndicatorType.FileSha256, action=Action.Block),
+        rec("5", value=sha, indicatorType="FileSha256", action="Allowed", createdBy=None),
+    )
+    assert d.note() == "conflicts with Allowed indicator 5 created by an unknown identity, left in place"
+    d = decide(ind(action=Action.Block), mine("1", action="Warn"), theirs("2", action="Allowed"))
+    assert d.note() and d.note().startswith("replaces Warn indicator 1; conflicts with Allowed indicator 2")
 
 
 def test_legacy_alert_and_block_record_equals_a_block_row() -> None:
@@ -467,25 +602,40 @@ def test_steward_load_counts_pages_and_room() -> None:
 
 def test_steward_classify_unchanged_update_replace_and_new() -> None:
     client = FakeTenant(
-        [rec("1", value="1.1.1.1"), rec("2", value="2.2.2.2"), rec("3", value="3.3.3.3", action="Allowed")]
+        [
+            rec("1", value="1.1.1.1"),
+            rec("2", value="2.2.2.2"),
+            mine("3", value="3.3.3.3", action="Allowed"),
+            theirs("5", value="5.5.5.5", action="Allowed"),
+        ]
     )
-    s = Steward(client, settings_(), now=NOW)
+    s = Steward(client, settings_(), now=NOW, identities=US)
     out = [
         s.review(pending(1, ind("1.1.1.1"))),
         s.review(pending(2, ind("2.2.2.2", title="new title"))),
         s.review(pending(3, ind("3.3.3.3"))),
         s.review(pending(4, ind("4.4.4.4"))),
+        s.review(pending(5, ind("5.5.5.5"))),
     ]
     assert (out[0].status, out[0].id) == (Status.unchanged, "1")
     assert out[1].status is None and "updates indicator 2 (title)" in out[1].notes
     assert out[2].status is None and "replaces Allowed indicator 3" in out[2].notes
     assert out[3].status is None and out[3].notes == ()
-    assert s.report_extra()["tenant"]["decisions"] == {"new": 1, "unchanged": 1, "update": 1, "replace": 1}
+    assert out[4].status is None and out[4].notes == (
+        "conflicts with Allowed indicator 5 created by analyst@contoso.example, left in place"
+        " (for network indicators Allow wins over Warn over Block)",
+    )
+    tenant = s.report_extra()["tenant"]
+    assert tenant["decisions"] == {"new": 2, "unchanged": 1, "update": 1, "replace": 1}
+    assert tenant["conflictsLeft"] == 1
+    # Everything sent carries the app's mark (no feed), so a later run knows it as its own.
+    for o in out[1:]:
+        assert o.indicator and o.indicator.externalId == quota.app_mark(None, "IpAddress", o.value)
 
 
 def test_steward_after_submit_deletes_only_when_the_id_changed() -> None:
-    client = FakeTenant([rec("1", value="1.1.1.1", action="Allowed"), rec("2", value="2.2.2.2", action="Warn")])
-    s = Steward(client, settings_(), now=NOW)
+    client = FakeTenant([mine("1", value="1.1.1.1", action="Allowed"), mine("2", value="2.2.2.2", action="Warn")])
+    s = Steward(client, settings_(), now=NOW, identities=US)
     a = s.review(pending(1, ind("1.1.1.1")))
     b = s.review(pending(2, ind("2.2.2.2")))
     done = s.after_submit([a.final(Status.submitted, id="10"), b.final(Status.submitted, id="2")])
@@ -499,11 +649,93 @@ def test_steward_after_submit_deletes_only_when_the_id_changed() -> None:
 
 
 def test_steward_failed_import_deletes_nothing() -> None:
-    client = FakeTenant([rec("1", value="1.1.1.1", action="Allowed")])
+    client = FakeTenant([mine("1", value="1.1.1.1", action="Allowed")])
     s = Steward(client, settings_(), now=NOW)
     a = s.review(pending(1, ind("1.1.1.1")))
     s.after_submit([a.final(Status.failed, "rejected")])
     assert client.batches == [] and "1" in client.records
+
+
+@pytest.mark.parametrize("returned", ["10", "1"])
+def test_steward_never_deletes_a_foreign_conflict(returned: str) -> None:
+    """An analyst's Allowed and a file that Blocks the value: imported, the analyst's record never deleted.
+
+    "10": Defender created a record of its own (upsert key with the action): the conflict is left in place.
+    "1": Defender keyed the upsert on type+value and rewrote the analyst's record: the reason says so.
+    """
+    client = FakeTenant([theirs("1", value="1.1.1.1", action="Allowed"), copied("2", value="2.2.2.2", action="Warn")])
+    s = Steward(client, settings_(), now=NOW, identities=US)
+    a = s.review(pending(1, ind("1.1.1.1")))
+    b = s.review(pending(2, ind("2.2.2.2")))  # our mark, another app's identity: not ours either
+    assert a.status is None and b.status is None
+    done = s.after_submit([a.final(Status.submitted, id=returned), b.final(Status.submitted, id="20")])
+    assert client.batches == [] and set(client.records) == {"1", "2"} and s.delete_calls == 0
+    tenant = s.report_extra()["tenant"]
+    assert done[1].reason and done[1].reason.startswith("conflicts with Warn indicator 2 created by other-app")
+    if returned == "10":
+        assert done[0].reason == (
+            "conflicts with Allowed indicator 1 created by analyst@contoso.example, left in place"
+            " (for network indicators Allow wins over Warn over Block)"
+        )
+        assert (tenant["conflictsLeft"], tenant["foreignUpdatedInPlace"], tenant["countAfter"]) == (2, 0, 4)
+    else:
+        assert done[0].reason == "Defender updated indicator 1 in place (it was created by analyst@contoso.example)"
+        assert (tenant["conflictsLeft"], tenant["foreignUpdatedInPlace"], tenant["countAfter"]) == (1, 1, 3)
+    assert (tenant["replaced"], tenant["deleted"], tenant["decisions"]["new"]) == (0, 0, 2)
+
+
+def test_steward_foreign_conflict_needs_room_and_says_why_when_skipped() -> None:
+    """Under an upsert key holding the action the import adds a record next to the analyst's: it takes room."""
+    client = FakeTenant([theirs("1", value="1.1.1.1", action="Allowed"), mine("2", value="2.2.2.2", action="Warn")])
+    s = Steward(client, settings_(max_tenant_indicators=4), now=NOW, identities=US)  # room 4 - 2 - 2 = 0
+    a = s.review(pending(1, ind("1.1.1.1")))
+    b = s.review(pending(2, ind("2.2.2.2")))  # a replacement of our own: no room needed
+    assert a.status is Status.skipped and a.reason
+    assert a.reason.endswith("left in place (for network indicators Allow wins over Warn over Block); tenant capacity")
+    assert b.status is None
+
+
+def test_steward_update_of_a_foreign_same_action_record_is_never_a_delete() -> None:
+    client = FakeTenant([theirs("1", value="1.1.1.1", title="analyst's title")])
+    s = Steward(client, settings_(), now=NOW, identities=US)
+    a = s.review(pending(1, ind("1.1.1.1")))
+    assert a.notes == ("updates indicator 1 (title)",)
+    done = s.after_submit([a.final(Status.submitted, id="7")])  # an id other than the analyst's
+    assert done[0].reason == "updates indicator 1 (title); indicator 1 left in place (not created by this app)"
+    assert client.batches == [] and "1" in client.records
+    same = Steward(FakeTenant([theirs("1", value="1.1.1.1", title="x")]), settings_(), now=NOW, identities=US)
+    a = same.review(pending(1, ind("1.1.1.1")))
+    assert same.after_submit([a.final(Status.submitted, id="1")])[0].reason.endswith("in place (same id)")
+    assert same.report_extra()["tenant"]["updatedInPlace"] == 1
+
+
+@pytest.mark.parametrize(
+    ("own", "expected", "note"),
+    [
+        (None, "mark", None),  # no externalId: the app's mark
+        ("ticket-4711", "ticket-4711", None),  # the row's own is kept (the record is then not ours)
+        ("ioc-importer:acme:" + "0" * 24, "mark", "imitated"),  # one imitating our mark is replaced
+    ],
+)
+def test_steward_marks_every_indicator_it_sends(own: str | None, expected: str, note: str | None) -> None:
+    s = Steward(FakeTenant([]), settings_(), now=NOW)
+    o = s.review(pending(1, ind("1.0.0.1", externalId=own)))
+    mark = quota.app_mark(None, "IpAddress", "1.0.0.1")
+    assert o.indicator and o.indicator.externalId == (mark if expected == "mark" else expected)
+    assert any(note in n for n in o.notes) if note else o.notes == ()
+
+
+def test_steward_warns_when_no_marked_record_is_created_by_its_identity(caplog: pytest.LogCaptureFixture) -> None:
+    """What it looks like when Defender's createdBy is not the token's appid/oid: nothing counts as ours."""
+    client = FakeTenant([mine("1", value="1.0.0.1", createdBy="Some Display Name")])
+    with caplog.at_level("WARNING", logger="shared.steward"):
+        Steward(client, settings_(), now=NOW, identities=("app-guid",)).load()
+    assert "none was created by its identity app-guid" in caplog.text and "Some Display Name" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="shared.steward"):
+        Steward(FakeTenant([mine("1", value="1.0.0.1")]), settings_(), now=NOW, identities=US).load()
+        Steward(client, settings_(), now=NOW).load()  # identity unknown: the mark alone, nothing to check
+    assert caplog.text == ""
 
 
 def test_steward_capacity_two_passes_respect_priority_and_input_order() -> None:
