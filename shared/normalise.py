@@ -28,6 +28,8 @@ _HASH_BY_LENGTH = {32: T.FileMd5, 40: T.FileSha1, 64: T.FileSha256}
 _FILE_HASHES = (T.FileMd5, T.FileSha1, T.FileSha256)
 
 _HEX = re.compile(r"[0-9a-fA-F]+").fullmatch
+# `not s.translate(_DROP_HEX)`: a non-empty s is all hex digits (faster than _HEX on 64 characters).
+_DROP_HEX = str.maketrans("", "", "0123456789abcdefABCDEF")
 _HAS_DEFANG = re.compile(r"[\[\(\{\\]|hxxp|dot", re.IGNORECASE).search
 _HAS_SPACE = re.compile(f"[{re.escape(TRIM)}]").search
 # Domain-ish: letters, digits, hyphens, dots (and non-ASCII for IDN) — for inference only.
@@ -120,6 +122,11 @@ TYPE_NAMES: dict[str, object] = {
     # MISP `link` is a reference to a report about the event, not something to block.
     "link": _UNSUPPORTED,
 }
+
+
+# Raw type hint -> (kind, trimmed hint): a file repeats a handful of hints on every row.
+_HINTS: dict[str, tuple[object, str]] = {}
+_MAX_HINTS = 256
 
 
 def clean(text: str) -> str:
@@ -272,17 +279,23 @@ def normalise(raw_value: str, type_hint: str | None = None) -> Candidate | Probl
     kind: object = None
     hint_name = ""
     if type_hint:
-        hint_name = type_hint.strip(TRIM)
-        if hint_name:
-            kind = TYPE_NAMES.get(hint_name.lower())
-            if kind is None or kind is _UNSUPPORTED:
-                return Problem("unsupported-type", f"unsupported type {hint_name}")
+        known = _HINTS.get(type_hint)
+        if known is None:
+            hint_name = type_hint.strip(TRIM)
+            known = (TYPE_NAMES.get(hint_name.lower()) if hint_name else None, hint_name)
+            if len(_HINTS) < _MAX_HINTS:
+                _HINTS[type_hint] = known
+        kind, hint_name = known
+        if hint_name and (kind is None or kind is _UNSUPPORTED):
+            return Problem("unsupported-type", f"unsupported type {hint_name}")
     # Fast path (most rows of big hash feeds): a bare hex string of a hash length needs no refanging.
     n = len(value)
-    if n in _HASH_BY_LENGTH and (kind is None or kind in _HASH_KINDS) and _HEX(value):
+    if n in _HASH_BY_LENGTH and (kind is None or kind in _HASH_KINDS) and not value.translate(_DROP_HEX):
         if kind is None or kind is _ANY_HASH:
             return Candidate(_HASH_BY_LENGTH[n], value.lower())
         assert isinstance(kind, IndicatorType)
+        if HASH_LENGTHS[kind] == n:
+            return Candidate(kind, value.lower())
         return _hash(value, kind)
     value = refang(value)
     if kind is None:

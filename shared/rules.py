@@ -34,6 +34,7 @@ NETWORK_TYPES = frozenset({T.IpAddress, T.DomainName, T.Url})
 FILE_TYPES = frozenset({T.FileMd5, T.FileSha1, T.FileSha256})
 
 _HEX = re.compile(r"[0-9a-f]+").fullmatch
+_DROP_LOWER_HEX = str.maketrans("", "", "0123456789abcdef")  # `not s.translate(...)`: a faster _HEX(s)
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?").fullmatch
 _WHITESPACE = re.compile(f"[{re.escape(TRIM)}]").search
 _CATEGORY = re.compile(r"[A-Z][A-Za-z]+").fullmatch
@@ -247,7 +248,7 @@ def check_value(t: IndicatorType, value: str) -> Iterator[Problem]:
 def first_problem(t: IndicatorType, value: str) -> Problem | None:
     """The first problem with a value (the fast path: a valid SHA-256 costs two regex calls)."""
     if t in HASH_LENGTHS:
-        if len(value) == HASH_LENGTHS[t] and _HEX(value):
+        if len(value) == HASH_LENGTHS[t] and not value.translate(_DROP_LOWER_HEX):
             return None
     for p in check_value(t, value):
         return p

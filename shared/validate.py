@@ -7,7 +7,7 @@ their final status; the rest have `status=None` and an `Indicator` ready to subm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 
 from shared.model import (
@@ -161,9 +161,32 @@ class Validator:
         )
 
     def _indicator(
-        self, t: IndicatorType, value: str, fields: object, notes: tuple[str, ...]
+        self, t: IndicatorType, value: str, fields: Mapping[str, str], notes: tuple[str, ...]
     ) -> tuple[Indicator, tuple[str, ...]] | Problem:
-        get = fields.get  # type: ignore[attr-defined]
+        if len(fields) == 1 + (FIELD_TYPE in fields):
+            # Only the value (present: normalise accepted it) and maybe a type: every field takes its
+            # default, as in the general path below (most rows of big feeds).
+            choice = self._default_action[t]
+            if type(choice) is Problem:
+                return choice
+            assert isinstance(choice, ActionChoice)
+            if choice.notes:
+                notes = (*notes, *choice.notes)
+            return Indicator(
+                value,
+                t,
+                choice.action,
+                self._title,
+                self._description,
+                self._severity,
+                self._default_expiry[t],
+                None,
+                self._rbac,
+                None,
+                None,
+                self._default_alert[t],
+            ), notes
+        get = fields.get
         s = self.settings
         raw_action = get(FIELD_ACTION)
         raw_alert = get(FIELD_GENERATE_ALERT)
