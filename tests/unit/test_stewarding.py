@@ -22,6 +22,7 @@ from shared.stewarding import (
     check_sync,
     entries_bound,
     folder_overrides,
+    identities_of,
     start,
 )
 
@@ -138,3 +139,36 @@ def test_tenant_unreadable_in_a_dry_run_reports_and_still_validates() -> None:
 def test_dry_run_gets_a_steward_but_no_submitter() -> None:
     steward, submitter = start(Lister(), Settings(dry_run=True), entries_at_most=1, reopen=lambda: [])
     assert submitter is None and steward.view is not None and steward.view.active_count == 0
+
+
+class Identified(Lister):
+    """A client that knows who it is (`DefenderClient.identity_ids`), or fails to get a token."""
+
+    def __init__(self, ids: tuple[str, ...] = (), error: Exception | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.ids = ids
+        self.identity_error = error
+
+    def identity_ids(self) -> tuple[str, ...]:
+        if self.identity_error is not None:
+            raise self.identity_error
+        return self.ids
+
+
+def test_start_gives_the_steward_the_clients_identity() -> None:
+    steward, _ = start(Identified(("app-guid", "obj-guid")), Settings(), entries_at_most=1, reopen=lambda: [])
+    assert steward.identities == ("app-guid", "obj-guid")
+    steward, _ = start(Lister(), Settings(), entries_at_most=1, reopen=lambda: [])  # a client without one
+    assert steward.identities == ()
+    steward, _ = start(Identified(()), Settings(), entries_at_most=1, reopen=lambda: [])  # claims unreadable
+    assert steward.identities == ()
+    assert identities_of(object()) == ()
+
+
+def test_start_without_a_token_is_an_unread_tenant() -> None:
+    from shared.defender.errors import IdentityUnavailable
+
+    client = Identified(error=IdentityUnavailable("no token for scope x from the managed identity"))
+    steward, submitter = start(client, Settings(), entries_at_most=1, reopen=lambda: [])
+    assert isinstance(steward, UnreadTenant) and isinstance(submitter, Refused)
+    assert "no token" in steward.report_extra()["tenant"]["error"] and client.list_calls == 0
