@@ -121,17 +121,22 @@ class ReportWriter:
         # neutralise() only where the first character could start a formula (most cells are plain).
         n = neutralise
         look = _LOOK_FIRST
-        self._csv.writerow(
-            (
-                outcome.line,
-                status_text,
-                (n(typ) if typ[0] in look else typ) if typ else "",
-                n(value) if value and value[0] in look else value,
-                (n(action) if action[0] in look else action) if action else "",
-                (n(oid) if oid[0] in look else oid) if oid else "",
-                (n(reason) if reason[0] in look else reason) if reason else "",
-            )
+        cells = (
+            str(outcome.line),
+            status_text,
+            (n(typ) if typ[0] in look else typ) if typ else "",
+            n(value) if value and value[0] in look else value,
+            (n(action) if action[0] in look else action) if action else "",
+            (n(oid) if oid[0] in look else oid) if oid else "",
+            (n(reason) if reason[0] in look else reason) if reason else "",
         )
+        row = ",".join(cells)
+        if row.count(",") == 6 and '"' not in row and "\r" not in row and "\n" not in row and "\0" not in row:
+            # Nothing csv.writer would quote (QUOTE_MINIMAL: delimiter, quote, line breaks): the same
+            # line, a third of the cost.
+            self._csv_out.write(row + "\r\n")
+        else:
+            self._csv.writerow(cells)
         self.entries += 1
 
     def error(self, problem: FileProblem) -> None:

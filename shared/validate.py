@@ -62,6 +62,20 @@ _INVALID = Status.invalid
 _SKIPPED = Status.skipped
 _DUPLICATE = Status.duplicate
 _KEY_MASK = (1 << 60) - 1
+# Optional fields most feeds never carry; a row without any of them skips their look-ups.
+_RARE_FIELDS = frozenset(
+    {
+        FIELD_GENERATE_ALERT,
+        FIELD_RECOMMENDED_ACTIONS,
+        FIELD_RBAC_GROUPS,
+        FIELD_CATEGORY,
+        FIELD_MITRE,
+        FIELD_EXTERNAL_ID,
+        FIELD_APPLICATION,
+        FIELD_EDUCATE_URL,
+    }
+)
+_NO_EXTERNAL: tuple[None, None, None] = (None, None, None)
 _TYPE_OFFSET = {t: i << 56 for i, t in enumerate(IndicatorType)}  # distinct below 2**60 for up to 16 types
 
 
@@ -188,8 +202,9 @@ class Validator:
             ), notes
         get = fields.get
         s = self.settings
+        rare = not _RARE_FIELDS.isdisjoint(fields)  # without them, their look-ups and checks are skipped
         raw_action = get(FIELD_ACTION)
-        raw_alert = get(FIELD_GENERATE_ALERT)
+        raw_alert = get(FIELD_GENERATE_ALERT) if rare else None
         if raw_action:
             choice = resolve_action(raw_action, t, s)
         else:
@@ -224,22 +239,26 @@ class Validator:
                 return description
         else:
             description = self._description
-        raw = get(FIELD_RECOMMENDED_ACTIONS)
-        recommended = None
-        if raw:
-            recommended = resolve_text(raw, "", "recommendedActions", MAX_RECOMMENDED_ACTIONS_LENGTH) or None
-            if type(recommended) is Problem:
-                return recommended
-        raw = get(FIELD_RBAC_GROUPS)
-        rbac = resolve_rbac(raw, s) if raw else self._rbac
-        raw = get(FIELD_CATEGORY)
-        category = resolve_category(raw) if raw else None
-        if type(category) is Problem:
-            return category
-        raw = get(FIELD_MITRE)
-        mitre = resolve_mitre(raw) if raw else None
-        if type(mitre) is Problem:
-            return mitre
+        if rare:
+            raw = get(FIELD_RECOMMENDED_ACTIONS)
+            recommended = None
+            if raw:
+                recommended = resolve_text(raw, "", "recommendedActions", MAX_RECOMMENDED_ACTIONS_LENGTH) or None
+                if type(recommended) is Problem:
+                    return recommended
+            raw = get(FIELD_RBAC_GROUPS)
+            rbac = resolve_rbac(raw, s) if raw else self._rbac
+            raw = get(FIELD_CATEGORY)
+            category = resolve_category(raw) if raw else None
+            if type(category) is Problem:
+                return category
+            raw = get(FIELD_MITRE)
+            mitre = resolve_mitre(raw) if raw else None
+            if type(mitre) is Problem:
+                return mitre
+            external = (_opt(get(FIELD_EXTERNAL_ID)), _opt(get(FIELD_APPLICATION)), _opt(get(FIELD_EDUCATE_URL)))
+        else:
+            recommended, rbac, category, mitre, external = None, self._rbac, None, None, _NO_EXTERNAL
         indicator = Indicator(
             value,
             t,
@@ -253,9 +272,7 @@ class Validator:
             category,  # type: ignore[arg-type]
             mitre,  # type: ignore[arg-type]
             alert,  # type: ignore[arg-type]
-            _opt(get(FIELD_EXTERNAL_ID)),
-            _opt(get(FIELD_APPLICATION)),
-            _opt(get(FIELD_EDUCATE_URL)),
+            *external,
         )
         return indicator, notes
 
