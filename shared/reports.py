@@ -30,10 +30,7 @@ _FORMULA_START = frozenset("=+-@\t\r")
 # First characters after which neutralise() has to look closer: the formula starts and every character
 # str.isspace() accepts (all of them lie in the Basic Multilingual Plane, U+0009 to U+3000).
 _LOOK_FIRST = _FORMULA_START | frozenset(filter(str.isspace, map(chr, range(0x10000))))
-# One JSON report entry (`line` is an int); every string goes through the C encoder (`_enc`).
-_JSON_ENTRY = (
-    '%s{"line": %s, "indicatorValue": %s, "indicatorType": %s, "action": %s, "status": "%s", "id": %s, "reason": %s%s'
-)
+MAX_MEMO = 1024  # distinct (status, type, action, id, reason, position) whose row parts a writer keeps
 _STATUS = {s: s.value for s in Status}  # Enum.value is a slow descriptor on the hot path
 _enc = json.encoder.encode_basestring  # type: ignore[attr-defined]  # the C string encoder, no ASCII escaping
 
@@ -50,6 +47,38 @@ def neutralise(cell: str) -> str:
         if stripped[:1] in _FORMULA_START:
             return "'" + cell
     return cell
+
+
+# (JSON text after the value, CSV cells before the value, CSV cells after it, both joined, nothing to quote)
+_Parts = tuple[str, tuple[str, str], tuple[str, str, str], str, str, bool]
+
+
+def _needs_quotes(cell: str) -> bool:
+    """Whether csv.writer (QUOTE_MINIMAL, `,`, `"`, CRLF) would quote the cell; NUL is left to it too."""
+    return "," in cell or '"' in cell or "\r" in cell or "\n" in cell or "\0" in cell
+
+
+def _csv_cell(text: str | None) -> str:
+    return neutralise(text) if text else ""
+
+
+def _json_text(text: str | None) -> str:
+    return "null" if text is None else _enc(text)
+
+
+def _row_parts(
+    status: Status, typ: str | None, action: str | None, oid: str | None, reason: str | None, position: bool
+) -> _Parts:
+    """The parts of one entry's JSON object and CSV row that do not depend on its line and value."""
+    status_text = _STATUS[status]
+    json_tail = (
+        f', "indicatorType": {_json_text(typ)}, "action": {_json_text(action)}, "status": "{status_text}", '
+        f'"id": {_json_text(oid)}, "reason": {_json_text(reason)}' + (', "position": true}' if position else "}")
+    )
+    head = (status_text, _csv_cell(typ))
+    tail = (_csv_cell(action), _csv_cell(oid), _csv_cell(reason))
+    plain = not any(_needs_quotes(c) for c in (*head, *tail))
+    return json_tail, head, tail, ",".join(head), ",".join(tail), plain
 
 
 def _utc(dt: datetime) -> str:
@@ -87,6 +116,7 @@ class ReportWriter:
         self._json = json_out
         self._csv_out = csv_out
         self._csv = csv.writer(csv_out, lineterminator="\r\n")
+        self._parts: dict[tuple[Any, ...], _Parts] = {}
         self._errors: list[dict[str, Any]] = []
         self._errors_omitted = 0
         self._finished = False
@@ -98,45 +128,25 @@ class ReportWriter:
         status = outcome.status
         if status is None:
             raise ValueError(f"line {outcome.line}: an entry without a final status cannot be reported")
-        status_text = _STATUS[status]
+        # Everything but `line` and the value repeats from entry to entry (type, action, status, reason),
+        # so those parts of both rows are built once per combination (a bounded memo).
+        key = (status, outcome.type, outcome.action, outcome.id, outcome.reason, outcome.position)
+        parts = self._parts.get(key)
+        if parts is None:
+            parts = _row_parts(*key)
+            if len(self._parts) < MAX_MEMO:
+                self._parts[key] = parts
+        json_tail, head, tail, csv_head, csv_tail, csv_plain = parts
         value = outcome.value
-        typ = outcome.type
-        action = outcome.action
-        oid = outcome.id
-        reason = outcome.reason
-        self._json.write(
-            _JSON_ENTRY
-            % (
-                "\n" if self.entries == 0 else ",\n",
-                outcome.line,
-                _enc(value),
-                "null" if typ is None else _enc(typ),
-                "null" if action is None else _enc(action),
-                status_text,
-                "null" if oid is None else _enc(oid),
-                "null" if reason is None else _enc(reason),
-                ', "position": true}' if outcome.position else "}",
-            )
-        )
-        # neutralise() only where the first character could start a formula (most cells are plain).
-        n = neutralise
-        look = _LOOK_FIRST
-        cells = (
-            str(outcome.line),
-            status_text,
-            (n(typ) if typ[0] in look else typ) if typ else "",
-            n(value) if value and value[0] in look else value,
-            (n(action) if action[0] in look else action) if action else "",
-            (n(oid) if oid[0] in look else oid) if oid else "",
-            (n(reason) if reason[0] in look else reason) if reason else "",
-        )
-        row = ",".join(cells)
-        if row.count(",") == 6 and '"' not in row and "\r" not in row and "\n" not in row and "\0" not in row:
-            # Nothing csv.writer would quote (QUOTE_MINIMAL: delimiter, quote, line breaks): the same
-            # line, a third of the cost.
-            self._csv_out.write(row + "\r\n")
+        line = str(outcome.line)
+        sep = "\n" if self.entries == 0 else ",\n"
+        self._json.write(f'{sep}{{"line": {line}, "indicatorValue": {_enc(value)}{json_tail}')
+        cell = neutralise(value) if value and value[0] in _LOOK_FIRST else value
+        if csv_plain and (cell.isalnum() or not _needs_quotes(cell)):
+            # Nothing csv.writer would quote (QUOTE_MINIMAL): the same line for a third of the cost.
+            self._csv_out.write(f"{line},{csv_head},{cell},{csv_tail}\r\n")
         else:
-            self._csv.writerow(cells)
+            self._csv.writerow((line, *head, cell, *tail))
         self.entries += 1
 
     def error(self, problem: FileProblem) -> None:
