@@ -134,7 +134,7 @@ class ReportWriter:
         parts = self._parts.get(key)
         if parts is None:
             parts = _row_parts(*key)
-            if len(self._parts) < MAX_MEMO:
+            if key[3] is None and len(self._parts) < MAX_MEMO:  # ids are unique: not worth keeping
                 self._parts[key] = parts
         json_tail, head, tail, csv_head, csv_tail, csv_plain = parts
         value = outcome.value
