@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.jsonerrors import explain, line_column
 from shared.model import Outcome, Status
 
 JSON_TYPES = frozenset({"application/json", "text/json"})
@@ -122,7 +123,9 @@ def _json_count(body: bytes) -> int:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        raise HttpProblem(400, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        msg, pos = explain(e.doc, e.pos, e.msg)
+        line, col = line_column(e.doc, pos)
+        raise HttpProblem(400, f"malformed JSON at line {line}, column {col}: {msg}") from None
     if isinstance(doc, list):
         return len(doc)
     if isinstance(doc, dict):

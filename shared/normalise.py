@@ -173,7 +173,9 @@ def canonical_ip(text: str) -> str | None:
         return None
     if addr.version == 4:
         return str(addr)
-    return ":".join(f"{int(g, 16):x}" for g in addr.exploded.split(":"))
+    # From the bytes, not `exploded`: Python 3.13 writes IPv4-mapped addresses as `::ffff:1.2.3.4` there.
+    packed = addr.packed
+    return ":".join(f"{int.from_bytes(packed[i : i + 2], 'big'):x}" for i in range(0, 16, 2))
 
 
 def split_ip_port(value: str) -> tuple[str, str | None]:

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 
+from shared.jsonerrors import explain
 from shared.model import (
     FIELD_ACTION,
     FIELD_APPLICATION,
@@ -142,7 +143,7 @@ class _Cursor:
                 if incomplete and not self.eof:
                     self._more(len(self.buf))  # doubling keeps re-decoding linear overall
                     continue
-                self.fail(exc.msg, exc.pos)
+                self.fail(*explain(exc.doc, exc.pos, exc.msg))
             except (ValueError, RecursionError) as exc:
                 self.fail(f"invalid JSON value ({exc.__class__.__name__})")
             if end == len(self.buf) and not self.eof and isinstance(obj, int | float):

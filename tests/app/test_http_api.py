@@ -19,7 +19,7 @@ def check(headers: dict[str, str], body: bytes, **kw: int) -> object:
 @pytest.mark.parametrize(
     ("headers", "body", "status", "message"),
     [
-        (JSON, b'{"Indicators": [1, 2,]}', 400, "malformed JSON at line 1, column 22"),
+        (JSON, b'{"Indicators": [1, 2,]}', 400, "malformed JSON at line 1, column 21: Illegal trailing comma"),
         (JSON, b'{\n  "Indicators": [\n    {"a": 1}\n    {"b": 2}\n  ]\n}', 400, "line 4, column 5"),
         (JSON, b'{"indicators": []}', 400, "missing key 'Indicators'"),
         (JSON, b'{"Indicators": {"a": 1}}', 400, "'Indicators' must be an array"),

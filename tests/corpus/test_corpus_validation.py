@@ -177,7 +177,7 @@ EXPECTED: dict[str, tuple[str, str, Counts, dict[str, Counts], list[tuple[str, i
         {"CertificateThumbprint": {"invalid": 1}},
         [],
     ),
-    PYPI: ("misp-json", "failed", {}, {}, [("invalid JSON: Expecting value", 37374, 9)]),
+    PYPI: ("misp-json", "failed", {}, {}, [("invalid JSON: Illegal trailing comma before end of array", 37373, 12)]),
     "eset__malware-ioc/stantinko/cryptominer/samples.sha256": (
         "text",
         "completed",
@@ -601,11 +601,12 @@ def test_talos_dropbox_urls_do_not_become_dropbox_domains(runs: Runs):
 
 
 def test_misp_json_with_trailing_comma_is_a_file_error_with_no_rows(runs: Runs):
-    """Trap: the eset pypi MISP event has `,` before `]` (line 37374): strict JSON, no rows, status failed."""
+    """Trap: the eset pypi MISP event has `,` before `]` (line 37373): strict JSON, no rows, status failed."""
     run = runs(PYPI)
     assert run.report["status"] == "failed"
     assert run.entries == [] and run.csv_rows == []
-    assert run.report["errors"] == [{"message": "invalid JSON: Expecting value", "line": 37374, "column": 9}]
+    message = "invalid JSON: Illegal trailing comma before end of array"
+    assert run.report["errors"] == [{"message": message, "line": 37373, "column": 12}]
     assert run.report["summary"]["total"] == 0
 
 

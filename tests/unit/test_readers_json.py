@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+
+from shared.jsonerrors import explain, line_column
 from shared.model import (
     FIELD_ACTION,
     FIELD_DESCRIPTION,
@@ -195,3 +198,23 @@ def test_ndjson_by_extension():
 def test_empty_json_document_is_a_file_problem():
     _, out = items(b"  \n", "in.json")
     assert len(out) == 1 and isinstance(out[0], FileProblem)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message", "line", "column"),
+    [
+        ('[1, 2,]', "Illegal trailing comma before end of array", 1, 6),
+        ('{"a": [1,\n 2,\n]}', "Illegal trailing comma before end of array", 2, 3),
+        ('{"a": 1,}', "Illegal trailing comma before end of object", 1, 8),
+        ('[1, 2', "Expecting ',' delimiter", 1, 6),
+    ],
+)
+def test_json_errors_read_the_same_on_every_python(doc, message, line, column):
+    """A trailing comma is named at the comma on Python 3.11–3.13 alike, so reports do not depend on the runtime."""
+    try:
+        json.loads(doc)
+    except json.JSONDecodeError as e:
+        got_msg, pos = explain(e.doc, e.pos, e.msg)
+        assert (got_msg, *line_column(e.doc, pos)) == (message, line, column)
+    else:
+        raise AssertionError("the document should not parse")
