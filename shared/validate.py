@@ -149,9 +149,8 @@ class Validator:
         if problem is not None:
             return self._invalid(row, value, type_name, fields.get(FIELD_ACTION), problem, notes)
         built = self._indicator(t, value, fields, notes)
-        if type(built) is Problem:
+        if isinstance(built, Problem):
             return self._invalid(row, value, type_name, fields.get(FIELD_ACTION), built, notes)
-        assert isinstance(built, tuple)
         indicator, notes = built
         line = row.line
         first = self.dupes.first_line(t, value, line)
@@ -181,9 +180,8 @@ class Validator:
             # Only the value (present: normalise accepted it) and maybe a type: every field takes its
             # default, as in the general path below (most rows of big feeds).
             choice = self._default_action[t]
-            if type(choice) is Problem:
+            if isinstance(choice, Problem):
                 return choice
-            assert isinstance(choice, ActionChoice)
             if choice.notes:
                 notes = (*notes, *choice.notes)
             return Indicator(
@@ -209,9 +207,8 @@ class Validator:
             choice = resolve_action(raw_action, t, s)
         else:
             choice = self._default_action[t]
-        if type(choice) is Problem:
+        if isinstance(choice, Problem):
             return choice
-        assert isinstance(choice, ActionChoice)
         if choice.notes:
             notes = (*notes, *choice.notes)
         if raw_action or raw_alert:
