@@ -34,6 +34,8 @@ _INDICATOR_LABEL = re.compile(
     re.I,
 )
 
+_HASH_LENGTHS = frozenset({32, 40, 64})
+_DROP_HEX = str.maketrans("", "", "0123456789abcdefABCDEF")  # `not s.translate(_DROP_HEX)`: s is all hex
 _INDICATOR_KINDS = frozenset({"hash", "ip", "url", "host"})
 EMAIL_REASON = "an email address is not a Defender indicator type"
 PATH_REASON = "a path without a host is not an indicator"
@@ -57,6 +59,14 @@ def read_text(stream: BinaryIO, *, markdown: bool = False, separators: str = ";"
             continue
         if truncated:
             yield Ignored(number, "line too long to be an indicator line")
+            continue
+        if len(s) in _HASH_LENGTHS and not s.translate(_DROP_HEX):
+            # A bare hash (most lines of big hash lists): no marker, bullet, comment, label or defanging
+            # to look through, so the steps below would pass it on as it is.
+            if in_references and not in_fence:
+                yield Ignored(number, "reference section")
+            else:
+                yield RawRow(number, {FIELD_VALUE: s})
             continue
         if s.startswith(("```", "~~~")):
             if not (len(s) > 3 and s.endswith(s[:3])):
