@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 IACVENV := .venv-iac
 
-.PHONY: test demo lint typecheck deps node iac-deps checkov bench clean
+.PHONY: test test-python demo lint typecheck deps node iac-deps checkov bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ checkov: iac-deps
 test: deps node iac-deps lint typecheck checkov
 	$(BIN)/python -m pytest
 
+# The suite on another supported interpreter (3.11–3.13), e.g. `make test-python OTHER_PYTHON=python3.13`.
+OTHER_PYTHON ?= python3.13
+test-python: node
+	$(OTHER_PYTHON) -m venv .venv-other
+	.venv-other/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	.venv-other/bin/python -m pytest -q
+
 demo: deps node
 	$(BIN)/python -m localdev.demo
 
@@ -46,4 +53,4 @@ bench: deps
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(IACVENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(IACVENV) .venv-other node_modules .pytest_cache .mypy_cache .ruff_cache
