@@ -356,32 +356,63 @@ def element_rows(line: int, obj: Any, *, strict: bool, key: str = "") -> Iterato
 
 def _generic(line: int, obj: Mapping[str, Any]) -> RawRow:
     """Defender's field names (case-insensitive), else the CSV aliases (ThreatFox `ioc`/`type`)."""
+    keys = tuple(obj)
+    plan = _PLANS.get(keys)
+    if plan is None:
+        plan = _plan(keys)
+        if len(_PLANS) < _MAX_PLANS and len(keys) <= _MAX_PLAN_KEYS:
+            _PLANS[keys] = plan
+    defender, value_key, type_keys, aliases = plan
     fields: dict[str, str] = {}
-    by_norm = {cols.norm(k): v for k, v in obj.items()}
-    for n, canonical in _DEFENDER_KEYS.items():
-        if n in by_norm and canonical not in fields:
-            text = _text(by_norm[n])
+    for key, canonical in defender:
+        if canonical not in fields:
+            text = _text(obj[key])
             if text is not None:
                 fields[canonical] = text
-    if FIELD_VALUE not in fields:
-        key = _value_key(obj)
-        if key is not None and _text(obj[key]) is not None:
-            fields[FIELD_VALUE] = _text(obj[key]) or ""
+    if FIELD_VALUE not in fields and value_key is not None:
+        text = _text(obj[value_key])
+        if text is not None:
+            fields[FIELD_VALUE] = text
     if FIELD_TYPE not in fields:
-        for alias in cols.TYPE_ALIASES:
-            if alias in by_norm and _text(by_norm[alias]) is not None:
-                fields[FIELD_TYPE] = _text(by_norm[alias]) or ""
+        for key in type_keys:
+            text = _text(obj[key])
+            if text is not None:
+                fields[FIELD_TYPE] = text
                 break
-    for canonical, aliases in cols.FIELD_ALIASES.items():
+    for canonical, candidates in aliases:
         if canonical not in fields:
-            for alias in aliases:
-                if alias in by_norm and _text(by_norm[alias]):
-                    fields[canonical] = _text(by_norm[alias]) or ""
+            for key in candidates:
+                text = _text(obj[key])
+                if text:
+                    fields[canonical] = text
                     break
     if FIELD_VALUE not in fields:
         fields[FIELD_VALUE] = ""
         return RawRow(line, fields, invalid=NOT_INDICATOR_OBJECT)
     return RawRow(line, fields)
+
+
+# Which key of an object may fill which field, in the order `_generic` tries them: Defender's names,
+# then the value aliases, the type aliases and the other field aliases (normalised names; when two
+# keys normalise alike the later one counts). The values still decide; only the key matching is
+# worked out once per key set, since a JSON feed repeats one set of keys on every element.
+_Plan = tuple[tuple[tuple[str, str], ...], str | None, tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]
+_PLANS: dict[tuple[str, ...], _Plan] = {}
+_MAX_PLANS = 256
+_MAX_PLAN_KEYS = 64  # bounds the memory the plans hold
+
+
+def _plan(keys: tuple[str, ...]) -> _Plan:
+    by_norm = {cols.norm(k): k for k in keys}
+    defender = tuple((by_norm[n], canonical) for n, canonical in _DEFENDER_KEYS.items() if n in by_norm)
+    value_key = next((by_norm[a] for a in cols.VALUE_ALIASES if a in by_norm), None)
+    type_keys = tuple(by_norm[a] for a in cols.TYPE_ALIASES if a in by_norm)
+    aliases = tuple(
+        (canonical, tuple(by_norm[a] for a in names if a in by_norm))
+        for canonical, names in cols.FIELD_ALIASES.items()
+        if any(a in by_norm for a in names)
+    )
+    return defender, value_key, type_keys, aliases
 
 
 def _text(value: Any) -> str | None:
