@@ -56,12 +56,15 @@ _REFANG = [
 class Candidate:
     """A typed, canonical value plus notes for the report (type corrected, scheme added, …)."""
 
-    __slots__ = ("notes", "type", "value")
+    __slots__ = ("checked", "notes", "type", "value")
 
-    def __init__(self, type: IndicatorType, value: str, notes: tuple[str, ...] = ()) -> None:
+    def __init__(self, type: IndicatorType, value: str, notes: tuple[str, ...] = (), checked: bool = False) -> None:
         self.type = type
         self.value = value
         self.notes = notes
+        # True when the value is already known to pass the type's value rules (a hash of the right
+        # length in hex), so validation can skip them; not part of equality.
+        self.checked = checked
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Candidate):
@@ -294,10 +297,10 @@ def normalise(raw_value: str, type_hint: str | None = None) -> Candidate | Probl
     n = len(value)
     if n in _HASH_BY_LENGTH and (kind is None or kind in _HASH_KINDS) and not value.translate(_DROP_HEX):
         if kind is None or kind is _ANY_HASH:
-            return Candidate(_HASH_BY_LENGTH[n], value.lower())
+            return Candidate(_HASH_BY_LENGTH[n], value.lower(), (), True)
         assert isinstance(kind, IndicatorType)
         if HASH_LENGTHS[kind] == n:
-            return Candidate(kind, value.lower())
+            return Candidate(kind, value.lower(), (), True)
         return _hash(value, kind)
     value = refang(value)
     if kind is None:

@@ -36,7 +36,7 @@ from shared.model import (
     RawRow,
     Status,
 )
-from shared.normalise import TRIM, Candidate, normalise
+from shared.normalise import TRIM, normalise
 from shared.rules import (
     MAX_DESCRIPTION_LENGTH,
     MAX_RECOMMENDED_ACTIONS_LENGTH,
@@ -136,8 +136,7 @@ class Validator:
         if row.invalid is not None or row.skip is not None:
             return self._decided_by_reader(row, raw_value, hint)
         c = normalise(raw_value, hint)
-        if type(c) is not Candidate:
-            assert isinstance(c, Problem)
+        if isinstance(c, Problem):
             return self._invalid(row, raw_value.strip(TRIM), _hint_name(hint), fields.get(FIELD_ACTION), c, ())
         t = c.type
         value = c.value
@@ -145,7 +144,7 @@ class Validator:
         notes = c.notes
         if row.note:
             notes = (*notes, row.note)
-        problem = first_problem(t, value)
+        problem = None if c.checked else first_problem(t, value)
         if problem is not None:
             return self._invalid(row, value, type_name, fields.get(FIELD_ACTION), problem, notes)
         built = self._indicator(t, value, fields, notes)
