@@ -223,7 +223,10 @@ def _record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]
             )
         )
     n = len(record)
-    common = {canonical: record[i] for i, canonical in lay.fields if i < n and record[i] != ""}
+    common: dict[str, str] = {}
+    for col, canonical in lay.fields:  # a loop: a comprehension costs a function call per record
+        if col < n and record[col] != "":
+            common[canonical] = record[col]
     i = lay.type
     type_cell = record[i] if i is not None and i < n else ""
     if type_cell and cols.norm(type_cell) in cols.PSEUDO_RECORD_TYPES:
