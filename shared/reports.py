@@ -142,7 +142,14 @@ class ReportWriter:
         sep = "\n" if self.entries == 0 else ",\n"
         self._json.write(f'{sep}{{"line": {line}, "indicatorValue": {_enc(value)}{json_tail}')
         cell = neutralise(value) if value and value[0] in _LOOK_FIRST else value
-        if csv_plain and (cell.isalnum() or not _needs_quotes(cell)):
+        if (
+            csv_plain
+            and "," not in cell
+            and '"' not in cell
+            and "\r" not in cell
+            and "\n" not in cell
+            and "\0" not in cell
+        ):
             # Nothing csv.writer would quote (QUOTE_MINIMAL): the same line for a third of the cost.
             self._csv_out.write(f"{line},{csv_head},{cell},{csv_tail}\r\n")
         else:

@@ -75,7 +75,6 @@ _RARE_FIELDS = frozenset(
         FIELD_EDUCATE_URL,
     }
 )
-_NO_EXTERNAL: tuple[None, None, None] = (None, None, None)
 _TYPE_OFFSET = {t: i << 56 for i, t in enumerate(IndicatorType)}  # distinct below 2**60 for up to 16 types
 
 
@@ -252,9 +251,12 @@ class Validator:
             mitre = resolve_mitre(raw) if raw else None
             if type(mitre) is Problem:
                 return mitre
-            external = (_opt(get(FIELD_EXTERNAL_ID)), _opt(get(FIELD_APPLICATION)), _opt(get(FIELD_EDUCATE_URL)))
+            external_id = _opt(get(FIELD_EXTERNAL_ID))
+            application = _opt(get(FIELD_APPLICATION))
+            educate_url = _opt(get(FIELD_EDUCATE_URL))
         else:
-            recommended, rbac, category, mitre, external = None, self._rbac, None, None, _NO_EXTERNAL
+            recommended = category = mitre = external_id = application = educate_url = None
+            rbac = self._rbac
         indicator = Indicator(
             value,
             t,
@@ -268,7 +270,9 @@ class Validator:
             category,  # type: ignore[arg-type]
             mitre,  # type: ignore[arg-type]
             alert,  # type: ignore[arg-type]
-            *external,
+            external_id,
+            application,
+            educate_url,
         )
         return indicator, notes
 
