@@ -389,7 +389,10 @@ def parse_datetime(text: str) -> datetime | None:
         return None
     if dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # `9999-12-31T23:59:59-01:00` lies past the last datetime once in UTC
+        return None
 
 
 def format_utc(dt: datetime) -> str:

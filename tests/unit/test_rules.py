@@ -206,6 +206,8 @@ DATES = [
     ("2026-01-15T12:00:00Z", "expiration-past"),  # exactly now is not in the future
     ("next tuesday", "expiration-format"),
     ("13/45/2026", "expiration-format"),
+    ("9999-12-31T23:59:59-01:00", "expiration-format"),  # past year 9999 in UTC: no datetime holds it
+    ("0001-01-01T00:00:00+01:00", "expiration-format"),  # before year 1 in UTC
 ]
 
 
