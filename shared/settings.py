@@ -17,6 +17,10 @@ from shared.model import Action, IndicatorType, Severity
 DEFAULT_API_URL = "https://api.securitycenter.microsoft.com"
 DEFAULT_SCOPE = "https://api.securitycenter.microsoft.com/.default"
 
+# Longest expiry a setting or file override may ask for (about 100 years): `now + days` must stay a date
+# (datetime ends at year 9999), and an indicator that should never expire says 0.
+MAX_EXPIRATION_DAYS = 36500
+
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 
@@ -53,11 +57,15 @@ def parse_expiration_by_type(text: str) -> dict[IndicatorType, int]:
         if not sep:
             raise ValueError(f"expected Type=days, got {part!r}")
         t = _enum_ci(IndicatorType, name)
-        d = int(days.strip())
-        if d < 0:
-            raise ValueError(f"days must be 0 or more, got {d}")
-        out[t] = d
+        out[t] = _expiration_days(days)
     return out
+
+
+def _expiration_days(text: str) -> int:
+    d = int(text.strip())
+    if not 0 <= d <= MAX_EXPIRATION_DAYS:
+        raise ValueError(f"days must be 0 to {MAX_EXPIRATION_DAYS} (0 = never expire), got {d}")
+    return d
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -141,7 +149,7 @@ class Settings:
         take("REPORTS_CONTAINER", "reports_container", str.strip)
         take("DEFAULT_ACTION", "default_action", lambda s: _enum_ci(Action, s))
         take("DEFAULT_SEVERITY", "default_severity", lambda s: _enum_ci(Severity, s))
-        take("DEFAULT_EXPIRATION_DAYS", "default_expiration_days", int, non_negative)
+        take("DEFAULT_EXPIRATION_DAYS", "default_expiration_days", _expiration_days)
         take("EXPIRATION_DAYS_BY_TYPE", "expiration_days_by_type", parse_expiration_by_type)
         take("DEFAULT_TITLE", "default_title", str)
         take("DEFAULT_DESCRIPTION", "default_description", str)
@@ -186,15 +194,9 @@ class Settings:
             except ValueError as e:
                 errors.append(f"{key}: {e}")
 
-        def days(s: str) -> int:
-            v = int(s.strip())
-            if v < 0:
-                raise ValueError("must be 0 or more")
-            return v
-
         take("action", "default_action", lambda s: _enum_ci(Action, s))
         take("severity", "default_severity", lambda s: _enum_ci(Severity, s))
-        take("expiration_days", "default_expiration_days", days)
+        take("expiration_days", "default_expiration_days", _expiration_days)
         take("title", "default_title", str)
         take("description", "default_description", str)
         take("rbac_groups", "default_rbac_groups", split_list)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from shared.model import FileProblem, Ignored, IndicatorType, Outcome, RawRow, Severity, Status
-from shared.settings import Settings
+from shared.settings import MAX_EXPIRATION_DAYS, Settings, SettingsError
 from shared.validate import DuplicateIndex, Validator, validate
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
@@ -46,6 +48,25 @@ def test_only_given_fields_are_sent():
     assert "expirationTime" not in wire  # 0 days = never
     assert "generateAlert" not in wire and "category" not in wire and "rbacGroupNames" not in wire
 
+
+@pytest.mark.parametrize(
+    ("env", "overrides"),
+    [
+        ({"DEFAULT_EXPIRATION_DAYS": "3000000"}, {}),  # now + days would pass year 9999
+        ({"EXPIRATION_DAYS_BY_TYPE": "IpAddress=1000000000"}, {}),  # past timedelta's own limit
+        ({}, {"expiration_days": "3000000"}),  # the same from a file's metadata
+    ],
+)
+def test_expiry_days_beyond_the_calendar_are_a_settings_error_not_a_crash(env, overrides):
+    with pytest.raises(SettingsError, match="days must be 0 to"):
+        Settings.from_env(env).with_overrides(overrides)
+
+
+def test_longest_allowed_expiry_still_validates():
+    s = Settings.from_env({"DEFAULT_EXPIRATION_DAYS": str(MAX_EXPIRATION_DAYS)})
+    per_file = s.with_overrides({"expiration_days": str(MAX_EXPIRATION_DAYS)})
+    assert per_file.default_expiration_days == MAX_EXPIRATION_DAYS
+    assert one({"value": "evil.example"}, s).indicator.expirationTime == "2125-12-22T12:00:00Z"  # NOW + 36500 days
 
 def test_row_fields_win_over_defaults():
     o = one(
