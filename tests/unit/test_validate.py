@@ -68,6 +68,7 @@ def test_longest_allowed_expiry_still_validates():
     assert per_file.default_expiration_days == MAX_EXPIRATION_DAYS
     assert one({"value": "evil.example"}, s).indicator.expirationTime == "2125-12-22T12:00:00Z"  # NOW + 36500 days
 
+
 def test_row_fields_win_over_defaults():
     o = one(
         {
