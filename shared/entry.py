@@ -208,6 +208,13 @@ def handle_blob(blob_client: Any, *, runtime: Runtime | None = None) -> BlobRun:
     from azure.core.exceptions import ResourceNotFoundError
 
     rt = runtime or get_runtime()
+    if blob_client.container_name != rt.settings.indicators_container:
+        # The trigger path binds to INDICATORS_CONTAINER, but a misrouted Event Grid subscription or a caller
+        # of this function must never make the app import its own reports (a report of the report, and so
+        # on) or lock blobs (CONTRACT.md "Settings": REPORTS_CONTAINER is never the watched container).
+        log.warning("blob %s/%s is outside the watched container %s: not imported", blob_client.container_name,
+                    blob_client.blob_name, rt.settings.indicators_container)  # fmt: skip
+        return BlobRun({"container": blob_client.container_name, "name": blob_client.blob_name}, "", "")
     try:
         info = blob_info(blob_client)
     except ResourceNotFoundError:

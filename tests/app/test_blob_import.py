@@ -245,6 +245,23 @@ def test_blob_outside_the_watched_container_is_not_imported(blob_service, app_en
     assert import_calls(defender) == []
 
 
+def test_handle_blob_itself_refuses_blobs_outside_the_watched_container(
+    blob_service, app_env, make_runtime, defender
+) -> None:
+    """A report (or lock) blob handed to the handler directly — a misrouted Event Grid subscription, a test
+    harness — is never imported: importing a report would write a report of the report, and so on."""
+    make_runtime()
+    for container in (app_env["REPORTS_CONTAINER"], app_env["LOCK_CONTAINER"]):
+        if not blob_service.get_container_client(container).exists():
+            blob_service.create_container(container)
+        bc = upload(blob_service, container, "x.txt", b"evil.example.com\n")
+        run = entry.handle_blob(bc)
+        assert run.status is None and run.report_json == ""
+    assert import_calls(defender) == []
+    reports = blob_service.get_container_client(app_env["REPORTS_CONTAINER"])
+    assert sorted(b.name for b in reports.list_blobs()) == ["x.txt"]
+
+
 def test_lock_held_elsewhere_makes_the_host_retry(blob_service, app_env, make_runtime) -> None:
     from shared.lock import LockTimeout
 
