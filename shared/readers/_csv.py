@@ -121,6 +121,10 @@ class _Lines:
         self.at_record_start = True
         self.comments: list[tuple[int, str]] = []
         self.keep_comments = True
+        # The physical lines of the latest record that spanned several (quoted line breaks), and its first
+        # line number: kept to tell, at the end of the file, whether its quoted field was ever closed.
+        self.spanned: list[str] = []
+        self.spanned_from = 0
         self._lines = self._physical()
 
     def __iter__(self) -> Iterator[str]:
@@ -131,6 +135,7 @@ class _Lines:
 
     def _physical(self) -> Iterator[str]:
         number = 0
+        head = ""
         for line in self._text:
             number += 1
             self.number = number
@@ -146,7 +151,21 @@ class _Lines:
                         continue
                 self.record_start = number
                 self.at_record_start = False
+                head = line
+            elif self.spanned_from != self.record_start:
+                self.spanned_from = self.record_start
+                self.spanned = [head, line]
+            else:
+                self.spanned.append(line)
             yield line
+
+    def unclosed_quote(self, delimiter: str) -> bool:
+        """Whether the file ended inside a quoted field of its last record (the csv module then takes
+        every line after the opening quote as that one field, without a word)."""
+        if not self.spanned_from or self.spanned_from != self.record_start:
+            return False
+        # Closed: the record and the probe line parse as two records; unclosed: the probe is swallowed too.
+        return sum(1 for _ in csv.reader([*self.spanned, "probe\n"], delimiter=delimiter)) < 2
 
 
 def read_csv(stream: BinaryIO, name: str, delimiter: str | None = None) -> Iterator[RawRow | Ignored | FileProblem]:
@@ -197,6 +216,13 @@ def read_csv(stream: BinaryIO, name: str, delimiter: str | None = None) -> Itera
             yield from _record(lay, start, record)
     except csv.Error as exc:
         yield FileProblem(f"CSV error: {exc}", line=lines.record_start)
+        return
+    if lines.unclosed_quote(delimiter):
+        yield FileProblem(
+            f"a quoted field opened in the record of line {lines.spanned_from} is never closed: lines "
+            f"{lines.spanned_from} to {lines.number} were read as that one record (check the quotes)",
+            line=lines.spanned_from,
+        )
 
 
 def _prepend(first: str, rest: _Lines) -> Iterator[str]:

@@ -224,3 +224,22 @@ def test_unterminated_quote_does_not_raise():
     fmt, out = items(b'value,description\nx.example,"open\n')
     assert fmt == "csv"
     assert all(isinstance(i, RawRow | FileProblem) for i in out)
+
+
+def test_quote_left_open_says_the_rest_of_the_file_was_read_as_one_record():
+    # The csv module takes every line after an unclosed quote as part of that field, silently: the two
+    # rows below it would vanish into x.example's description without the file-level problem.
+    _, out = items(b'value,description\nx.example,"open\n8.8.8.8,x\ny.example,y\n')
+    assert [i.value for i in out if isinstance(i, RawRow)] == ["x.example"]
+    (problem,) = [i for i in out if isinstance(i, FileProblem)]
+    assert problem.line == 2 and "never closed" in problem.message and "lines 2 to 4" in problem.message
+
+
+def test_quoted_line_breaks_closed_at_the_end_of_the_file_are_no_problem():
+    for data in (
+        b'value,description\nx.example,"one\ntwo"\n',
+        b'value,description\nx.example,"one\ntwo"',
+        b'value\r\n"a\r\nb"\r\n',
+    ):
+        _, out = items(data)
+        assert not [i for i in out if isinstance(i, FileProblem)], out
