@@ -26,10 +26,15 @@ MAX_REPORTED_ERRORS = 1000  # file-level problems kept in `errors`; a count of t
 # OWASP "CSV Injection": a cell starting with = + - @ tab or CR can start a formula in a spreadsheet.
 # Every CSV cell except `line` is text, so every one of them is neutralised with a leading `'`,
 # also when the trigger follows leading whitespace. `line` is always a positive integer.
-_FORMULA_START = frozenset("=+-@\t\r")
-# First characters after which neutralise() has to look closer: the formula starts and every character
-# str.isspace() accepts (all of them lie in the Basic Multilingual Plane, U+0009 to U+3000).
-_LOOK_FIRST = _FORMULA_START | frozenset(filter(str.isspace, map(chr, range(0x10000))))
+# Their fullwidth forms (U+FF1D ＝, U+FF0B ＋, U+FF0D －, U+FF20 ＠) too, as a precaution: East Asian input
+# setups may take them for the ASCII ones, and no indicator value starts with one, so the `'` costs nothing.
+_FORMULA_START = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
+# Every character str.isspace() accepts (all of them lie in the Basic Multilingual Plane, U+0009 to U+3000).
+_SPACES = "".join(filter(str.isspace, map(chr, range(0x10000))))
+# Leading whitespace neutralise() looks through: all of it except tab and CR, which are formula starts themselves.
+_SKIPPED_SPACES = _SPACES.replace("\t", "").replace("\r", "")
+# First characters after which neutralise() has to look closer: the formula starts and every space.
+_LOOK_FIRST = _FORMULA_START | frozenset(_SPACES)
 MAX_MEMO = 1024  # distinct (status, type, action, id, reason, position) whose row parts a writer keeps
 _STATUS = {s: s.value for s in Status}  # Enum.value is a slow descriptor on the hot path
 _enc = json.encoder.encode_basestring  # type: ignore[attr-defined]  # the C string encoder, no ASCII escaping
@@ -43,7 +48,7 @@ def neutralise(cell: str) -> str:
     if first in _FORMULA_START:
         return "'" + cell
     if first.isspace():
-        stripped = cell.lstrip(" \n\x0b\x0c\xa0")
+        stripped = cell.lstrip(_SKIPPED_SPACES)
         if stripped[:1] in _FORMULA_START:
             return "'" + cell
     return cell

@@ -81,7 +81,13 @@ def test_csv_columns_and_neutralised_cells():
 @pytest.mark.parametrize(
     ("cell", "want"),
     [("=1", "'=1"), ("+1", "'+1"), ("-1", "'-1"), ("@x", "'@x"), ("\tx", "'\tx"), ("\rx", "'\rx"), (" =x", "' =x"),
-     ("x=1", "x=1"), ("", ""), ("evil.example", "evil.example")],
+     ("x=1", "x=1"), ("", ""), ("evil.example", "evil.example"),
+     # any leading Unicode space (ideographic, em space, NEL) hides a formula start as well as ASCII spaces do
+     ("\u3000=1", "'\u3000=1"), ("\u2003+1", "'\u2003+1"), ("\x85@x", "'\x85@x"), (" \u3000\t", "' \u3000\t"),
+     ("\u3000x", "\u3000x"),
+     # fullwidth formula starts
+     ("\uff1d1+1", "'\uff1d1+1"), ("\uff0b1", "'\uff0b1"), ("\uff0d1", "'\uff0d1"), ("\uff20x", "'\uff20x"),
+     (" \uff1dx", "' \uff1dx")],
 )  # fmt: skip
 def test_neutralise(cell, want):
     assert neutralise(cell) == want
