@@ -40,7 +40,7 @@ from typing import Any
 from shared import stewarding
 from shared.defender.pacing import CallPacer, handover_metadata, seed_from_metadata
 from shared.http_api import HttpProblem, ValueBuilder, check_body, error_body, overrides_from_params
-from shared.lock import LockHandle, LockTimeout, TenantLock
+from shared.lock import LockHandle, LockLost, LockTimeout, TenantLock
 from shared.model import FileProblem, Outcome, RawRow, Status, Summary
 from shared.reports import FAILED, ReportWriter, report_names
 from shared.settings import Settings, SettingsError
@@ -239,12 +239,16 @@ def handle_blob(blob_client: Any, *, runtime: Runtime | None = None) -> BlobRun:
         return run
 
     try:
-        with rt.turn(timeout=rt.options.blob_lock_wait):
+        with rt.turn(timeout=rt.options.blob_lock_wait) as turn:
             if has_complete_report(rt.reports, json_name, info.etag):
                 log.info("blob %s/%s (ETag %s) already has a complete report: nothing to do", *_where(source))
                 run.already_done = True
                 return run
-            _import_blob(rt, blob_client, info, settings, run)
+            _import_blob(rt, blob_client, info, settings, run, turn)
+    except LockLost as e:
+        # No report: the run is incomplete. The host retries the event; what was submitted is `unchanged` then.
+        log.error("blob %s/%s: %s; stopped, the host will retry", info.container, info.name, e)
+        raise
     except LockTimeout:
         # Raising makes the host retry the event later (poisoned after poisonBlobThreshold attempts).
         log.warning("blob %s/%s: tenant lock busy for %.0f s; the host will retry", info.container, info.name,
@@ -257,7 +261,7 @@ def _where(source: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     return source["container"], source["name"], source["etag"]
 
 
-def _import_blob(rt: Runtime, blob_client: Any, info: Any, settings: Settings, run: BlobRun) -> None:
+def _import_blob(rt: Runtime, blob_client: Any, info: Any, settings: Settings, run: BlobRun, turn: Any = None) -> None:
     from shared.process import process_stream
 
     started = datetime.now(UTC)  # also validation's clock, the same for the ranking pass and the real one
@@ -279,7 +283,7 @@ def _import_blob(rt: Runtime, blob_client: Any, info: Any, settings: Settings, r
                 stream,
                 info.name,
                 settings=settings,
-                submitter=submitter,
+                submitter=guarded(submitter, turn),
                 reports=writer,
                 source=info.name,
                 now=started,
@@ -306,6 +310,37 @@ def _revalidate_blob(blob_client: Any, info: Any, settings: Settings, now: datet
 
     with open_blob(blob_client, info.etag, info.size) as stream:
         yield from validate(read(stream, info.name), settings, source=info.name, now=now)
+
+
+class GuardedSubmitter:
+    """The Defender submitter, called only while the tenant lock is still held (`LockHandle.check`).
+
+    A lease lost mid-import (renewals refused, or none succeeded for a lease period) raises LockLost before
+    the next batch instead of calling on while another instance may hold the tenant's turn.
+    """
+
+    def __init__(self, inner: Any, turn: Any) -> None:
+        self._inner = inner
+        self._turn = turn
+
+    @property
+    def api_calls(self) -> int:
+        return int(getattr(self._inner, "api_calls", 0))
+
+    @property
+    def retries(self) -> int:
+        return int(getattr(self._inner, "retries", 0))
+
+    def submit(self, batch: Any) -> Any:
+        self._turn.check()
+        return self._inner.submit(batch)
+
+
+def guarded(submitter: Any, turn: Any) -> Any:
+    """`submitter` wrapped in a GuardedSubmitter when there is one and the turn can be checked."""
+    if submitter is None or not callable(getattr(turn, "check", None)):
+        return submitter
+    return GuardedSubmitter(submitter, turn)
 
 
 class PinnedBlobWriter(ReportWriter):
@@ -406,8 +441,15 @@ def http_import(
     started = now or datetime.now(UTC)
     base = f"http/{started.strftime('%Y%m%dT%H%M%SZ')}-{invocation_id}"
     try:
-        with rt.turn(timeout=rt.options.http_lock_wait):
-            return _run_http(rt, settings, parsed, base, started)
+        with rt.turn(timeout=rt.options.http_lock_wait) as turn:
+            return _run_http(rt, settings, parsed, base, started, turn)
+    except LockLost as e:
+        log.error("HTTP import %s: %s", invocation_id, e)
+        return HttpAnswer(
+            503,
+            error_body(503, f"{e}; the import stopped part-way (what was submitted is `unchanged` on a retry)"),
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     except LockTimeout as e:
         return HttpAnswer(
             503,
@@ -432,7 +474,9 @@ def http_source(settings: Settings) -> str:
     return f"HTTP import ({settings.feed})" if settings.feed else "HTTP import"
 
 
-def _run_http(rt: Runtime, settings: Settings, parsed: Any, base: str, started: datetime) -> HttpAnswer:
+def _run_http(
+    rt: Runtime, settings: Settings, parsed: Any, base: str, started: datetime, turn: Any = None
+) -> HttpAnswer:
     from shared.process import process_stream
     from shared.readers import read
     from shared.validate import validate
@@ -455,7 +499,7 @@ def _run_http(rt: Runtime, settings: Settings, parsed: Any, base: str, started: 
             io.BytesIO(parsed.data),
             parsed.name,
             settings=settings,
-            submitter=submitter,
+            submitter=guarded(submitter, turn),
             reports=writer,
             source=name,
             now=started,

@@ -43,6 +43,10 @@ class LockTimeout(TimeoutError):
         self.waited = waited
 
 
+class LockLost(RuntimeError):
+    """The tenant lock's lease is gone while an import still runs: another holder may already have it."""
+
+
 class TenantLock:
     """A blob-lease mutex. Constructing it does no I/O; `hold()` does.
 
@@ -132,7 +136,15 @@ class TenantLock:
         """
         lease = self.acquire(timeout)
         blob = self._container.get_blob_client(self._blob_name)
-        handle = LockHandle(lease, self._renew_every, self.name, blob=blob, publish=publish)
+        handle = LockHandle(
+            lease,
+            self._renew_every,
+            self.name,
+            blob=blob,
+            publish=publish,
+            lease_seconds=self._lease_seconds,
+            clock=self._clock,
+        )
         try:
             if on_acquired is not None:
                 try:
@@ -151,12 +163,31 @@ class TenantLock:
 
 
 class LockHandle:
-    """The held lease plus its renewal thread. `lost` turns true if a renewal failed."""
+    """The held lease plus its renewal thread.
+
+    `lost` turns true when the lease is gone for sure: a renewal refused with 409 (the lease was lost or
+    another holder took it), or no renewal succeeded for a whole lease period (it has expired). A transient
+    renewal failure alone is not a loss: the lease lasts 60 s and the next renewal may succeed. `check()`
+    raises LockLost then; the import calls it before each Defender call so that it never calls on without
+    the tenant's turn (CONTRACT.md "Defender calls": one import at a time per tenant).
+    """
 
     def __init__(
-        self, lease: Any, renew_every: float, name: str, *, blob: Any = None, publish: Publish | None = None
+        self,
+        lease: Any,
+        renew_every: float,
+        name: str,
+        *,
+        blob: Any = None,
+        publish: Publish | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.lease = lease
+        self._lease_seconds = lease_seconds
+        self._clock = clock
+        self._renewed_at = clock()  # acquired just now
+        self._refused = False
         self._blob = blob
         self._publish = publish
         self._renew_every = renew_every
@@ -165,7 +196,7 @@ class LockHandle:
         self._thread = threading.Thread(target=self._run, name="tenant-lock-renewal", daemon=True)
         self.renewals = 0
         self.published = 0
-        self.lost = False
+        self.renew_failures = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -175,12 +206,29 @@ class LockHandle:
             try:
                 self.lease.renew()
                 self.renewals += 1
+                self._renewed_at = self._clock()
             except Exception as e:
-                # Keep trying: a transient storage error is not yet a lost lease (it lasts 60 s).
-                self.lost = True
+                # Keep trying: a transient storage error is not yet a lost lease (it lasts 60 s). A 409 is:
+                # the lease id no longer matches (LeaseLost, LeaseIdMismatchWithLeaseOperation).
+                self.renew_failures += 1
+                if getattr(e, "status_code", None) == 409:
+                    self._refused = True
                 log.warning("renewing tenant lock %s failed: %s", self._name, e)
                 continue
             self.publish()
+
+    @property
+    def lost(self) -> bool:
+        """True when the lease is gone for sure (see the class docstring)."""
+        return self._refused or self._clock() - self._renewed_at >= self._lease_seconds
+
+    def check(self) -> None:
+        """Raise LockLost when the lease is gone: the caller must not call Defender on."""
+        if self.lost:
+            raise LockLost(
+                f"the tenant lock {self._name} was lost during the import (its lease could not be renewed);"
+                " another import may hold the tenant's turn now"
+            )
 
     def publish(self) -> None:
         """Write `publish()`'s metadata on the lock blob, with the lease id (only the holder may)."""

@@ -132,6 +132,57 @@ def test_503_with_retry_after_when_the_tenant_is_busy(functions, make_runtime, d
     assert rt.lock.try_acquire() is not None  # nothing left held
 
 
+def test_lease_lost_mid_import_stops_before_the_next_call(functions, app_env, defender, blob_service):
+    """Renewals refused (the lease was broken): no further Defender call without the tenant's turn; 503."""
+    import contextlib
+    import os
+    import time
+
+    from azure.storage.blob import BlobLeaseClient
+
+    from shared.lock import TenantLock
+    from tests.app.conftest import fast_defender_factory
+
+    handles: list[Any] = []
+
+    class RecordingLock(TenantLock):
+        @contextlib.contextmanager
+        def hold(self, *a: Any, **kw: Any) -> Any:
+            with super().hold(*a, **kw) as handle:
+                handles.append(handle)
+                yield handle
+
+    def factory(settings: Any) -> Any:
+        client = fast_defender_factory(settings)
+        real = client.submit
+
+        def submit(batch: Any) -> Any:
+            out = real(batch)
+            if client.api_calls == 1:  # after the first batch: someone breaks the lease
+                lock_blob = blob_service.get_blob_client(app_env["LOCK_CONTAINER"], "defender-tenant.lock")
+                BlobLeaseClient(lock_blob).break_lease(0)
+                deadline = time.monotonic() + 10
+                while not handles[-1].lost and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            return out
+
+        client.submit = submit
+        return client
+
+    env = dict(os.environ, BATCH_SIZE="1")
+    rt = entry.Runtime.from_env(
+        env, defender_factory=factory, lock_factory=lambda c: RecordingLock(c, renew_every=0.05)
+    )
+    entry.set_runtime(rt)
+    try:
+        status, answer, headers = post(functions, json.dumps([f"lost{i}.example.com" for i in range(3)]).encode())
+    finally:
+        entry.set_runtime(None)
+    assert status == 503 and int(headers["Retry-After"]) > 0
+    assert "tenant lock" in answer["error"]["message"] and "was lost" in answer["error"]["message"]
+    assert len(import_calls(defender)) == 1
+
+
 def test_503_when_defender_refuses_the_identity(functions, make_runtime, defender, identity):
     make_runtime()
     identity.configure(roles=["Ti.Read.All"])  # the token lacks Ti.ReadWrite.All

@@ -9,7 +9,7 @@ import time
 import pytest
 from azure.storage.blob import BlobLeaseClient
 
-from shared.lock import LockTimeout, TenantLock
+from shared.lock import LockHandle, LockLost, LockTimeout, TenantLock
 
 
 def _lock(blob_service, containers, **kw) -> TenantLock:
@@ -89,3 +89,61 @@ def test_crashed_holders_lease_expires(blob_service, fresh_containers) -> None:
     lease = lock.acquire(timeout=40)
     assert lease.id != crashed.id
     lease.release()
+
+
+class _Refused(Exception):
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+class _FailingLease:
+    """renew() fails with `status`, once; then the renewal loop is told to stop."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.handle: LockHandle | None = None
+
+    def renew(self) -> None:
+        assert self.handle is not None
+        self.handle._stop.set()
+        raise _Refused(self.status)
+
+
+def _run_one_failed_renewal(status: int, now: list[float]) -> LockHandle:
+    lease = _FailingLease(status)
+    handle = LockHandle(lease, 0, "c/b", lease_seconds=60, clock=lambda: now[0])
+    lease.handle = handle
+    handle._run()  # the loop body once, on this thread
+    assert handle.renew_failures == 1
+    return handle
+
+
+def test_broken_lease_is_lost_and_check_raises(blob_service, fresh_containers) -> None:
+    """A lease someone broke (or took) cannot be renewed: the holder knows it lost the turn."""
+    lock = _lock(blob_service, fresh_containers, lease_seconds=60, renew_every=0.05)
+    with lock.hold(timeout=5) as handle:
+        BlobLeaseClient(blob_service.get_blob_client(fresh_containers.locks, "defender-tenant.lock")).break_lease(0)
+        deadline = time.monotonic() + 10
+        while not handle.lost and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert handle.lost and handle.renew_failures >= 1
+        with pytest.raises(LockLost, match="was lost"):
+            handle.check()
+
+
+def test_renewal_refused_with_409_is_a_loss_at_once() -> None:
+    handle = _run_one_failed_renewal(409, [0.0])
+    assert handle.lost
+
+
+def test_transient_renewal_failure_is_not_a_loss_until_the_lease_ran_out() -> None:
+    now = [0.0]
+    handle = _run_one_failed_renewal(503, now)
+    now[0] = 59.0
+    assert not handle.lost  # the 60 s lease still holds; the next renewal may succeed
+    handle.check()
+    now[0] = 60.0
+    assert handle.lost
+    with pytest.raises(LockLost):
+        handle.check()
