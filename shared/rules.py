@@ -101,13 +101,19 @@ _NOT_PUBLIC = [
 ]
 
 
+# Shapes of a CIDR block and of an address range; any other `/` or `-` (a URL or a host name in an
+# IpAddress row) is simply not an address, and the reason must not speak of CIDR or ranges.
+_CIDR_SHAPE = re.compile(r"[0-9A-Fa-f:.]+/\d{1,3}").fullmatch
+_RANGE_SHAPE = re.compile(r"[0-9A-Fa-f:.]+\s*-\s*[0-9A-Fa-f:.]+").fullmatch
+
+
 def ip_single(value: str) -> Iterator[Problem]:
     """One address: no CIDR, no ranges, no wildcards, no zone (defender-api.md §4, §6)."""
-    if "/" in value:
+    if "/" in value and _CIDR_SHAPE(value):
         yield Problem("ip-cidr", f"CIDR notation is not supported ({value}); give single addresses")
-    elif "*" in value:
+    elif "*" in value and "/" not in value:
         yield Problem("ip-wildcard", f"wildcards are not supported ({value})")
-    elif "-" in value:
+    elif "-" in value and _RANGE_SHAPE(value):
         yield Problem("ip-range", f"address ranges are not supported ({value}); give single addresses")
     elif "%" in value:
         yield Problem("ip-zone", f"an IPv6 zone index is not part of an address ({value})")

@@ -50,6 +50,9 @@ VALUES = [
     (T.IpAddress, "1.2.3.0/24", "ip-cidr"),
     (T.IpAddress, "1.2.3.4-1.2.3.9", "ip-range"),
     (T.IpAddress, "1.2.3.*", "ip-wildcard"),
+    (T.IpAddress, "http://8.8.8.8/", "ip-syntax"),  # a URL in an IpAddress row is no CIDR block
+    (T.IpAddress, "8.8.8.8/gate.php", "ip-syntax"),
+    (T.IpAddress, "my-evil.example", "ip-syntax"),  # a host name with a hyphen is no address range
     (T.IpAddress, "010.8.8.8", "ip-leading-zero"),  # octal ambiguity
     (T.IpAddress, "fe80:0:0:0:0:0:0:1%eth0", "ip-zone"),
     (T.IpAddress, "1.2.3", "ip-syntax"),
