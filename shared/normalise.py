@@ -384,8 +384,12 @@ def _domain(value: str, typed: bool) -> Candidate | Problem:
 def _url(value: str, typed: bool) -> Candidate | Problem:
     if value.startswith("\\\\"):
         return Problem("not-a-url", "a UNC path (\\\\host\\share) is not a URL Defender accepts")
-    parts = split_url(value)
     notes: list[str] = []
+    if value.startswith("//") and not value.startswith("///"):
+        # A scheme-relative URL (`//host/path`, as copied from HTML): its host follows the two slashes.
+        value = "http:" + value
+        notes.append("http: added (scheme-relative URL)")
+    parts = split_url(value)
     if not parts.scheme:
         if parts.host == "":
             return Problem("not-an-indicator", "a path without a host is not an indicator")

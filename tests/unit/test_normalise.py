@@ -100,6 +100,8 @@ CASES = [
     ("http://[2001:4860::1]/x", None, T.Url, "http://[2001:4860:0:0:0:0:0:1]/x", ()),
     ("evil.example/gate.php", None, T.Url, "http://evil.example/gate.php", ("http:// added (no scheme)",)),
     ("1.2.3.0/24", None, T.IpAddress, "1.2.3.0/24", ()),  # CIDR stays visible for rules.py to reject
+    ("//Evil.example/x", None, T.Url, "http://evil.example/x", ("http: added (scheme-relative URL)",)),
+    ("//evil[.]example/x", "url", T.Url, "http://evil.example/x", ("http: added (scheme-relative URL)",)),
     ("010.8.8.8", None, T.IpAddress, "010.8.8.8", ()),  # leading zeros: rules.py rejects
 ]
 
@@ -119,6 +121,7 @@ PROBLEMS = [
     ("HKLM\\x", "regkey", "unsupported-type"),
     ("https://blog.example/report", "link", "unsupported-type"),  # MISP link: a reference, not an IOC
     ("/tbl_add.php", None, "not-an-indicator"),  # Maltrail path-only entry (file 3)
+    ("///tbl_add.php", None, "not-an-indicator"),  # three slashes: still no host
     ("\\\\178.23.190.199@80\\share\\gsm.msi", "url_path", "not-a-url"),  # Sophos WebDAV UNC path (file 19)
     ("hello world", None, "not-an-indicator"),
     ("abc", "hash", "hash-length"),
