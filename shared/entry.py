@@ -129,8 +129,9 @@ class Runtime:
         """Build from app settings; raises SettingsError / ConnectionSettingsError naming every bad one."""
         settings = Settings.from_env(env)
         options = AppOptions.from_env(env)
-        if options.lock_container in (settings.indicators_container, settings.reports_container):
-            raise SettingsError("invalid settings: LOCK_CONTAINER must differ from the indicator and report containers")
+        problem = lock_container_problem(settings, options)
+        if problem:
+            raise SettingsError(problem)
         service = service_client(parse_connection(env))
         return cls(settings, options, service, **kw)
 
@@ -166,6 +167,13 @@ class Runtime:
         if self._defender is None:  # never built: nothing to hand over (and the last handover stays)
             return None
         return handover_metadata(self.pacers(), time.time())
+
+
+def lock_container_problem(settings: Settings, options: AppOptions) -> str | None:
+    """The lock blob must live outside the watched and the report containers (CONTRACT.md "Defender calls")."""
+    if options.lock_container in (settings.indicators_container, settings.reports_container):
+        return "invalid settings: LOCK_CONTAINER must differ from the indicator and report containers"
+    return None
 
 
 _runtime: Runtime | None = None
@@ -566,6 +574,16 @@ def health_answer(env: Mapping[str, str] | None = None) -> HttpAnswer:
     except SettingsError as e:
         problems.append(str(e))
         options = AppOptions()
+    if settings is not None:
+        # Checked as Runtime.from_env checks it: health must not say "complete" when every import would fail.
+        problem = lock_container_problem(settings, options)
+        if problem:
+            problems.append(problem)
+        if settings.capacity_reserve >= settings.max_tenant_indicators:
+            problems.append(
+                f"CAPACITY_RESERVE ({settings.capacity_reserve}) leaves no room under MAX_TENANT_INDICATORS "
+                f"({settings.max_tenant_indicators}): every new indicator would be skipped for tenant capacity"
+            )
     storage = None
     try:
         storage = parse_connection(env).describe()

@@ -204,3 +204,18 @@ def test_health_reports_configuration_without_secrets(functions, make_runtime, a
     assert answer["configurationComplete"] is False
     assert any("BATCH_SIZE" in p for p in answer["problems"])
     assert any("IndicatorStorage is not set" in p for p in answer["problems"])
+
+
+def test_health_flags_what_would_break_every_import() -> None:
+    """What Runtime.from_env refuses (LOCK_CONTAINER = a data container) must not pass as complete; a
+    CAPACITY_RESERVE at or above the cap would skip every new indicator for capacity."""
+    base = {"IndicatorStorage": "UseDevelopmentStorage=true"}
+    answer = entry.health_answer({**base, "LOCK_CONTAINER": "indicators"}).body
+    assert answer["configurationComplete"] is False
+    assert any("LOCK_CONTAINER" in p for p in answer["problems"])
+    with pytest.raises(entry.SettingsError, match="LOCK_CONTAINER"):
+        entry.Runtime.from_env({**base, "LOCK_CONTAINER": "indicators"})
+    answer = entry.health_answer({**base, "MAX_TENANT_INDICATORS": "100", "CAPACITY_RESERVE": "500"}).body
+    assert answer["configurationComplete"] is False
+    assert any("CAPACITY_RESERVE" in p and "MAX_TENANT_INDICATORS" in p for p in answer["problems"])
+    assert entry.health_answer(base).body["configurationComplete"] is True
