@@ -89,11 +89,18 @@ def indicator_rows(line: int, obj: Mapping[str, Any], *, position: bool = False)
     except _Unexpressible as exc:
         yield RawRow(line, {FIELD_VALUE: pattern, **extra}, position, invalid=str(exc))
         return
+    # STIX 2.1 §3.2 `revoked`: the producer withdrew the indicator; it must not become a block.
+    skip = REVOKED_REASON if obj.get("revoked") is True else None
     for group in branches:
-        yield _group_row(line, group, pattern, extra, position)
+        yield _group_row(line, group, pattern, extra, position, skip)
 
 
-def _group_row(line: int, group: list[Cmp], pattern: str, extra: dict[str, str], position: bool) -> RawRow:
+REVOKED_REASON = "STIX indicator revoked by its producer"
+
+
+def _group_row(
+    line: int, group: list[Cmp], pattern: str, extra: dict[str, str], position: bool, skip: str | None = None
+) -> RawRow:
     try:
         value, itype, note = _express(group)
     except _Unexpressible as exc:
@@ -101,7 +108,7 @@ def _group_row(line: int, group: list[Cmp], pattern: str, extra: dict[str, str],
         if len(group) == 1 and group[0].op not in ("=", "!=", "NOT ="):
             raw = pattern
         return RawRow(line, {FIELD_VALUE: raw, **extra}, position, invalid=str(exc))
-    return RawRow(line, {FIELD_VALUE: value, FIELD_TYPE: itype.value, **extra}, position, note=note)
+    return RawRow(line, {FIELD_VALUE: value, FIELD_TYPE: itype.value, **extra}, position, note=note, skip=skip)
 
 
 def _express(group: list[Cmp]) -> tuple[str, IndicatorType, str | None]:

@@ -107,3 +107,13 @@ def test_non_stix_pattern_types_are_invalid_and_other_objects_silent():
     ).encode()
     out = rows(data)
     assert len(out) == 1 and "yara" in (out[0].invalid or "")
+
+
+def test_revoked_indicators_are_skipped_not_imported():
+    # STIX 2.1 `revoked: true`: the producer withdrew the indicator; importing it would block on a retraction.
+    out = rows(bundle("[domain-name:value = 'evil.example' OR ipv4-addr:value = '8.8.8.8']", extra={"revoked": True}))
+    assert [(r.value, r.skip, r.invalid) for r in out] == [
+        ("evil.example", "STIX indicator revoked by its producer", None),
+        ("8.8.8.8", "STIX indicator revoked by its producer", None),
+    ]
+    assert [r.skip for r in rows(bundle("[domain-name:value = 'evil.example']", extra={"revoked": False}))] == [None]
