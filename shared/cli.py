@@ -107,6 +107,7 @@ def run_files(
         json_name, csv_name = report_names(str(report_dir / path.name))
         entry: dict[str, Any] = {"file": str(path), "reports": {"json": json_name, "csv": csv_name}}
         results.append(entry)
+        opened = False
         try:
             size = path.stat().st_size
             with (
@@ -114,6 +115,7 @@ def run_files(
                 open(json_name, "w", encoding="utf-8", newline="\n") as jf,
                 open(csv_name, "w", encoding="utf-8", newline="") as cf,
             ):
+                opened = True
                 writer = _TallyingWriter(
                     jf,
                     cf,
@@ -145,6 +147,8 @@ def run_files(
                 )
         except OSError as e:
             entry.update(status=FAILED, error=f"{e.strerror or e}: {e.filename or path}")
+            if not opened:  # no report was written: do not point at files that do not exist (or are stale)
+                del entry["reports"]
             code = EXIT_FAILED
             if not json_output:
                 printer(f"{path}: cannot be processed: {entry['error']}")

@@ -68,6 +68,15 @@ def test_missing_file_exits_1_but_others_are_processed(tmp_path):
     assert (tmp_path / "good.txt.report.json").exists()
 
 
+def test_json_output_names_no_reports_for_a_file_that_could_not_be_opened(tmp_path):
+    good = write(tmp_path / "good.txt", "8.8.8.8\n")
+    code, out = cli(["validate", str(tmp_path / "missing.txt"), str(good), "--report-dir", str(tmp_path), "--json"])
+    missing, ok = json.loads(out)["files"]
+    assert code == 1 and missing["status"] == "failed" and "reports" not in missing
+    assert not (tmp_path / "missing.txt.report.json").exists()
+    assert Path(ok["reports"]["json"]).exists()
+
+
 def test_unreadable_format_exits_1(tmp_path):
     f = tmp_path / "doc.pdf"
     f.write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n")
