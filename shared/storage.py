@@ -67,7 +67,7 @@ class StorageConnection:
         how = "managed identity" if self.credential else "DefaultAzureCredential"
         if self.client_id:
             how += f" (client id {self.client_id})"
-        return f"{self.blob_service_uri} via {how}"
+        return f"{safe_uri(self.blob_service_uri or '')} via {how}"
 
 
 def parse_connection(env: Mapping[str, str], name: str = CONNECTION_NAME) -> StorageConnection:
@@ -97,12 +97,25 @@ def parse_connection(env: Mapping[str, str], name: str = CONNECTION_NAME) -> Sto
             f"or {name}__blobServiceUri with {name}__credential=managedidentity"
         )
     if not (uri.startswith("https://") or uri.startswith("http://127.") or uri.startswith("http://localhost")):
-        raise ConnectionSettingsError(f"{name}__blobServiceUri must be an https:// URL, got {uri!r}")
+        raise ConnectionSettingsError(f"{name}__blobServiceUri must be an https:// URL, got {safe_uri(uri)!r}")
     if credential is not None and credential.lower() != "managedidentity":
         raise ConnectionSettingsError(f"{name}__credential must be 'managedidentity', got {credential!r}")
     if client_id is not None and credential is None:
         raise ConnectionSettingsError(f"{name}__clientId is set but {name}__credential=managedidentity is not")
     return StorageConnection(blob_service_uri=uri.rstrip("/"), credential=credential, client_id=client_id)
+
+
+def safe_uri(uri: str) -> str:
+    """A URI for logs and the health answer: no query (a SAS token), fragment or user info."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+        netloc = host + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return "<unparsable URL>"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def service_client(conn: StorageConnection) -> Any:

@@ -4,6 +4,7 @@ reports uploaded CSV-then-JSON, and the "complete report for this ETag" check (C
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -133,3 +134,20 @@ def test_large_report_spools_to_disk_and_uploads(blob_service, fresh_containers)
         files.upload(container, "big.report.json", "big.report.csv")
     props = container.get_blob_client("big.report.csv").get_blob_properties()
     assert props.size == len(line) * 100_000
+
+
+def test_service_uri_with_a_sas_is_never_echoed() -> None:
+    from shared.entry import health_answer
+    from shared.storage import ConnectionSettingsError, parse_connection
+
+    for uri in (
+        "http://acct.blob.core.windows.net/?sv=2024&sig=SECRETSAS",
+        "https://u:SECRETPW@acct.blob.core.windows.net",
+    ):
+        env = {"IndicatorStorage__blobServiceUri": uri, "IndicatorStorage__credential": "managedidentity"}
+        try:
+            text = parse_connection(env).describe()
+        except ConnectionSettingsError as e:
+            text = str(e)
+        assert "SECRET" not in text and "acct.blob.core.windows.net" in text
+        assert "SECRET" not in json.dumps(health_answer(env).body)
