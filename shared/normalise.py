@@ -310,6 +310,11 @@ def normalise(raw_value: str, type_hint: str | None = None) -> Candidate | Probl
                 return Problem("not-an-indicator", "a UNC path is not an indicator Defender accepts")
             if value.startswith("/"):
                 return Problem("not-an-indicator", "a path without a host is not an indicator")
+            if value.startswith("*.") and infer_type(value[2:]) is IndicatorType.DomainName:
+                return Problem(
+                    "domain-wildcard",
+                    f"wildcards are not supported ({_short(value)}); {_short(value[2:])} covers its sub-domains",
+                )
             return Problem("not-an-indicator", f"{_short(value)} is not a hash, IP address, domain name or URL")
         return _as_type(value, inferred, None)
     if kind is _ANY_HASH:

@@ -62,6 +62,10 @@ def kind(token: str) -> str | None:
         return "url"
     if _EMAIL.fullmatch(t):
         return "email"
+    if t.startswith("*.") and _HOST_REST.fullmatch(t[2:]):
+        # A wildcard domain is meant as an indicator: pass it on so validation rejects it with a
+        # reason (Defender takes no wildcards; `example.com` already covers its sub-domains).
+        return "host"
     m = _HOST_REST.fullmatch(t)
     if m:
         host = m.group("host").rstrip(".")

@@ -124,6 +124,8 @@ PROBLEMS = [
     ("///tbl_add.php", None, "not-an-indicator"),  # three slashes: still no host
     ("\\\\178.23.190.199@80\\share\\gsm.msi", "url_path", "not-a-url"),  # Sophos WebDAV UNC path (file 19)
     ("hello world", None, "not-an-indicator"),
+    ("*.evil.example.com", None, "domain-wildcard"),  # a wildcard domain gets the reason, not "not an indicator"
+    ("*.", None, "not-an-indicator"),
     ("abc", "hash", "hash-length"),
     ("xn--a.例-", "domain", "idn-invalid"),
 ]

@@ -54,6 +54,13 @@ def test_path_only_trail_entries_are_invalid_rows():
     assert out[0].value == "/tbl_add.php" and out[0].invalid
 
 
+def test_wildcard_domain_lines_are_entries_so_validation_can_say_why():
+    """`*.evil.example` alone on its line is meant as an indicator: an entry (rejected later), not prose."""
+    _, out = items(b"*.evil.example.com\nwildcards like *.evil.example.com are bad\n")
+    assert [(i.line, i.value) for i in out if isinstance(i, RawRow)] == [(1, "*.evil.example.com")]
+    assert [i.line for i in out if isinstance(i, Ignored)] == [2]
+
+
 def test_prose_lines_are_ignored_never_mined():
     data = (
         b"Report about things\n"
