@@ -21,10 +21,13 @@ from typing import Any
 
 from shared.jsonerrors import explain, line_column
 from shared.model import Outcome, Status
+from shared.settings import OVERRIDE_KEYS
 
 JSON_TYPES = frozenset({"application/json", "text/json"})
 CSV_TYPES = frozenset({"text/csv", "application/csv"})
 TEXT_TYPES = frozenset({"text/plain"})
+# JSON Lines: one indicator object or string per line, read like an `.ndjson` file.
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
 
 
 class HttpProblem(Exception):
@@ -93,7 +96,9 @@ def check_body(
     """
     check_size(headers, body, max_bytes)
     mtype = media_type(headers)
-    if mtype in JSON_TYPES or mtype.endswith("+json"):
+    if mtype in NDJSON_TYPES:
+        parsed = Body("http.ndjson", body)
+    elif mtype in JSON_TYPES or mtype.endswith("+json"):
         parsed = Body("http.json", body, _json_count(body))
     elif mtype in CSV_TYPES:
         parsed = Body("http.csv", body)
@@ -101,7 +106,8 @@ def check_body(
         parsed = Body("http.txt", body)
     else:
         shown = mtype or "none"
-        raise HttpProblem(415, f"unsupported content type {shown!r}: send application/json, text/csv or text/plain")
+        accepted = "application/json, application/x-ndjson, text/csv or text/plain"
+        raise HttpProblem(415, f"unsupported content type {shown!r}: send {accepted}")
     if not body.strip():
         raise HttpProblem(400, "the request body is empty")
     count = parsed.count
@@ -144,8 +150,17 @@ def _json_count(body: bytes) -> int:
 
 
 def overrides_from_params(params: Mapping[str, str]) -> dict[str, str]:
-    """Query parameters as per-file overrides (CONTRACT.md: same names as blob metadata, `dryRun` too)."""
-    return {k: v for k, v in params.items() if k.lower() != "code"}  # `code` is the function key
+    """Query parameters as per-file overrides (CONTRACT.md: same names as blob metadata, `dryRun` too).
+
+    An unknown name is a 400, not ignored: `?DRY-RUN=true` silently ignored would submit for real.
+    `code` is the function key, which the host checks.
+    """
+    out = {k: v for k, v in params.items() if k.lower() != "code"}
+    unknown = sorted(k for k in out if k.strip().lower() not in OVERRIDE_KEYS)
+    if unknown:
+        known = ", ".join(sorted((OVERRIDE_KEYS - {"dryrun"}) | {"dryRun"}))
+        raise HttpProblem(400, f"unknown query parameter {', '.join(map(repr, unknown))}; accepted: {known}")
+    return out
 
 
 def _where(o: Outcome) -> str:

@@ -72,6 +72,25 @@ def split_list(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
+# The per-file override names (blob metadata keys, HTTP query parameters), CONTRACT.md "Settings".
+OVERRIDE_KEYS = frozenset(
+    {
+        "action",
+        "severity",
+        "expiration_days",
+        "title",
+        "description",
+        "rbac_groups",
+        "generate_alert",
+        "dry_run",
+        "dryrun",
+        "feed",
+        "sync",
+        "sync_force",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """The contract's settings (CONTRACT.md "Settings") plus a few operational tunables."""

@@ -70,6 +70,22 @@ def test_overrides_drop_the_function_key() -> None:
     }
 
 
+@pytest.mark.parametrize("key", ["DRY-RUN", "dry-run", "expiry", "sev"])
+def test_unknown_query_parameters_are_refused_not_ignored(key: str) -> None:
+    """A misspelt `dryRun` must not silently submit for real: 400 naming the key and the accepted names."""
+    with pytest.raises(HttpProblem) as info:
+        overrides_from_params({"code": "k", key: "true"})
+    assert info.value.status == 400
+    assert repr(key) in info.value.message and "dryRun" in info.value.message
+
+
+@pytest.mark.parametrize("ctype", ["application/x-ndjson", "application/ndjson; charset=utf-8", "application/jsonl"])
+def test_json_lines_bodies_are_read_as_ndjson(ctype: str) -> None:
+    body = b'{"indicator": "evil.example.com"}\n"bad.example.net"\n'
+    parsed = check_body({"Content-Type": ctype}, body, max_bytes=1000, max_indicators=3)
+    assert parsed.name == "http.ndjson"
+
+
 def o(line: int, value: str, status: Status, **kw: object) -> Outcome:
     return Outcome(line=line, value=value, type=kw.pop("type", "DomainName"), action="Block", status=status, **kw)  # type: ignore[arg-type]
 

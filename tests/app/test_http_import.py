@@ -94,6 +94,18 @@ def test_dry_run_makes_no_call(functions, make_runtime, defender):
     assert import_calls(defender) == []
 
 
+def test_json_lines_body(functions, make_runtime, defender):
+    """An `application/x-ndjson` body is read like an .ndjson file: a bad line is one invalid entry."""
+    make_runtime()
+    body = b'{"indicatorValue": "lines.example.com", "action": "Block"}\nnot json\n"lines2.example.com"\n'
+    status, answer, _ = post(functions, body, ctype="application/x-ndjson")
+    assert status == 200
+    assert [v["indicator"] for v in answer["value"]][::2] == ["lines.example.com", "lines2.example.com"]
+    assert [v["isFailed"] for v in answer["value"]] == [False, True, False]
+    assert answer["value"][1]["failureReason"].startswith("invalid: ")
+    assert len(import_calls(defender)) == 1
+
+
 @pytest.mark.parametrize(
     ("body", "ctype", "params", "status", "message"),
     [
@@ -110,6 +122,7 @@ def test_dry_run_makes_no_call(functions, make_runtime, defender):
         (json.dumps(["a.example.com"] * 4).encode(), "application/json", {}, 413, "MAX_HTTP_INDICATORS"),
         (b"a.example.com\nb.example.com\nc.example.com\nd.example.com\n", "text/plain", {}, 413, "holds 4 indicators"),
         (b'["' + b"a" * 300 + b'"]', "application/json", {}, 413, "MAX_HTTP_BODY_BYTES"),
+        (b'["a.example.com"]', "application/json", {"dry-run": "true"}, 400, "unknown query parameter 'dry-run'"),
     ],
 )
 def test_refused_requests(functions, make_runtime, defender, body, ctype, params, status, message):
