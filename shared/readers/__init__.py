@@ -43,6 +43,7 @@ FORMATS = frozenset(
         "stix2",
         "certificate",
         "unsupported",
+        "empty",
     }
 )
 _MAX_GZIP_DEPTH = 2
@@ -95,6 +96,10 @@ def _read(src: Source, name: str, *, depth: int) -> Reading:
         return _problem("gzip" if gz else "unsupported", f"corrupt gzip data: {exc}" if gz else str(exc))
     except Exception as exc:
         return _problem("unsupported", f"could not read the file: {exc}")
+    if not prefix:
+        # Nothing to read: a failed report says so, rather than a "completed" one with no entries
+        # that looks like a file full of comments (CONTRACT.md "Reports": nothing could be read).
+        return _problem("empty", "the file is empty" + (" (after gzip decompression)" if gz else ""))
     found = sniff(name, prefix)
     if found.format == "gzip":
         if depth >= _MAX_GZIP_DEPTH:

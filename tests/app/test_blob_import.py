@@ -352,3 +352,15 @@ def test_deleted_blob_is_nothing_to_do(blob_service, app_env, make_runtime, defe
     run = entry.handle_blob(bc, runtime=rt)
     assert run.status is None
     assert import_calls(defender) == []
+
+
+def test_zero_byte_blob_gives_a_failed_report_saying_so(blob_service, app_env, make_runtime, defender):
+    """An empty drop is a mistake worth seeing: a `failed` report ("the file is empty"), no Defender call."""
+    make_runtime()
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "empty/feed.csv", b"")
+    deliver(bc, app_env)
+    rep = report(blob_service, app_env, "empty/feed.csv")
+    assert rep["status"] == "failed"
+    assert rep["errors"] == [{"message": "the file is empty"}]
+    assert rep["summary"]["total"] == 0
+    assert import_calls(defender) == []

@@ -141,9 +141,18 @@ def test_gzip_of_unsupported_content():
     assert list(reading) == [FileProblem("unsupported format: PDF document")]
 
 
-def test_empty_file_is_text_with_nothing_in_it():
-    reading = read(io.BytesIO(b""), "empty.txt")
-    assert reading.format == "text" and list(reading) == []
+@pytest.mark.parametrize("name", ["empty.txt", "empty.csv", "empty.json", "empty.cer"])
+def test_empty_file_is_a_file_level_problem(name):
+    """A 0-byte file gives one "the file is empty" problem (a failed report), not a silent "completed"."""
+    reading = read(io.BytesIO(b""), name)
+    assert reading.format == "empty"
+    assert list(reading) == [FileProblem("the file is empty")]
+
+
+def test_empty_gzip_says_so():
+    reading = read(io.BytesIO(gzip.compress(b"")), "list.txt.gz")
+    assert reading.format == "gzip+empty"
+    assert [p.message for p in reading] == ["the file is empty (after gzip decompression)"]
 
 
 def test_failing_stream_becomes_a_file_problem():
