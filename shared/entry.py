@@ -19,6 +19,11 @@ Blob drop (CONTRACT.md "Function names", "Reports"; issue "Triggers"):
 Feed sync: a blob named `feeds/<feed>/<file>` is the full current state of feed `<feed>` (as if its
 metadata said `feed=<feed>`, `sync=true`); the blob's own metadata wins over the folder.
 
+HTTP time limit: the Functions host cuts an HTTP answer at 230 s whatever functionTimeout says. An HTTP
+import therefore runs against HTTP_DEADLINE_SECONDS from the request's arrival: the lock wait counts, and the
+Defender client stops instead of waiting past it (`DefenderClient.time_limit`); what was not submitted is
+`failed` with a reason saying to resend it (200), or, when nothing was submitted, the answer is a 503.
+
 Pacing across instances: the tenant lock hands each holder's recent Defender calls to the next holder
 (`Runtime.turn`, `shared.lock`, `shared.defender.pacing`), so MAX_CALLS_PER_MINUTE holds tenant-wide.
 """
@@ -28,11 +33,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +66,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_CONTAINER = "indicator-locks"
 DEFAULT_HTTP_LOCK_WAIT = 60.0  # HTTP answers must come well inside the 230-second limit
+# The Functions host answers 504 itself after 230 s of an HTTP invocation, whatever functionTimeout says
+# (azure-functions-conventions.md); the default leaves half a minute for the report upload and the answer.
+DEFAULT_HTTP_DEADLINE = 200.0
+HTTP_DEADLINE_BOUNDS = (10.0, 225.0)
 DEFAULT_BLOB_LOCK_WAIT = 900.0  # well inside host.json's functionTimeout (30 min)
 RETRY_AFTER_SECONDS = 30  # the holder renews every 20 s; a crashed one frees the lock within 60 s
 # The Defender client's pacers handed over through the tenant lock (name in the lock blob's metadata, attribute).
@@ -74,6 +84,7 @@ class AppOptions:
     lock_container: str = DEFAULT_LOCK_CONTAINER
     http_lock_wait: float = DEFAULT_HTTP_LOCK_WAIT
     blob_lock_wait: float = DEFAULT_BLOB_LOCK_WAIT
+    http_deadline: float = DEFAULT_HTTP_DEADLINE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AppOptions:
@@ -98,6 +109,9 @@ class AppOptions:
         take("LOCK_CONTAINER", "lock_container", str)
         take("HTTP_LOCK_WAIT_SECONDS", "http_lock_wait", float, lambda v: None if 0 <= v <= 180 else "must be 0 to 180")
         take("BLOB_LOCK_WAIT_SECONDS", "blob_lock_wait", float, lambda v: None if v >= 0 else "must be 0 or more")
+        low, high = HTTP_DEADLINE_BOUNDS
+        take("HTTP_DEADLINE_SECONDS", "http_deadline", float,
+             lambda v: None if low <= v <= high else f"must be {low:g} to {high:g}")  # fmt: skip
         if errors:
             raise SettingsError("invalid settings: " + "; ".join(errors))
         return cls(**kw)
@@ -426,6 +440,7 @@ def http_import(
     runtime: Runtime | None = None,
     now: datetime | None = None,
 ) -> HttpAnswer:
+    arrived = time.monotonic()  # HTTP_DEADLINE_SECONDS counts from here: the lock wait counts too
     try:
         rt = runtime or get_runtime()
     except Exception as e:  # configuration: the health endpoint lists the details too
@@ -448,9 +463,10 @@ def http_import(
 
     started = now or datetime.now(UTC)
     base = f"http/{started.strftime('%Y%m%dT%H%M%SZ')}-{invocation_id}"
+    deadline = arrived + rt.options.http_deadline
     try:
-        with rt.turn(timeout=rt.options.http_lock_wait) as turn:
-            return _run_http(rt, settings, parsed, base, started, turn)
+        with rt.turn(timeout=max(0.0, min(rt.options.http_lock_wait, deadline - time.monotonic()))) as turn:
+            return _run_http(rt, settings, parsed, base, started, turn, deadline=deadline)
     except LockLost as e:
         log.error("HTTP import %s: %s", invocation_id, e)
         return HttpAnswer(
@@ -483,7 +499,14 @@ def http_source(settings: Settings) -> str:
 
 
 def _run_http(
-    rt: Runtime, settings: Settings, parsed: Any, base: str, started: datetime, turn: Any = None
+    rt: Runtime,
+    settings: Settings,
+    parsed: Any,
+    base: str,
+    started: datetime,
+    turn: Any = None,
+    *,
+    deadline: float | None = None,
 ) -> HttpAnswer:
     from shared.process import process_stream
     from shared.readers import read
@@ -493,12 +516,13 @@ def _run_http(
     source = {"container": None, "name": base, "etag": None, "size": len(parsed.data)}
     name = http_source(settings)
     values = ValueBuilder()
-    with ReportFiles() as files:
+    client = rt.defender
+    with ReportFiles() as files, _time_limit(client, rt.options.http_deadline, deadline) as limit:
         writer = CollectingWriter(
-            values, files.json, files.csv, source=source, started_at=started, dry_run=settings.dry_run
+            values, files.json, files.csv, source=source, started_at=started, dry_run=settings.dry_run, limit=limit
         )
         steward, submitter = stewarding.start(
-            rt.defender,
+            client,
             settings,
             entries_at_most=parsed.count,
             reopen=lambda: validate(read(io.BytesIO(parsed.data), parsed.name), settings, source=name, now=started),
@@ -515,27 +539,64 @@ def _run_http(
         )
         files.upload(rt.reports, json_name, csv_name)
     summary = result.summary.as_dict()
+    stopped = getattr(limit, "reached", None)
+    if stopped is not None:
+        log.warning("HTTP import %s: %d entries not submitted: %s", base, writer.stopped_by_limit, stopped.message)
     unreachable = unreachable_message(result, writer.first_failure)
+    if unreachable and stopped is not None:
+        # Nothing reached Defender before the time limit: as when Defender cannot be reached at all (503),
+        # but the message says why, and Retry-After is the wait Defender (or the pacer) asked for.
+        why = getattr(stopped, "why", "") or stopped.message
+        message = (
+            f"stopped before the HTTP time limit (HTTP_DEADLINE_SECONDS = {rt.options.http_deadline:g} s): {why}. "
+            f"None of the {writer.stopped_by_limit} indicators was submitted: resend the request after the "
+            "Retry-After delay (larger sets can be dropped into the indicators container, which has no time limit)"
+        )
+        body = error_body(503, message)
+        body.update({"summary": summary, "report": json_name})
+        wait = getattr(stopped, "wait", None)
+        retry_after = math.ceil(wait) if wait else RETRY_AFTER_SECONDS
+        return HttpAnswer(503, body, {"Retry-After": str(retry_after)})
     if unreachable:
         body = error_body(503, unreachable)
         body.update({"summary": summary, "report": json_name})
         return HttpAnswer(503, body)
+    # Stopped part-way by the time limit: still a 200 (the request was processed, CONTRACT.md "HTTP API");
+    # the entries not submitted are `isFailed` with a reason that says to resend them.
     return HttpAnswer(200, {"value": values.entries, "summary": summary, "report": json_name, "status": result.status})
+
+
+def _time_limit(client: Any, limit_seconds: float, deadline: float | None) -> AbstractContextManager[Any]:
+    """The client's time limit for the rest of an HTTP import (`DefenderClient.time_limit`).
+
+    None for a client without one (a stand-in in tests) or without a deadline.
+    """
+    start = getattr(client, "time_limit", None)
+    if deadline is None or not callable(start):
+        return nullcontext(None)
+    label = f"the HTTP time limit (HTTP_DEADLINE_SECONDS = {limit_seconds:g} s)"
+    return start(deadline - time.monotonic(), label)  # type: ignore[no-any-return]
 
 
 class CollectingWriter(ReportWriter):
     """A ReportWriter that also hands every final outcome to the HTTP `value` builder."""
 
-    def __init__(self, values: ValueBuilder, *args: Any, **kw: Any) -> None:
+    def __init__(self, values: ValueBuilder, *args: Any, limit: Any = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self._values = values
+        self._limit = limit  # the client's TimeLimit, if any: entries it stopped are counted
         self.first_failure: str | None = None
+        self.stopped_by_limit = 0
 
     def add(self, outcome: Outcome) -> None:
         super().add(outcome)
         self._values.add(outcome)
-        if self.first_failure is None and outcome.status is Status.failed:
-            self.first_failure = outcome.reason
+        if outcome.status is Status.failed:
+            if self.first_failure is None:
+                self.first_failure = outcome.reason
+            stopped = getattr(self._limit, "reached", None)
+            if stopped is not None and outcome.reason and stopped.message in outcome.reason:
+                self.stopped_by_limit += 1
 
 
 def unreachable_message(result: Any, first_failure: str | None) -> str | None:

@@ -8,14 +8,22 @@ the pure `wire` module; the sliding window in `pacing`.
 Retry policy (CONTRACT.md "Defender calls"): urllib3's `Retry` is the policy object, but it is never
 mounted on the session — urllib3 would retry below the pacer. Here every attempt takes a pacer
 permit first, so retries count against `MAX_CALLS_PER_MINUTE`.
+
+Time limit: an HTTP import must answer inside the Functions host's 230-second limit, so its calls run under
+`with client.time_limit(seconds, label):`. No wait (call slot, Retry-After, backoff) may then end past the
+deadline — the client raises `DeadlineReached` instead of sleeping — and no request's timeouts reach past
+it. The blob path has no limit. The limit is per thread: invocations of one process share the client.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import requests
@@ -37,6 +45,7 @@ from shared.defender import wire
 from shared.defender.errors import (
     AccessDenied,
     BatchRejected,
+    DeadlineReached,
     DefenderError,
     DefenderUnavailable,
     IdentityUnavailable,
@@ -47,6 +56,7 @@ from shared.defender.pacing import (
     DELETE_CALLS_PER_MINUTE,
     LIST_CALLS_PER_MINUTE,
     CallPacer,
+    NoSlotInTime,
 )
 from shared.model import Outcome, Status
 
@@ -83,6 +93,15 @@ class ImportRetry(Retry):
         if self.backoff_jitter:
             value += random.random() * self.backoff_jitter
         return float(max(0.0, min(self.backoff_max, value)))
+
+
+@dataclass
+class TimeLimit:
+    """A deadline on the client's clock; `reached` is the DeadlineReached raised under it, if one was."""
+
+    deadline: float
+    label: str
+    reached: DeadlineReached | None = None
 
 
 class DefenderClient:
@@ -160,6 +179,46 @@ class DefenderClient:
         self.list_calls = 0
         self.delete_calls = 0
         self._identity_unknown_logged = False
+        self._local = threading.local()  # .limit: this thread's TimeLimit, if any
+
+    # ------------------------------------------------------------------ time limit
+
+    @contextmanager
+    def time_limit(self, seconds: float, label: str) -> Iterator[TimeLimit]:
+        """Calls this thread makes inside the block stop `seconds` from now at the latest.
+
+        A wait that would end later raises `DeadlineReached` (its message starts "stopped before <label>"),
+        and request timeouts are cut to the time left. The yielded TimeLimit tells afterwards whether
+        the limit stopped anything (`reached`).
+        """
+        limit = TimeLimit(self._clock() + seconds, label)
+        previous = getattr(self._local, "limit", None)
+        self._local.limit = limit
+        try:
+            yield limit
+        finally:
+            self._local.limit = previous
+
+    def _remaining(self) -> float | None:
+        """Seconds left under this thread's time limit; None without one."""
+        limit: TimeLimit | None = getattr(self._local, "limit", None)
+        return None if limit is None else limit.deadline - self._clock()
+
+    def _stopped(self, why: str, kind: str, *, wait: float | None = None, sent: bool = False) -> DeadlineReached:
+        limit: TimeLimit = self._local.limit
+        if kind != "import":
+            then = ""
+        elif sent:
+            # The request left but no answer came in time: resending is safe, the import is an upsert
+            # (defender-api.md §3.2), and what did arrive comes back `unchanged`.
+            then = "; Defender did not confirm it in time: resend it"
+        else:
+            then = "; not submitted: resend it"
+        error = DeadlineReached(f"stopped before {limit.label}: {why}{then}", wait=wait, why=why)
+        if limit.reached is None:
+            limit.reached = error
+        log.warning("%s call stopped before %s: %s", kind, limit.label, why)
+        return error
 
     # ------------------------------------------------------------------ import
 
@@ -312,14 +371,15 @@ class DefenderClient:
         attempt = 0
         while True:
             attempt += 1
+            permit = self._permit(pacer, kind)
             if attempt > 1 and kind == "import":
                 self.retries += 1
-            permit = pacer.acquire()
             if permit.waited:
                 log.debug("paced: waited %.2f s for a %s call slot", permit.waited, kind)
             try:
                 token = self._access_token()  # after the pacing wait, so the token is fresh when sent
-            except IdentityUnavailable:
+                timeout, capped = self._timeouts(kind)
+            except (IdentityUnavailable, DeadlineReached):
                 permit.release()
                 raise
             self._count(kind)
@@ -335,14 +395,18 @@ class DefenderClient:
                         "Content-Type": "application/json",
                         "Accept": "application/json",
                     },
-                    timeout=self.timeout,
+                    timeout=timeout,
                 )
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
                 permit.release()
+                if capped and isinstance(e, requests.ReadTimeout):
+                    # Cut short by the time limit: no time is left for a retry either.
+                    raise self._stopped(f"no answer within the {_secs(timeout[1])} left", kind, sent=True) from e
                 error = _as_urllib3_error(e)
                 log.debug("%s %s attempt %d: %s", method, path, attempt, type(error).__name__)
-                retry = self._increment(retry, method, url, error=error, what=f"{type(e).__name__} calling {url}")
-                self._wait(retry.get_backoff_time(), "backoff")
+                what = f"{type(e).__name__} calling {url}"
+                retry = self._increment(retry, method, url, error=error, what=what)
+                self._wait(retry.get_backoff_time(), kind, f"the retry after {type(e).__name__} would wait {{}}")
                 continue
             except requests.RequestException as e:
                 permit.release()
@@ -366,9 +430,9 @@ class DefenderClient:
                 except InvalidHeader:  # an unparsable Retry-After: fall back to the backoff
                     after = None
                 if after is not None:
-                    self._wait(after, "Retry-After")
+                    self._wait(after, kind, f"Defender asked to wait {{}} (HTTP {status}, Retry-After)")
                 else:
-                    self._wait(retry.get_backoff_time(), "backoff")
+                    self._wait(retry.get_backoff_time(), kind, f"the retry after HTTP {status} would wait {{}}")
                 continue
             if resp.ok and parse is not None:
                 try:
@@ -377,7 +441,7 @@ class DefenderClient:
                     # Safe to send again: the import is an upsert (defender-api.md §3.2).
                     log.debug("%s %s attempt %d: %s", method, path, attempt, e)
                     retry = self._increment(retry, method, url, error=ProtocolError(str(e)), what=f"{e} from {url}")
-                    self._wait(retry.get_backoff_time(), "backoff")
+                    self._wait(retry.get_backoff_time(), kind, "the retry after a malformed answer would wait {}")
                     continue
             return resp, None
 
@@ -391,9 +455,39 @@ class DefenderClient:
                 " check DEFENDER_API_URL and the network path to it"
             ) from e
 
-    def _wait(self, seconds: float, why: str) -> None:
+    def _permit(self, pacer: CallPacer, kind: str) -> Any:
+        """The pacer's permit; under a time limit only when the slot comes before the deadline."""
+        remaining = self._remaining()
+        if remaining is None:
+            return pacer.acquire()
+        if remaining <= 0:
+            raise self._stopped("no time left for another call", kind)
+        try:
+            return pacer.acquire(max_wait=remaining)
+        except NoSlotInTime as e:
+            why = f"the next {kind} call slot (calls are paced per minute) is {_secs(e.wait)} away"
+            raise self._stopped(f"{why} with {_secs(remaining)} left", kind, wait=e.wait) from None
+
+    def _timeouts(self, kind: str) -> tuple[tuple[float, float], bool]:
+        """(connect, read) timeouts for the next request, cut to the time left; and whether the read one was."""
+        remaining = self._remaining()
+        connect, read = self.timeout
+        if remaining is None or remaining >= max(connect, read):
+            return self.timeout, False
+        if remaining <= 0:
+            raise self._stopped("no time left for another call", kind)
+        return (min(connect, remaining), min(read, remaining)), remaining < read
+
+    def _wait(self, seconds: float, kind: str, why: str) -> None:
+        """Sleep `seconds` before the next attempt — unless that would end past the time limit.
+
+        `why` describes the wait, `{}` standing for its length ("Defender asked to wait {} (...)").
+        """
+        remaining = self._remaining()
+        if remaining is not None and (seconds > remaining or remaining <= 0):
+            raise self._stopped(f"{why.format(_secs(seconds))} with {_secs(remaining)} left", kind, wait=seconds)
         if seconds > 0:
-            log.debug("waiting %.2f s (%s)", seconds, why)
+            log.debug("waiting %.2f s (%s)", seconds, why.format(_secs(seconds)))
             self._sleep(seconds)
 
     def _count(self, kind: str) -> None:
@@ -513,6 +607,12 @@ def _as_urllib3_error(e: requests.RequestException) -> Exception:
 def _as_urllib3_response(resp: requests.Response) -> HTTPResponse:
     """Status and headers in the shape `Retry` reads (the body is not needed)."""
     return HTTPResponse(body=b"", headers=dict(resp.headers), status=resp.status_code, preload_content=False)
+
+
+def _secs(seconds: float) -> str:
+    """`60 s`, `2.5 s`, `0 s`: a duration for messages."""
+    tenths = round(max(seconds, 0.0), 1)
+    return f"{tenths:.0f} s" if tenths >= 10 or tenths == int(tenths) else f"{tenths:.1f} s"
 
 
 def _first_line(text: str) -> str:

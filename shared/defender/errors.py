@@ -1,6 +1,7 @@
 """Failures of calls to Defender, shaped by what the caller does next (STYLE.md "Errors").
 
 - `DefenderUnavailable`: no usable answer after retries; the batch and the rest of the run fail cleanly.
+- `DeadlineReached`: a `DefenderUnavailable` raised instead of waiting past the caller's time limit (HTTP).
 - `AccessDenied`: 403, or 401 after one token refresh; stop and explain the missing role or wrong audience.
 - `IdentityUnavailable`: the token could not be obtained from azure-identity.
 - `BatchRejected`: a whole-batch 400; when its code names a value the batch is bisected.
@@ -39,6 +40,20 @@ class DefenderError(Exception):
 
 class DefenderUnavailable(DefenderError):
     """No usable answer after the bounded retries (network errors, timeouts, 5xx, 429 that never clears)."""
+
+
+class DeadlineReached(DefenderUnavailable):
+    """The next wait (call slot, Retry-After, backoff) would end past the caller's time limit: stopped instead.
+
+    A `DefenderUnavailable`, so the run stops as for any unreachable Defender; `wait` is the wait that did not
+    fit (seconds; None when no time was left at all), for the caller's own `Retry-After`; `why` the reason
+    alone (what the message says after the limit's name, without advice to the caller of each entry).
+    """
+
+    def __init__(self, message: str, *, wait: float | None = None, why: str = "") -> None:
+        super().__init__(message)
+        self.wait = wait
+        self.why = why
 
 
 class AccessDenied(DefenderError):

@@ -30,6 +30,14 @@ BATCH_DELETE_CALLS_PER_MINUTE = 30
 DELETE_CALLS_PER_MINUTE = 100
 
 
+class NoSlotInTime(Exception):
+    """`CallPacer.acquire(max_wait)`: the next call slot is `wait` seconds away, further than allowed."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"the next call slot is {wait:.1f} s away")
+        self.wait = wait
+
+
 class Permit:
     """One granted call; `waited` is how long `acquire()` slept for it."""
 
@@ -92,8 +100,12 @@ class CallPacer:
         times = sorted(p.at for p in self._permits)
         return max(times[excess] + self.window_seconds - now, 0.0)
 
-    def acquire(self) -> Permit:
-        """Wait until a call fits in the window, book it, and return its permit."""
+    def acquire(self, max_wait: float | None = None) -> Permit:
+        """Wait until a call fits in the window, book it, and return its permit.
+
+        `max_wait`: raise NoSlotInTime instead of sleeping when the slot lies further away than that
+        (counted from this call; a caller with a deadline must not sleep past it).
+        """
         waited = 0.0
         while True:
             with self._lock:
@@ -105,6 +117,8 @@ class CallPacer:
                     self.granted += 1
                     self.waited_seconds += waited
                     return permit
+            if max_wait is not None and waited + wait > max_wait:
+                raise NoSlotInTime(wait)
             self._sleep(wait)
             waited += wait
 

@@ -205,6 +205,95 @@ def test_503_when_defender_refuses_the_identity(functions, make_runtime, defende
     assert answer["report"].startswith("http/")
 
 
+IMPORT_PATH = "/api/indicators/import"
+DEADLINE_REASON = "stopped before the HTTP time limit (HTTP_DEADLINE_SECONDS = 10 s)"
+
+
+def throttled_from_call(n: int, defender: Any) -> Any:
+    """A Defender client factory whose n-th import call (1-based) is answered 429 with `Retry-After: 60`."""
+    from tests.app.conftest import fast_defender_factory
+
+    def factory(settings: Any) -> Any:
+        client = fast_defender_factory(settings)
+        real = client.submit
+        armed = False
+
+        def submit(batch: Any) -> Any:
+            nonlocal armed
+            if not armed and client.api_calls == n - 1:
+                armed = True
+                defender.admin.add_fault("throttle", retry_after=60, path=IMPORT_PATH)
+            return real(batch)
+
+        client.submit = submit
+        return client
+
+    return factory
+
+
+def test_a_throttled_batch_past_the_time_limit_fails_the_rest_with_a_200(functions, app_env, defender, blob_service):
+    """The Functions host cuts HTTP answers at 230 s: the client stops instead of waiting 60 s for a slot, and
+    the caller gets its `value` list — the first batch submitted, the rest failed with a reason to resend."""
+    import os
+    import time
+
+    env = dict(os.environ, HTTP_DEADLINE_SECONDS="10")
+    entry.set_runtime(entry.Runtime.from_env(env, defender_factory=throttled_from_call(2, defender)))
+    values = [hex_value(f"late-{i}") for i in range(1200)]
+    body = json.dumps({"Indicators": [make_indicator(v) for v in values]}).encode()
+    try:
+        started = time.monotonic()
+        status, answer, _ = post(functions, body)
+        elapsed = time.monotonic() - started
+    finally:
+        entry.set_runtime(None)
+    assert status == 200 and elapsed < 10
+    assert [v["indicator"] for v in answer["value"]] == values
+    first, rest = answer["value"][:500], answer["value"][500:]
+    assert all(v["isFailed"] is False and v["id"] for v in first)
+    assert all(v["isFailed"] is True and v["id"] is None for v in rest)
+    reasons = {v["failureReason"] for v in rest}
+    assert len(reasons) == 1
+    (reason,) = reasons
+    assert reason.startswith(DEADLINE_REASON) and "asked to wait 60 s (HTTP 429, Retry-After)" in reason
+    assert reason.endswith("not submitted: resend it")
+    calls = import_calls(defender)
+    assert [c["status"] for c in calls] == [200, 429]  # no retry of the throttled batch, no third batch
+    assert answer["summary"]["submitted"] == 500 and answer["summary"]["failed"] == 700
+    assert answer["summary"]["apiCalls"] == 2 and answer["status"] == "completed_with_errors"
+    report = json.loads(
+        blob_service.get_blob_client(app_env["REPORTS_CONTAINER"], answer["report"]).download_blob().readall()
+    )
+    assert report["summary"]["failed"] == 700
+
+
+def test_503_with_retry_after_when_the_time_limit_stops_the_first_batch(functions, app_env, defender):
+    import os
+
+    env = dict(os.environ, HTTP_DEADLINE_SECONDS="10")
+    entry.set_runtime(entry.Runtime.from_env(env, defender_factory=throttled_from_call(1, defender)))
+    try:
+        status, answer, headers = post(functions, json.dumps([f"slow{i}.example.com" for i in range(3)]).encode())
+    finally:
+        entry.set_runtime(None)
+    assert status == 503 and headers["Retry-After"] == "60"
+    message = answer["error"]["message"]
+    assert message.startswith(DEADLINE_REASON) and "None of the 3 indicators was submitted" in message
+    assert answer["report"].startswith("http/") and answer["summary"]["failed"] == 3
+    assert [c["status"] for c in import_calls(defender)] == [429]
+
+
+@pytest.mark.parametrize(("value", "ok"), [("10", True), ("225", True), ("9", False), ("226", False), ("x", False)])
+def test_http_deadline_setting_bounds(value: str, ok: bool) -> None:
+    env = {"HTTP_DEADLINE_SECONDS": value}
+    if ok:
+        assert entry.AppOptions.from_env(env).http_deadline == float(value)
+    else:
+        with pytest.raises(entry.SettingsError, match="HTTP_DEADLINE_SECONDS"):
+            entry.AppOptions.from_env(env)
+    assert entry.AppOptions.from_env({}).http_deadline == 200.0
+
+
 def test_health_reports_configuration_without_secrets(functions, make_runtime, app_env, monkeypatch):
     req = func.HttpRequest(method="GET", url="http://127.0.0.1/api/health", headers={}, params={}, body=b"")
     resp = functions["health"].get_user_function()(req)
