@@ -1,6 +1,6 @@
 """Normalisation: one raw value (and an optional type hint) → one typed, canonical candidate.
 
-Core module: standard library and `idna` only, no I/O. Owns trimming, refanging, lower-casing,
+Core module: standard library and `idna` only, no I/O. Owns trimming, unwrapping, refanging, lower-casing,
 IDN → punycode, canonical IP forms, type inference and the type corrections the contract allows
 (CONTRACT.md "Normalisation"). Whether the canonical value is acceptable to Defender is
 `rules.py`'s job; this module only refuses what it cannot even put into a typed form.
@@ -37,6 +37,19 @@ _DOMAINISH = re.compile(r"(?:[^\W_]|-)+(?:\.(?:[^\W_]|-)+)+\.?").fullmatch
 _CIDR = re.compile(r"[0-9a-fA-F:.]+/\d{1,3}").fullmatch
 _IP_RANGE = re.compile(r"[0-9a-fA-F:.]+\s*-\s*[0-9a-fA-F:.]+").fullmatch
 _IPV4ISH = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}").fullmatch
+
+# A value wrapped in one matching pair (opening character → closing character, note): quotes as a
+# spreadsheet or a chat message keeps them, backticks from Markdown, `<URL>` as e-mail clients and
+# Markdown autolinks write it (RFC 3986 Appendix C suggests `<>` as delimiters around a URI in text).
+_WRAPS = {
+    '"': ('"', "quotes removed"),
+    "'": ("'", "quotes removed"),
+    "`": ("`", "quotes removed"),
+    "\u201c": ("\u201d", "quotes removed"),
+    "\u2018": ("\u2019", "quotes removed"),
+    "<": (">", "angle brackets removed"),
+}
+WRAP_OPENERS = frozenset(_WRAPS)  # one set look-up on the first character keeps plain values cheap
 
 # Refang table, applied in order; case-insensitive. Sources: the corpus (SOURCES.md files 1, 3, 7,
 # 8, 9, 23) and common defanging conventions (CONTRACT.md "Inputs", plain text).
@@ -144,6 +157,24 @@ def refang(value: str) -> str:
     for pattern, repl in _REFANG:
         value = pattern.sub(repl, value)
     return value
+
+
+def unwrap(value: str) -> tuple[str, str] | None:
+    """(inner value trimmed, note) when one matching pair wraps the whole (trimmed) value, else None.
+
+    Only when nothing of the same kind is inside: `<https://a.example/?<id>>` is not an autolink but a
+    URL holding a placeholder, which rules.py rejects (`url-placeholder`).
+    """
+    pair = _WRAPS.get(value[:1])
+    if pair is None or len(value) < 2:
+        return None
+    close, note = pair
+    if value[-1] != close:
+        return None
+    inner = value[1:-1]
+    if value[0] in inner or close in inner:
+        return None
+    return inner.strip(TRIM), note
 
 
 def hash_type_for_length(n: int) -> IndicatorType | None:
@@ -276,7 +307,8 @@ def normalise(raw_value: str, type_hint: str | None = None) -> Candidate | Probl
     """Trim, refang and type one raw value; the canonical form or why there is none.
 
     `type_hint` is a Defender type name (any case) or a foreign one (MISP, Sentinel, ThreatFox, …);
-    empty or None means "infer from the value".
+    empty or None means "infer from the value". A value wrapped in one pair of quotes or angle
+    brackets is the value inside, noted (`unwrap`).
     """
     value = raw_value.strip(TRIM)
     if not value:
@@ -302,6 +334,21 @@ def normalise(raw_value: str, type_hint: str | None = None) -> Candidate | Probl
         if HASH_LENGTHS[kind] == n:
             return Candidate(kind, value.lower(), (), True)
         return _hash(value, kind)
+    if value[0] in WRAP_OPENERS:
+        unwrapped = unwrap(value)
+        if unwrapped is not None:
+            inner, note = unwrapped
+            if not inner:
+                return Problem("empty-value", f"{note}; the indicator value is empty")
+            c = _typed(inner, kind, hint_name)
+            if isinstance(c, Candidate):
+                return Candidate(c.type, c.value, (note, *c.notes), c.checked)
+            return Problem(c.code, f"{note}; {c.message}")  # as validate.py writes notes before a reason
+    return _typed(value, kind, hint_name)
+
+
+def _typed(value: str, kind: object, hint_name: str) -> Candidate | Problem:
+    """Refang and type a trimmed, unwrapped value; `kind` is the resolved hint (None: infer)."""
     value = refang(value)
     if kind is None:
         inferred = infer_type(value)

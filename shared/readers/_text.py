@@ -1,8 +1,9 @@
 """Plain-text and Markdown lists: one indicator per line, prose counted as Ignored, never mined.
 
 A line is an indicator line when, after its bullet marker, backticks and comment part are
-removed, what is left is a single token that looks like an indicator once refanged (CONTRACT.md
-"Inputs": plain text). The original token is passed on; refanging is validation's job.
+removed, what is left is a single token that looks like an indicator once refanged, also when
+wrapped in one pair of quotes or angle brackets (CONTRACT.md "Inputs": plain text). The original
+token is passed on; refanging and unwrapping are validation's job.
 Each line is decoded on its own, so a byte that is not UTF-8 only spoils its own line.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from shared.model import FIELD_VALUE, Ignored, RawRow
+from shared.normalise import WRAP_OPENERS, unwrap
 from shared.readers._looks import kind, refang
 from shared.readers._stream import binary_lines
 
@@ -111,7 +113,7 @@ def _line_item(number: int, body: str, *, markdown: bool, separators: str) -> Ra
     for candidate in candidates:
         if not candidate or _WS.search(candidate):
             continue
-        k = kind(refang(candidate))
+        k = _kind(candidate)
         if k in _INDICATOR_KINDS:
             return RawRow(number, {FIELD_VALUE: candidate})
         if k == "email":
@@ -129,11 +131,23 @@ def _table_row(number: int, s: str) -> Iterator[RawRow | Ignored]:
     found = False
     for cell in s.strip().strip("|").split("|"):
         token = _clean(cell)
-        if token and not _WS.search(token) and kind(refang(token)) in _INDICATOR_KINDS:
+        if token and not _WS.search(token) and _kind(token) in _INDICATOR_KINDS:
             found = True
             yield RawRow(number, {FIELD_VALUE: token})
     if not found:
         yield Ignored(number, "table row without indicators")
+
+
+def _kind(token: str) -> str | None:
+    """What a single token (no whitespace) looks like; one wrapped in a pair of quotes or angle
+    brackets (`"evil.example"`, `<https://evil.example/x>`) looks like what it wraps. The token is
+    passed on as written: normalisation removes the pair and notes it."""
+    k = kind(refang(token))
+    if k is None and token[0] in WRAP_OPENERS:
+        unwrapped = unwrap(token)
+        if unwrapped is not None and unwrapped[0]:
+            k = kind(refang(unwrapped[0]))
+    return k
 
 
 def _clean(text: str) -> str:

@@ -103,6 +103,32 @@ CASES = [
     ("//Evil.example/x", None, T.Url, "http://evil.example/x", ("http: added (scheme-relative URL)",)),
     ("//evil[.]example/x", "url", T.Url, "http://evil.example/x", ("http: added (scheme-relative URL)",)),
     ("010.8.8.8", None, T.IpAddress, "010.8.8.8", ()),  # leading zeros: rules.py rejects
+    # One matching pair of quotes or angle brackets around the whole value is removed, noted.
+    ('"evil.example.com"', None, T.DomainName, "evil.example.com", ("quotes removed",)),
+    ("'Evil.Example.com'", "domain", T.DomainName, "evil.example.com", ("quotes removed",)),
+    ("`evil.example.com`", None, T.DomainName, "evil.example.com", ("quotes removed",)),
+    ("\u201cevil.example.com\u201d", None, T.DomainName, "evil.example.com", ("quotes removed",)),  # “…”
+    ("\u2018evil.example.com\u2019", None, T.DomainName, "evil.example.com", ("quotes removed",)),  # ‘…’
+    (' "evil[.]example.com " ', None, T.DomainName, "evil.example.com", ("quotes removed",)),  # trimmed both sides
+    ("<https://Evil.example.com/x>", None, T.Url, "https://evil.example.com/x", ("angle brackets removed",)),
+    (
+        "<evil.example.com/x>",
+        "url",
+        T.Url,
+        "http://evil.example.com/x",
+        ("angle brackets removed", "http:// added (no scheme)"),
+    ),
+    ('"8.8.8.8:443"', "ip", T.IpAddress, "8.8.8.8", ("quotes removed", "port 443 removed")),
+    (f'"{SHA256.upper()}"', None, T.FileSha256, SHA256, ("quotes removed",)),
+    # Not one pair around the whole value: left as it is (rules.py then rejects the placeholder).
+    (
+        "<https://r20.example.net/tn.jsp?<unique_to_target>>",
+        "url",
+        T.Url,
+        "http://<https://r20.example.net/tn.jsp?<unique_to_target>>",
+        ("http:// added (no scheme)",),
+    ),
+    ("https://a.example/d/<target_email_address>", None, T.Url, "https://a.example/d/<target_email_address>", ()),
 ]
 
 
@@ -128,6 +154,13 @@ PROBLEMS = [
     ("*.", None, "not-an-indicator"),
     ("abc", "hash", "hash-length"),
     ("xn--a.例-", "domain", "idn-invalid"),
+    ('""', None, "empty-value"),  # nothing inside the quotes
+    ("< >", None, "empty-value"),
+    ("<unique_to_target>", None, "not-an-indicator"),  # a bare placeholder is no indicator once unwrapped
+    ("\"evil.example.com'", None, "not-an-indicator"),  # quotes that do not match
+    ('\u201cevil.example.com"', None, "not-an-indicator"),
+    ('"a"b.example"', None, "not-an-indicator"),  # a quote of the same kind inside: not one pair
+    ("'evil.example.com", None, "not-an-indicator"),  # no closing quote
 ]
 
 
@@ -136,6 +169,16 @@ def test_normalise_problems(raw, hint, code):
     got = normalise(raw, hint)
     assert isinstance(got, Problem), got
     assert got.code == code
+
+
+def test_unwrapped_value_problem_keeps_the_note():
+    assert normalise("<unique_to_target>") == Problem(
+        "not-an-indicator", "angle brackets removed; 'unique_to_target' is not a hash, IP address, domain name or URL"
+    )
+    assert normalise('"*.evil.example"') == Problem(
+        "domain-wildcard",
+        "quotes removed; wildcards are not supported ('*.evil.example'); 'evil.example' covers its sub-domains",
+    )
 
 
 def test_unsupported_type_names_the_type():

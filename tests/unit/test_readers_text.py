@@ -61,6 +61,36 @@ def test_wildcard_domain_lines_are_entries_so_validation_can_say_why():
     assert [i.line for i in out if isinstance(i, Ignored)] == [2]
 
 
+def test_wrapped_token_alone_on_a_line_is_an_entry_a_quoted_sentence_is_prose():
+    """Quotes or angle brackets around one token (`<URL>` as e-mail clients write it) are passed on as written."""
+    data = (
+        '"evil.example.com"\n'
+        "'8.8.8.8'\n"
+        "\u201cevil[.]example.net\u201d\n"
+        "- <https://evil.example.com/x>\n"
+        '"The domain evil.example.com was spoofed."\n'
+        "<unique_to_target>\n"
+        '"evil.example.org\n'
+        "<user@example.com>\n"
+    ).encode()
+    _, out = items(data)
+    assert values(out) == [
+        (1, '"evil.example.com"'),
+        (2, "'8.8.8.8'"),
+        (3, "\u201cevil[.]example.net\u201d"),
+        (4, "<https://evil.example.com/x>"),
+    ]
+    assert [i.line for i in out if isinstance(i, Ignored)] == [5, 6, 7]
+    assert [(i.line, i.invalid) for i in out if isinstance(i, RawRow) and i.invalid] == [
+        (8, "an email address is not a Defender indicator type")
+    ]
+
+
+def test_wrapped_tokens_in_markdown_table_cells():
+    _, out = items(b'| "evil.example.com" | <https://evil.example.net/x> | note |\n', "iocs.md")
+    assert values(out) == [(1, '"evil.example.com"'), (1, "<https://evil.example.net/x>")]
+
+
 def test_prose_lines_are_ignored_never_mined():
     data = (
         b"Report about things\n"

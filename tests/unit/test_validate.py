@@ -129,6 +129,21 @@ def test_notes_are_kept_on_pending_entries():
     assert o.final(Status.submitted, id="5").reason == "; ".join(o.notes)
 
 
+def test_wrapped_values_are_unwrapped_noted_and_deduplicated():
+    out = run(
+        [
+            RawRow(1, {"value": "evil.example"}),
+            RawRow(2, {"value": '"evil.example"'}),
+            RawRow(3, {"value": "<https://evil.example/x>"}),
+            RawRow(4, {"value": "<https://evil.example/?<unique_to_target>>"}),  # a placeholder, not an autolink
+        ]
+    )
+    assert [o.status for o in out] == [None, Status.duplicate, None, Status.invalid]
+    assert out[1].reason == "quotes removed; duplicate of line 1"
+    assert (out[2].value, out[2].notes) == ("https://evil.example/x", ("angle brackets removed",))
+    assert "placeholder" in (out[3].reason or "")
+
+
 def test_reader_verdicts_stand():
     inv = one({"value": " {bad json"}, invalid="line is not JSON")
     skip = one({"value": "evil.example", "type": "domain"}, skip="to_ids is false")
