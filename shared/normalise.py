@@ -21,6 +21,9 @@ T = IndicatorType
 WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B))
 WHITESPACE += "\u2028\u2029\u202f\u205f\u3000"
 ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+# LEFT-TO-RIGHT and RIGHT-TO-LEFT MARK: invisible too; the Windows certificate dialog puts an LRM in
+# front of the thumbprint it lets you copy.
+ZERO_WIDTH += "\u200e\u200f"
 TRIM = WHITESPACE + ZERO_WIDTH
 
 HASH_LENGTHS = {T.FileMd5: 32, T.FileSha1: 40, T.FileSha256: 64, T.CertificateThumbprint: 40}
@@ -30,6 +33,10 @@ _FILE_HASHES = (T.FileMd5, T.FileSha1, T.FileSha256)
 _HEX = re.compile(r"[0-9a-fA-F]+").fullmatch
 # `not s.translate(_DROP_HEX)`: a non-empty s is all hex digits (faster than _HEX on 64 characters).
 _DROP_HEX = str.maketrans("", "", "0123456789abcdefABCDEF")
+# Hex bytes (pairs of digits) with one kind of separator throughout (`AA:BB:CC`, `aa bb cc`, `aa-bb-cc`),
+# as fingerprint tools write them; group 1 is the separator. Pairs only: a full-form IPv6 address
+# (`2a00:1450:…`, groups of four) or a GUID in a hash column is not a hash written with separators.
+_SEPARATED_HEX = re.compile(r"[0-9a-fA-F]{2}([:\s-])[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2})*").fullmatch
 _HAS_DEFANG = re.compile(r"[\[\(\{\\]|hxxp|dot", re.IGNORECASE).search
 _HAS_SPACE = re.compile(f"[{re.escape(TRIM)}]").search
 # Domain-ish: letters, digits, hyphens, dots (and non-ASCII for IDN) — for inference only.
@@ -349,6 +356,15 @@ def normalise(raw_value: str, type_hint: str | None = None) -> Candidate | Probl
 
 def _typed(value: str, kind: object, hint_name: str) -> Candidate | Problem:
     """Refang and type a trimmed, unwrapped value; `kind` is the resolved hint (None: infer)."""
+    if kind in _HASH_KINDS:
+        grouped = _SEPARATED_HEX(value)
+        if grouped is not None:
+            # `AA:BB:…` (openssl -fingerprint), `aa bb …` (Windows certificate dialog), `aa-bb-…`: only
+            # in a row typed as a hash or thumbprint; an untyped value is never guessed to be one.
+            c = _hash_of_kind(value.replace(grouped[1], ""), kind, hint_name)
+            if isinstance(c, Candidate):
+                return Candidate(c.type, c.value, ("separators removed", *c.notes))
+            return Problem(c.code, f"separators removed; {c.message}")
     value = refang(value)
     if kind is None:
         inferred = infer_type(value)
@@ -365,13 +381,21 @@ def _typed(value: str, kind: object, hint_name: str) -> Candidate | Problem:
             return Problem("not-an-indicator", f"{_short(value)} is not a hash, IP address, domain name or URL")
         return _as_type(value, inferred, None)
     if kind is _ANY_HASH:
+        return _hash_of_kind(value, kind, hint_name)
+    assert isinstance(kind, IndicatorType)
+    return _as_type(value, kind, hint_name)
+
+
+def _hash_of_kind(value: str, kind: object, hint_name: str) -> Candidate | Problem:
+    """A value under a hash hint: a Defender hash type, or any hash whose length decides."""
+    if kind is _ANY_HASH:
         lowered = value.lower()
         t = _HASH_BY_LENGTH.get(len(lowered))
         if t is None:
             return Problem("hash-length", f"a {hint_name} hash has 32, 40 or 64 hex characters, got {len(value)}")
         return Candidate(t, lowered)
     assert isinstance(kind, IndicatorType)
-    return _as_type(value, kind, hint_name)
+    return _hash(value, kind)
 
 
 def _short(value: str, limit: int = 80) -> str:

@@ -15,6 +15,14 @@ SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 
+def colons(hexdigits: str) -> str:
+    """`AA:BB:…`, as `openssl x509 -fingerprint` writes a digest."""
+    return ":".join(hexdigits[i : i + 2] for i in range(0, len(hexdigits), 2)).upper()
+
+
+SHA1_COLONS, SHA256_COLONS, MD5_COLONS = colons(SHA1), colons(SHA256), colons(MD5)
+
+
 def test_trim_list_covers_every_python_whitespace_character():
     missing = [hex(c) for c in range(sys.maxunicode + 1) if chr(c).isspace() and chr(c) not in TRIM]
     assert missing == []
@@ -129,6 +137,39 @@ CASES = [
         ("http:// added (no scheme)",),
     ),
     ("https://a.example/d/<target_email_address>", None, T.Url, "https://a.example/d/<target_email_address>", ()),
+    # Hashes and thumbprints written as bytes with separators, in a row typed as a hash: joined, noted.
+    (SHA1_COLONS, "CertificateThumbprint", T.CertificateThumbprint, SHA1, ("separators removed",)),  # openssl
+    (SHA1_COLONS, "x509-fingerprint-sha1", T.CertificateThumbprint, SHA1, ("separators removed",)),  # MISP
+    (
+        "\u200e" + SHA1_COLONS.replace(":", " ").lower(),
+        "certificate",
+        T.CertificateThumbprint,
+        SHA1,
+        ("separators removed",),
+    ),  # copied from the Windows certificate dialog, LEFT-TO-RIGHT MARK in front
+    (SHA1_COLONS.replace(":", "-"), "sha1", T.FileSha1, SHA1, ("separators removed",)),
+    (SHA256_COLONS, "hash", T.FileSha256, SHA256, ("separators removed",)),  # the length decides
+    (MD5_COLONS, "FileMd5", T.FileMd5, MD5, ("separators removed",)),
+    (
+        SHA256_COLONS,
+        "FileMd5",
+        T.FileSha256,
+        SHA256,
+        ("separators removed", "type corrected from FileMd5 to FileSha256"),
+    ),
+    (
+        f'"{SHA1_COLONS}"',
+        "CertificateThumbprint",
+        T.CertificateThumbprint,
+        SHA1,
+        ("quotes removed", "separators removed"),
+    ),
+    # A SHA-256 fingerprint in a thumbprint row: joined, so that rules.py can say the length is wrong.
+    (SHA256_COLONS, "CertificateThumbprint", T.CertificateThumbprint, SHA256, ("separators removed",)),
+    # Not bytes with one separator throughout: as given (rules.py: not hexadecimal).
+    ("2a00:1450:4001:0828:0000:0000:0000:200e", "sha1", T.FileSha1, "2a00:1450:4001:0828:0000:0000:0000:200e", ()),
+    ("d41d8cd9-8f00-b204-e980-0998ecf8427e", "md5", T.FileMd5, "d41d8cd9-8f00-b204-e980-0998ecf8427e", ()),
+    (SHA1_COLONS.replace(":", "-", 1), "sha1", T.FileSha1, SHA1_COLONS.replace(":", "-", 1).lower(), ()),
 ]
 
 
@@ -179,6 +220,17 @@ def test_unwrapped_value_problem_keeps_the_note():
         "domain-wildcard",
         "quotes removed; wildcards are not supported ('*.evil.example'); 'evil.example' covers its sub-domains",
     )
+
+
+def test_untyped_hash_with_separators_is_not_guessed():
+    got = normalise(SHA1_COLONS)
+    assert isinstance(got, Problem) and got.code == "not-an-indicator"
+
+
+def test_separated_hash_of_no_hash_length_says_so_after_joining():
+    got = normalise("AA:BB:CC", "hash")
+    assert isinstance(got, Problem) and got.code == "hash-length"
+    assert got.message.startswith("separators removed; ") and got.message.endswith("32, 40 or 64 hex characters, got 6")
 
 
 def test_unsupported_type_names_the_type():

@@ -144,6 +144,18 @@ def test_wrapped_values_are_unwrapped_noted_and_deduplicated():
     assert "placeholder" in (out[3].reason or "")
 
 
+def test_thumbprint_with_separators_is_joined_and_noted():
+    sha1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+    colons = ":".join(sha1[i : i + 2] for i in range(0, 40, 2)).upper()
+    o = one({"value": colons, "type": "CertificateThumbprint", "action": "BlockAndRemediate"})
+    assert (o.status, o.value, o.notes) == (None, sha1, ("separators removed",))
+    sha256_fingerprint = ":".join(SHA256[i : i + 2] for i in range(0, 64, 2))
+    o = one({"value": sha256_fingerprint, "type": "CertificateThumbprint", "action": "Allowed"})
+    assert o.status is Status.invalid
+    assert o.reason == "separators removed; CertificateThumbprint needs 40 hex characters, got 64"
+    assert one({"value": colons}).status is Status.invalid  # untyped: never guessed to be a hash
+
+
 def test_reader_verdicts_stand():
     inv = one({"value": " {bad json"}, invalid="line is not JSON")
     skip = one({"value": "evil.example", "type": "domain"}, skip="to_ids is false")
