@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from shared.model import Action, IndicatorType, Problem, Severity
 from shared.normalise import HASH_LENGTHS, TRIM, canonical_ip, split_url
-from shared.settings import Settings
+from shared.settings import LEGACY_ACTIONS, Settings
 
 T = IndicatorType
 
@@ -273,8 +273,7 @@ VALID_ACTIONS: dict[IndicatorType, frozenset[Action]] = {
 }
 
 _ACTION_NAMES = {a.value.lower(): a for a in Action}
-# Legacy names still listed by Defender (defender-api.md §1.5); mapped with generateAlert true (CONTRACT.md).
-_LEGACY_ACTIONS = {"alert": Action.Audit, "alertandblock": Action.Block}
+# Legacy names (`LEGACY_ACTIONS`, settings.py) are mapped with generateAlert true (CONTRACT.md).
 
 
 class ActionChoice:
@@ -291,7 +290,8 @@ class ActionChoice:
 def resolve_action(raw: str | None, t: IndicatorType, settings: Settings) -> ActionChoice | Problem:
     """The row's action (case-insensitive, trimmed) or the default, checked against the type.
 
-    - Legacy `Alert` → `Audit`, `AlertAndBlock` → `Block`, both with generateAlert true (CONTRACT.md).
+    - Legacy `Alert` → `Audit`, `AlertAndBlock` → `Block`, both with generateAlert true (CONTRACT.md);
+      also as the default (DEFAULT_ACTION or file metadata, mapped in settings.py), noted the same way.
     - `Audit` always sends generateAlert true (defender-api.md §1.5).
     - Certificates need an explicit `Allowed`/`BlockAndRemediate` from the row or file metadata;
       the app-wide DEFAULT_ACTION does not count (CONTRACT.md "Settings").
@@ -305,7 +305,7 @@ def resolve_action(raw: str | None, t: IndicatorType, settings: Settings) -> Act
         key = text.lower()
         action = _ACTION_NAMES.get(key)
         if action is None:
-            legacy = _LEGACY_ACTIONS.get(key)
+            legacy = LEGACY_ACTIONS.get(key)
             if legacy is None:
                 return Problem(
                     "action-unknown",
@@ -321,6 +321,11 @@ def resolve_action(raw: str | None, t: IndicatorType, settings: Settings) -> Act
             "certificate-action-required",
             "a CertificateThumbprint needs an explicit action Allowed or BlockAndRemediate (row or file metadata)",
         )
+    note = settings.default_action_note
+    if note:
+        # A legacy DEFAULT_ACTION or file `action` (settings.py): noted, generateAlert true as for a row.
+        choice = _action_for_type(action, t, (note,), True, explicit=False)
+        return Problem(choice.code, f"{note}; {choice.message}") if isinstance(choice, Problem) else choice
     return _action_for_type(action, t, notes, False, explicit=False)
 
 

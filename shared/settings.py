@@ -46,6 +46,19 @@ def _enum_ci(enum: type[StrEnum], text: str) -> Any:
     raise ValueError(f"expected one of {', '.join(m.value for m in enum)}, got {text!r}")
 
 
+# Legacy action names Defender still lists (defender-api.md §1.5), mapped as in rows (CONTRACT.md
+# "Normalisation"): `Alert` → `Audit`, `AlertAndBlock` → `Block`, both with generateAlert true.
+LEGACY_ACTIONS = {"alert": Action.Audit, "alertandblock": Action.Block}
+
+
+def _action(text: str) -> tuple[Action, str | None]:
+    """A current action name, or a legacy one mapped: (action, the legacy name as written or None)."""
+    legacy = LEGACY_ACTIONS.get(text.strip().lower())
+    if legacy is not None:
+        return legacy, text.strip()
+    return _enum_ci(Action, text), None
+
+
 def parse_expiration_by_type(text: str) -> dict[IndicatorType, int]:
     """`IpAddress=30,Url=90` → {IpAddress: 30, Url: 90}; type names are case-insensitive."""
     out: dict[IndicatorType, int] = {}
@@ -123,6 +136,9 @@ class Settings:
     sync_force: bool = False
     # True when `default_action` came from per-file metadata (certificates need an explicit action).
     action_from_metadata: bool = False
+    # Set when `default_action` is a legacy name mapped (`legacy action Alert mapped to Audit (file
+    # metadata)`): rows that take the default carry the note and send generateAlert true.
+    default_action_note: str | None = None
     # Operational tunables (not in the contract; documented in the README).
     request_timeout_seconds: float = 60.0
     retry_after_max_seconds: float = 120.0
@@ -166,7 +182,7 @@ class Settings:
         take("AZURE_CLIENT_ID", "azure_client_id", str.strip)
         take("INDICATORS_CONTAINER", "indicators_container", str.strip)
         take("REPORTS_CONTAINER", "reports_container", str.strip)
-        take("DEFAULT_ACTION", "default_action", lambda s: _enum_ci(Action, s))
+        take("DEFAULT_ACTION", "default_action", _action)
         take("DEFAULT_SEVERITY", "default_severity", lambda s: _enum_ci(Severity, s))
         take("DEFAULT_EXPIRATION_DAYS", "default_expiration_days", _expiration_days)
         take("EXPIRATION_DAYS_BY_TYPE", "expiration_days_by_type", parse_expiration_by_type)
@@ -185,6 +201,8 @@ class Settings:
         take("DEFENDER_RETRY_AFTER_MAX_SECONDS", "retry_after_max_seconds", float)
         take("DEFENDER_MAX_ATTEMPTS", "max_attempts", int, positive)
 
+        if "default_action" in kw:
+            kw.update(_legacy_default(kw.pop("default_action"), "DEFAULT_ACTION", None))  # type: ignore[arg-type]
         s = cls(**kw)  # type: ignore[arg-type]
         if s.reports_container == s.indicators_container:
             errors.append("REPORTS_CONTAINER: must differ from INDICATORS_CONTAINER (reports would re-trigger imports)")
@@ -197,6 +215,7 @@ class Settings:
 
         Keys are case-insensitive (blob metadata comes back lower-cased); `dryRun` is accepted
         for `dry_run`. Unknown keys are ignored. Raises SettingsError listing every bad value.
+        A legacy `action` (`Alert`, `AlertAndBlock`) is mapped as DEFAULT_ACTION's is (`_legacy_default`).
         """
         norm = {k.strip().lower(): v for k, v in metadata.items()}
         if "dryrun" in norm and "dry_run" not in norm:
@@ -213,7 +232,7 @@ class Settings:
             except ValueError as e:
                 errors.append(f"{key}: {e}")
 
-        take("action", "default_action", lambda s: _enum_ci(Action, s))
+        take("action", "default_action", _action)
         take("severity", "default_severity", lambda s: _enum_ci(Severity, s))
         take("expiration_days", "default_expiration_days", _expiration_days)
         take("title", "default_title", str)
@@ -226,6 +245,11 @@ class Settings:
         take("sync_force", "sync_force", parse_bool)
         if errors:
             raise SettingsError("invalid overrides: " + "; ".join(errors))
+        if "default_action" in kw:
+            given_alert = kw.get("generate_alert")
+            if self.default_action_note is not None and given_alert is None:
+                kw["generate_alert"] = None  # the app setting's legacy alert goes with the action it replaced
+            kw.update(_legacy_default(kw.pop("default_action"), "file metadata", given_alert))  # type: ignore[arg-type]
         new = replace(self, **kw)  # type: ignore[arg-type]
         if "default_action" in kw:
             new = replace(new, action_from_metadata=True)
@@ -233,6 +257,25 @@ class Settings:
             # An explicit per-file expiry wins over the per-type table for that file.
             new = replace(new, expiration_days_by_type={})
         return new
+
+
+def _legacy_default(parsed: tuple[Action, str | None], origin: str, given_alert: object) -> dict[str, object]:
+    """Settings fields for a parsed default action; a legacy name also brings generateAlert true.
+
+    An explicit `generate_alert` is kept: it still applies to rows with an action of their own. Rows
+    that take the legacy default send generateAlert true whatever it says, as a legacy row action
+    does, and as `Audit` always does (defender-api.md §1.5).
+    """
+    action, legacy = parsed
+    if legacy is None:
+        return {"default_action": action, "default_action_note": None}
+    out: dict[str, object] = {
+        "default_action": action,
+        "default_action_note": f"legacy action {legacy} mapped to {action.value} ({origin})",
+    }
+    if given_alert is None:
+        out["generate_alert"] = True
+    return out
 
 
 def _capacity_priority(text: str) -> str:

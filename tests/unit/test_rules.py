@@ -130,6 +130,8 @@ def test_problem_messages_say_what_is_wrong():
 
 CERT = Settings()
 META_BLOCK_REMEDIATE = Settings().with_overrides({"action": "BlockAndRemediate"})
+META_ALERT = Settings().with_overrides({"action": "Alert"})
+ENV_ALERT_AND_BLOCK = Settings.from_env({"DEFAULT_ACTION": "AlertAndBlock"})
 
 
 # (raw action, type, settings, expected action or problem code, force alert, note fragment)  # why
@@ -157,6 +159,18 @@ ACTIONS = [
     (None, T.Url, META_BLOCK_REMEDIATE, Action.Block, False, "not valid for Url; Block used"),  # default → Block
     (None, T.CertificateThumbprint, Settings().with_overrides({"action": "Block"}), "action-type", None, None),
     ("Nuke", T.Url, Settings(), "action-unknown", None, None),
+    # A legacy default (file metadata or DEFAULT_ACTION): mapped in settings.py, noted, generateAlert forced.
+    (None, T.DomainName, META_ALERT, Action.Audit, True, "legacy action Alert mapped to Audit (file metadata)"),
+    (
+        None,
+        T.Url,
+        ENV_ALERT_AND_BLOCK,
+        Action.Block,
+        True,
+        "legacy action AlertAndBlock mapped to Block (DEFAULT_ACTION)",
+    ),
+    ("Block", T.Url, ENV_ALERT_AND_BLOCK, Action.Block, False, None),  # a row's own action: no legacy note
+    (None, T.CertificateThumbprint, META_ALERT, "action-type", None, None),  # Audit is not for certificates
 ]
 
 

@@ -62,6 +62,88 @@ def test_expiry_days_beyond_the_calendar_are_a_settings_error_not_a_crash(env, o
         Settings.from_env(env).with_overrides(overrides)
 
 
+@pytest.mark.parametrize(
+    ("settings", "action", "alert", "note"),
+    [
+        (
+            Settings().with_overrides({"action": "Alert"}),
+            "Audit",
+            True,
+            "legacy action Alert mapped to Audit (file metadata)",
+        ),
+        (
+            Settings().with_overrides({"ACTION": " alertandblock "}),  # any case, trimmed; noted as written
+            "Block",
+            True,
+            "legacy action alertandblock mapped to Block (file metadata)",
+        ),
+        (
+            Settings.from_env({"DEFAULT_ACTION": "AlertAndBlock"}),
+            "Block",
+            True,
+            "legacy action AlertAndBlock mapped to Block (DEFAULT_ACTION)",
+        ),
+        # An explicit generate_alert is kept for rows with their own action (below).
+        (
+            Settings().with_overrides({"action": "AlertAndBlock", "generate_alert": "false"}),
+            "Block",
+            False,
+            "legacy action AlertAndBlock mapped to Block (file metadata)",
+        ),
+    ],
+)
+def test_legacy_default_action_is_mapped_not_a_settings_error(settings, action, alert, note):
+    assert (settings.default_action.value, settings.generate_alert, settings.default_action_note) == (
+        action,
+        alert,
+        note,
+    )
+    out = run(
+        [
+            RawRow(1, {"value": "evil.example"}),
+            RawRow(2, {"value": "evil2.example", "generateAlert": "false"}),  # the legacy default still alerts
+            RawRow(3, {"value": "evil3.example", "action": "Warn"}),  # own action: no legacy note
+        ],
+        settings,
+    )
+    assert [(o.action, o.notes, o.indicator.generateAlert) for o in out] == [
+        (action, (note,), True),
+        (action, (note,), True),
+        ("Warn", (), alert),
+    ]
+    assert out[0].final(Status.submitted, id="1").reason == note
+
+
+def test_file_action_replaces_a_legacy_default_action_and_its_alert():
+    env = Settings.from_env({"DEFAULT_ACTION": "Alert"})
+    s = env.with_overrides({"action": "Block"})
+    assert (s.default_action.value, s.generate_alert, s.default_action_note) == ("Block", None, None)
+    o = one({"value": "evil.example"}, s)
+    assert (o.action, o.notes, o.indicator.generateAlert) == ("Block", (), None)
+    kept = env.with_overrides({"severity": "High"})  # no file action: the app setting's mapping stays
+    assert (kept.default_action.value, kept.generate_alert, kept.default_action_note) == (
+        "Audit",
+        True,
+        "legacy action Alert mapped to Audit (DEFAULT_ACTION)",
+    )
+
+
+def test_unknown_action_is_still_a_settings_error():
+    with pytest.raises(SettingsError, match="action: expected one of"):
+        Settings().with_overrides({"action": "AlertOnly"})
+    with pytest.raises(SettingsError, match="DEFAULT_ACTION: expected one of"):
+        Settings.from_env({"DEFAULT_ACTION": "Alerts"})
+
+
+def test_legacy_file_action_on_a_certificate_row_says_why_it_is_invalid():
+    o = one({"value": "a" * 40, "type": "CertificateThumbprint"}, Settings().with_overrides({"action": "Alert"}))
+    assert o.status is Status.invalid
+    assert o.reason == (
+        "legacy action Alert mapped to Audit (file metadata); "
+        "action Audit is not valid for CertificateThumbprint; use Allowed, BlockAndRemediate"
+    )
+
+
 def test_longest_allowed_expiry_still_validates():
     s = Settings.from_env({"DEFAULT_EXPIRATION_DAYS": str(MAX_EXPIRATION_DAYS)})
     per_file = s.with_overrides({"expiration_days": str(MAX_EXPIRATION_DAYS)})
