@@ -305,7 +305,7 @@ def _import_blob(rt: Runtime, blob_client: Any, info: Any, settings: Settings, r
                 stream,
                 info.name,
                 settings=settings,
-                submitter=guarded(submitter, turn),
+                submitter=guarded(submitter, turn, steward),
                 reports=writer,
                 source=info.name,
                 now=started,
@@ -358,11 +358,17 @@ class GuardedSubmitter:
         return self._inner.submit(batch)
 
 
-def guarded(submitter: Any, turn: Any) -> Any:
-    """`submitter` wrapped in a GuardedSubmitter when there is one and the turn can be checked."""
-    if submitter is None or not callable(getattr(turn, "check", None)):
+def guarded(submitter: Any, turn: Any, steward: Any = None) -> Any:
+    """`submitter` wrapped in a GuardedSubmitter when there is one and the turn can be checked.
+
+    The steward's deletes (action replacement, feed sync) are guarded by the same check.
+    """
+    check = getattr(turn, "check", None)
+    if not callable(check):
         return submitter
-    return GuardedSubmitter(submitter, turn)
+    if steward is not None:
+        steward.guard = check
+    return submitter if submitter is None else GuardedSubmitter(submitter, turn)
 
 
 class PinnedBlobWriter(ReportWriter):
@@ -531,7 +537,7 @@ def _run_http(
             io.BytesIO(parsed.data),
             parsed.name,
             settings=settings,
-            submitter=guarded(submitter, turn),
+            submitter=guarded(submitter, turn, steward),
             reports=writer,
             source=name,
             now=started,

@@ -88,6 +88,9 @@ class Steward:
             self.priority = Priority.parse(priority or getattr(settings, "capacity_priority", None))
         self.dry_run = settings.dry_run
         self.feed = settings.feed or None
+        # Called before any delete; raises when the tenant's turn was lost (entry.py sets it to the lock's
+        # `check`), so no instance deletes while another may hold the turn.
+        self.guard: Callable[[], None] | None = None
         self.view: TenantView | None = None
         self.room = 0
         self._list_calls0 = getattr(client, "list_calls", 0)
@@ -360,6 +363,8 @@ class Steward:
         """
         gone: set[str] = set()
         for chunk in quota.chunks(list(dict.fromkeys(ids))):
+            if self.guard is not None:
+                self.guard()
             gone |= self._delete_chunk(chunk)
         return gone
 

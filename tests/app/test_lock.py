@@ -147,3 +147,22 @@ def test_transient_renewal_failure_is_not_a_loss_until_the_lease_ran_out() -> No
     assert handle.lost
     with pytest.raises(LockLost):
         handle.check()
+
+
+def test_guarded_also_guards_the_stewards_deletes() -> None:
+    """The same lock check that runs before each batch runs before the steward's deletes."""
+    from shared.entry import GuardedSubmitter, guarded
+
+    class Turn:
+        def check(self) -> None:
+            return None
+
+    class Steward:
+        guard = None
+
+    turn, steward, inner = Turn(), Steward(), object()
+    wrapped = guarded(inner, turn, steward)
+    assert isinstance(wrapped, GuardedSubmitter)
+    assert steward.guard == turn.check
+    steward2 = Steward()
+    assert guarded(None, turn, steward2) is None and steward2.guard == turn.check  # dry run: deletes still guarded

@@ -648,6 +648,24 @@ def test_steward_after_submit_deletes_only_when_the_id_changed() -> None:
     assert (extra["countBefore"], extra["countAfter"]) == (2, 2)  # +10, -1
 
 
+def test_steward_deletes_nothing_once_the_tenant_turn_is_lost() -> None:
+    """The guard (the tenant lock's check) runs before every delete: a lost turn stops deletes, not imports."""
+
+    class TurnLost(Exception):
+        pass
+
+    def lost() -> None:
+        raise TurnLost
+
+    client = FakeTenant([mine("1", value="1.1.1.1", action="Allowed")])
+    s = Steward(client, settings_(), now=NOW, identities=US)
+    s.guard = lost
+    a = s.review(pending(1, ind("1.1.1.1")))
+    with pytest.raises(TurnLost):
+        s.after_submit([a.final(Status.submitted, id="10")])
+    assert client.batches == [] and "1" in client.records
+
+
 def test_steward_failed_import_deletes_nothing() -> None:
     client = FakeTenant([mine("1", value="1.1.1.1", action="Allowed")])
     s = Steward(client, settings_(), now=NOW)
