@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from localdev.admin import DefenderAdmin  # noqa: E402 - after the path set-up above
 from localdev.identity_emulator import IdentityEmulator  # noqa: E402 - after the path set-up above
+from localdev.ratelimit import max_in_window  # noqa: E402 - after the path set-up above
 from localdev.stack import stop_process  # noqa: E402 - after the path set-up above
 from shared.batching import batches  # noqa: E402 - after the path set-up above
 from shared.defender import CallPacer, make_client  # noqa: E402 - after the path set-up above
@@ -49,16 +50,6 @@ def outcomes(n: int) -> list[Outcome]:
         ind = Indicator(value, IndicatorType.FileSha256, Action.Block, "Benchmark", "Benchmark indicator")
         out.append(Outcome(i + 1, value, "FileSha256", "Block", None, indicator=ind))
     return out
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 def start_defender(window: float) -> tuple[subprocess.Popen[str], str]:

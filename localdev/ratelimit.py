@@ -56,3 +56,14 @@ class SlidingWindows:
             return wait
         calls.append(now)
         return wait or None
+
+
+def max_in_window(times: Sequence[float], window: float) -> int:
+    """Most calls in any half-open window [t, t + window): how tests and benchmarks read a call log."""
+    ordered = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(ordered):
+        while ordered[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best

@@ -1,22 +1,17 @@
-"""Reference arithmetic shared by the client tests, the end-to-end tests and the benchmark."""
+"""Reference arithmetic shared by the client tests and the end-to-end tests.
+
+`max_in_window` lives in `localdev.ratelimit` beside the emulator's windows (the benchmark uses it too).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from localdev.ratelimit import max_in_window
 from shared.batching import bisect
 from shared.model import Outcome
 
-
-def max_in_window(times: list[float], window: float) -> int:
-    """Largest number of times in any half-open window [t, t + window)."""
-    times = sorted(times)
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
+__all__ = ["bisection_calls", "max_in_window"]
 
 
 def bisection_calls(batch: Sequence[Outcome], bad: set[str]) -> tuple[int, int]:
