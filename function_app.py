@@ -1,4 +1,4 @@
-"""The function app: three triggers, each a thin adapter into `shared.entry` (CONTRACT.md "Function names").
+"""The function app: three triggers, each a thin adapter into `shared.app` (CONTRACT.md "Function names").
 
 Only `azure.functions` and the blob binding extension are imported here: the worker needs the
 `blob.BlobClient` annotation when it indexes the app, everything else loads on the first call, so
@@ -20,7 +20,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 )
 def import_dropped_file(client: blob.BlobClient) -> None:
     """A file was dropped: import it and write its report. An exception here makes the host retry."""
-    from shared.entry import handle_blob
+    from shared.app.blob_import import handle_blob
 
     handle_blob(client)
 
@@ -28,7 +28,7 @@ def import_dropped_file(client: blob.BlobClient) -> None:
 @app.route(route="indicators/import", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def import_indicators(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Defender-compatible import over HTTP (Logic Apps)."""
-    from shared.entry import handle_http
+    from shared.app.http_import import handle_http
 
     return handle_http(req, invocation_id=context.invocation_id)
 
@@ -36,6 +36,6 @@ def import_indicators(req: func.HttpRequest, context: func.Context) -> func.Http
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def health(req: func.HttpRequest) -> func.HttpResponse:
     """Liveness and whether the configuration is complete (no secrets)."""
-    from shared.entry import handle_health
+    from shared.app.health import handle_health
 
     return handle_health()

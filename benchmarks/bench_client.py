@@ -34,10 +34,10 @@ from localdev.admin import DefenderAdmin  # noqa: E402 - after the path set-up a
 from localdev.identity_emulator import IdentityEmulator  # noqa: E402 - after the path set-up above
 from localdev.ratelimit import max_in_window  # noqa: E402 - after the path set-up above
 from localdev.stack import stop_process  # noqa: E402 - after the path set-up above
-from shared.batching import batches  # noqa: E402 - after the path set-up above
+from shared.core.batching import batches  # noqa: E402 - after the path set-up above
+from shared.core.model import Action, Indicator, IndicatorType, Outcome, Status  # noqa: E402 - after the path set-up above
+from shared.core.settings import Settings  # noqa: E402 - after the path set-up above
 from shared.defender import CallPacer, make_client  # noqa: E402 - after the path set-up above
-from shared.model import Action, Indicator, IndicatorType, Outcome, Status  # noqa: E402 - after the path set-up above
-from shared.settings import Settings  # noqa: E402 - after the path set-up above
 
 IMPORT = "/api/indicators/import"
 BATCH = 500

@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import io, json, resource, sys, time
 from datetime import UTC, datetime
-from shared.process import process_stream
-from shared.reports import ReportWriter
-from shared.settings import Settings
+from shared.pipeline.process import process_stream
+from shared.pipeline.reports import ReportWriter
+from shared.core.settings import Settings
 
 path, out_dir, profile = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 settings = Settings()

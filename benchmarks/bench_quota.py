@@ -26,14 +26,14 @@ from azure.core.credentials import AccessToken
 
 from localdev.defender_emulator import DefenderEmulator
 from localdev.tokens import mint
+from shared.checks.validate import validate
+from shared.core.model import FIELD_SEVERITY, FIELD_VALUE, RawRow
+from shared.core.settings import Settings
 from shared.defender import make_client
 from shared.defender.pacing import CallPacer
-from shared.model import FIELD_SEVERITY, FIELD_VALUE, RawRow
-from shared.process import process_stream
-from shared.reports import ReportWriter
-from shared.settings import Settings
-from shared.steward import Steward, prepare
-from shared.validate import validate
+from shared.pipeline.process import process_stream
+from shared.pipeline.reports import ReportWriter
+from shared.tenant.steward import Steward, prepare
 
 RESOURCE = "https://api.securitycenter.microsoft.com"
 

@@ -77,9 +77,9 @@ def main() -> int:
         print("\nInterrupted: stopping the stack.", file=sys.stderr)
         return 130
     finally:
-        from shared import entry
+        from shared.app import runtime
 
-        entry.set_runtime(None)
+        runtime.set_runtime(None)
         os.environ.clear()
         os.environ.update(saved_env)
         stack.stop()
@@ -89,15 +89,15 @@ def run(stack: LocalStack) -> None:
     from azure.storage.blob import BlobServiceClient, ContentSettings
 
     import function_app
-    from shared import entry
-    from shared.storage import ensure_containers
+    from shared.app import runtime
+    from shared.storage.blobs import ensure_containers
 
     env = stack.env(MAX_CALLS_PER_MINUTE="30", BATCH_SIZE="500")
     os.environ.update(env)  # azure-identity reads IDENTITY_ENDPOINT / IDENTITY_HEADER from the environment
     for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "MSI_ENDPOINT", "IMDS_ENDPOINT"):
         os.environ.pop(name, None)
-    rt = entry.Runtime.from_env(os.environ, defender_factory=scaled_defender_factory(TIME_SCALE))
-    entry.set_runtime(rt)
+    rt = runtime.Runtime.from_env(os.environ, defender_factory=scaled_defender_factory(TIME_SCALE))
+    runtime.set_runtime(rt)
     settings = rt.settings
     service = BlobServiceClient.from_connection_string(env["IndicatorStorage"])
     ensure_containers(service, [settings.indicators_container, settings.reports_container, rt.options.lock_container])

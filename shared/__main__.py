@@ -1,8 +1,8 @@
-"""`python -m shared ...`: the command line (see shared/cli.py)."""
+"""`python -m shared ...`: the command line (see shared/app/cli.py)."""
 
 import sys
 
-from shared.cli import main
+from shared.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shared.defender.errors import (
+from shared.core.errors import (
     VALUE_ERROR_CODES,
     AccessDenied,
     BatchRejected,
@@ -18,8 +18,8 @@ from shared.defender.errors import (
     IdentityUnavailable,
     NotFoundError,
 )
+from shared.core.settings import Settings
 from shared.defender.pacing import CallPacer
-from shared.settings import Settings
 
 if TYPE_CHECKING:
     import requests

@@ -1,7 +1,7 @@
 """`DefenderClient`: the I/O adapter to Defender's indicator API.
 
 Owns the `requests` session, the access token, the one attempt loop (pacing, retries, 401/403)
-and the translation of requests/urllib3/azure-identity failures into `shared.defender.errors`
+and the translation of requests/urllib3/azure-identity failures into `shared.core.errors`
 (STYLE.md "Errors", "Retries and pacing"). Body building, answer parsing and matching live in
 the pure `wire` module; the sliding window in `pacing`.
 
@@ -40,9 +40,8 @@ from urllib3.exceptions import (
 from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
-from shared.batching import bisect
-from shared.defender import wire
-from shared.defender.errors import (
+from shared.core.batching import bisect
+from shared.core.errors import (
     AccessDenied,
     BatchRejected,
     DeadlineReached,
@@ -51,6 +50,8 @@ from shared.defender.errors import (
     IdentityUnavailable,
     NotFoundError,
 )
+from shared.core.model import Outcome, Status
+from shared.defender import wire
 from shared.defender.pacing import (
     BATCH_DELETE_CALLS_PER_MINUTE,
     DELETE_CALLS_PER_MINUTE,
@@ -58,7 +59,6 @@ from shared.defender.pacing import (
     CallPacer,
     NoSlotInTime,
 )
-from shared.model import Outcome, Status
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from shared.settings import Settings
+from shared.core.settings import Settings
 
 
 def running_in_azure(env: Mapping[str, str]) -> bool:

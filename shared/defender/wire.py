@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.model import Outcome, Status
+from shared.core.model import Outcome, Status
 
 log = logging.getLogger(__name__)
 

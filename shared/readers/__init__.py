@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
-from shared.model import FileProblem, Ignored, RawRow, ReaderItem
+from shared.core.model import FileProblem, Ignored, RawRow, ReaderItem
 from shared.readers._cert import read_certificates
 from shared.readers._csv import read_csv
 from shared.readers._json import read_json, read_ndjson

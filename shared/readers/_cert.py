@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from shared.model import FIELD_TYPE, FIELD_VALUE, FileProblem, IndicatorType, RawRow
+from shared.core.model import FIELD_TYPE, FIELD_VALUE, FileProblem, IndicatorType, RawRow
 
 MAX_CERT_FILE_BYTES = 4 * 1024 * 1024
 _PEM = re.compile(

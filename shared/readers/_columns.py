@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from shared.model import (
+from shared.core.model import (
     FIELD_ACTION,
     FIELD_APPLICATION,
     FIELD_CATEGORY,

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from shared.model import (
+from shared.core.model import (
     FIELD_TYPE,
     FIELD_VALUE,
     FileProblem,

@@ -19,8 +19,8 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 
-from shared.jsonerrors import explain
-from shared.model import (
+from shared.core.jsonerrors import explain
+from shared.core.model import (
     FIELD_ACTION,
     FIELD_APPLICATION,
     FIELD_CATEGORY,

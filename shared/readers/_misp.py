@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from shared.model import FIELD_DESCRIPTION, FIELD_TYPE, FIELD_VALUE, IndicatorType, RawRow
+from shared.core.model import FIELD_DESCRIPTION, FIELD_TYPE, FIELD_VALUE, IndicatorType, RawRow
 
 # MISP types Defender can take, and the Defender type each becomes (defender-api.md §1.5).
 MISP_TYPES: dict[str, IndicatorType] = {

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.model import (
+from shared.core.model import (
     FIELD_DESCRIPTION,
     FIELD_EXPIRATION,
     FIELD_TITLE,

@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from shared.model import FIELD_VALUE, Ignored, RawRow
-from shared.normalise import WRAP_OPENERS, unwrap
+from shared.checks.normalise import WRAP_OPENERS, unwrap
+from shared.core.model import FIELD_VALUE, Ignored, RawRow
 from shared.readers._looks import kind, refang
 from shared.readers._stream import binary_lines
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from localdev.stack import scaled_defender_factory
-from shared import entry
+from shared.app import runtime
 from shared.defender import CallPacer, make_client
 
 # The Defender emulator's default clock is real time; tests that need pacing scale both sides.
@@ -51,16 +51,16 @@ def fast_defender_factory(settings: Any) -> Any:
 
 
 @pytest.fixture
-def make_runtime(app_env) -> Iterator[Callable[..., entry.Runtime]]:
+def make_runtime(app_env) -> Iterator[Callable[..., runtime.Runtime]]:
     """Build a Runtime from os.environ (plus overrides) and install it as the process runtime."""
 
-    def build(*, time_scale: float | None = None, **overrides: str) -> entry.Runtime:
+    def build(*, time_scale: float | None = None, **overrides: str) -> runtime.Runtime:
         env = dict(os.environ)
         env.update(overrides)
         factory = scaled_defender_factory(time_scale) if time_scale else fast_defender_factory
-        rt = entry.Runtime.from_env(env, defender_factory=factory)
-        entry.set_runtime(rt)
+        rt = runtime.Runtime.from_env(env, defender_factory=factory)
+        runtime.set_runtime(rt)
         return rt
 
     yield build
-    entry.set_runtime(None)
+    runtime.set_runtime(None)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from localdev.stack import blob_created_event, deliver_blob_created
-from shared import entry
+from shared.app import blob_import, runtime
 from tests.conftest import REPO
 from tests.support.stack import hex_value, public_ip
 
@@ -255,7 +255,7 @@ def test_handle_blob_itself_refuses_blobs_outside_the_watched_container(
         if not blob_service.get_container_client(container).exists():
             blob_service.create_container(container)
         bc = upload(blob_service, container, "x.txt", b"evil.example.com\n")
-        run = entry.handle_blob(bc)
+        run = blob_import.handle_blob(bc)
         assert run.status is None and run.report_json == ""
     assert import_calls(defender) == []
     reports = blob_service.get_container_client(app_env["REPORTS_CONTAINER"])
@@ -263,13 +263,13 @@ def test_handle_blob_itself_refuses_blobs_outside_the_watched_container(
 
 
 def test_lock_held_elsewhere_makes_the_host_retry(blob_service, app_env, make_runtime) -> None:
-    from shared.lock import LockTimeout
+    from shared.storage.tenant_lock import LockTimeout
 
     rt = make_runtime(BLOB_LOCK_WAIT_SECONDS="0")
     bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "busy.txt", b"evil.example.com\n")
-    other = entry.Runtime.from_env(app_env)
+    other = runtime.Runtime.from_env(app_env)
     with other.lock.hold(timeout=5), pytest.raises(LockTimeout):
-        entry.handle_blob(bc, runtime=rt)
+        blob_import.handle_blob(bc, runtime=rt)
     assert not blob_service.get_blob_client(app_env["REPORTS_CONTAINER"], "busy.txt.report.json").exists()
 
 
@@ -283,7 +283,7 @@ def _peak_for(size_mb: int, tmp: Path, blob_service: Any, app_env: dict[str, str
     del data
     tracemalloc.start()
     try:
-        entry.handle_blob(bc)
+        blob_import.handle_blob(bc)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -336,7 +336,7 @@ def test_blob_replaced_while_read_gives_a_failed_report(blob_service, app_env, m
     data = (lines + ("# " + "y" * 1021 + "\n") * 3 * 1024).encode()  # > 3 ranges of 1 MB
     bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "moving.txt", data)
     old_etag = bc.get_blob_properties().etag
-    run = entry.handle_blob(ReplacedMidRead(bc, b"new.example.com\n"), runtime=rt)
+    run = blob_import.handle_blob(ReplacedMidRead(bc, b"new.example.com\n"), runtime=rt)
     rep = report(blob_service, app_env, "moving.txt")
     assert run.status == rep["status"] == "failed"
     assert "changed while it was read" in rep["errors"][0]["message"]
@@ -349,7 +349,7 @@ def test_deleted_blob_is_nothing_to_do(blob_service, app_env, make_runtime, defe
     rt = make_runtime()
     bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "gone.txt", b"evil.example.com\n")
     bc.delete_blob()
-    run = entry.handle_blob(bc, runtime=rt)
+    run = blob_import.handle_blob(bc, runtime=rt)
     assert run.status is None
     assert import_calls(defender) == []
 

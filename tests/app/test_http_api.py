@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared.http_api import HttpProblem, check_body, overrides_from_params, value_entries
-from shared.model import Outcome, Status
+from shared.app.http_body import HttpProblem, check_body, overrides_from_params, value_entries
+from shared.core.model import Outcome, Status
 
 JSON = {"Content-Type": "application/json"}
 

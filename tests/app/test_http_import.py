@@ -10,7 +10,8 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared import entry
+from shared.app import health, runtime
+from shared.core.settings import SettingsError
 from tests.support.stack import hex_value, make_indicator
 
 
@@ -135,7 +136,7 @@ def test_refused_requests(functions, make_runtime, defender, body, ctype, params
 
 def test_503_with_retry_after_when_the_tenant_is_busy(functions, make_runtime, defender, app_env):
     rt = make_runtime(HTTP_LOCK_WAIT_SECONDS="0")
-    other = entry.Runtime.from_env(app_env)
+    other = runtime.Runtime.from_env(app_env)
     with other.lock.hold(timeout=5):
         status, answer, headers = post(functions, json.dumps(["busy.example.com"]).encode())
     assert status == 503
@@ -153,7 +154,7 @@ def test_lease_lost_mid_import_stops_before_the_next_call(functions, app_env, de
 
     from azure.storage.blob import BlobLeaseClient
 
-    from shared.lock import TenantLock
+    from shared.storage.tenant_lock import TenantLock
     from tests.app.conftest import fast_defender_factory
 
     handles: list[Any] = []
@@ -183,14 +184,14 @@ def test_lease_lost_mid_import_stops_before_the_next_call(functions, app_env, de
         return client
 
     env = dict(os.environ, BATCH_SIZE="1")
-    rt = entry.Runtime.from_env(
+    rt = runtime.Runtime.from_env(
         env, defender_factory=factory, lock_factory=lambda c: RecordingLock(c, renew_every=0.05)
     )
-    entry.set_runtime(rt)
+    runtime.set_runtime(rt)
     try:
         status, answer, headers = post(functions, json.dumps([f"lost{i}.example.com" for i in range(3)]).encode())
     finally:
-        entry.set_runtime(None)
+        runtime.set_runtime(None)
     assert status == 503 and int(headers["Retry-After"]) > 0
     assert "tenant lock" in answer["error"]["message"] and "was lost" in answer["error"]["message"]
     assert len(import_calls(defender)) == 1
@@ -238,7 +239,7 @@ def test_a_throttled_batch_past_the_time_limit_fails_the_rest_with_a_200(functio
     import time
 
     env = dict(os.environ, HTTP_DEADLINE_SECONDS="10")
-    entry.set_runtime(entry.Runtime.from_env(env, defender_factory=throttled_from_call(2, defender)))
+    runtime.set_runtime(runtime.Runtime.from_env(env, defender_factory=throttled_from_call(2, defender)))
     values = [hex_value(f"late-{i}") for i in range(1200)]
     body = json.dumps({"Indicators": [make_indicator(v) for v in values]}).encode()
     try:
@@ -246,7 +247,7 @@ def test_a_throttled_batch_past_the_time_limit_fails_the_rest_with_a_200(functio
         status, answer, _ = post(functions, body)
         elapsed = time.monotonic() - started
     finally:
-        entry.set_runtime(None)
+        runtime.set_runtime(None)
     assert status == 200 and elapsed < 10
     assert [v["indicator"] for v in answer["value"]] == values
     first, rest = answer["value"][:500], answer["value"][500:]
@@ -271,11 +272,11 @@ def test_503_with_retry_after_when_the_time_limit_stops_the_first_batch(function
     import os
 
     env = dict(os.environ, HTTP_DEADLINE_SECONDS="10")
-    entry.set_runtime(entry.Runtime.from_env(env, defender_factory=throttled_from_call(1, defender)))
+    runtime.set_runtime(runtime.Runtime.from_env(env, defender_factory=throttled_from_call(1, defender)))
     try:
         status, answer, headers = post(functions, json.dumps([f"slow{i}.example.com" for i in range(3)]).encode())
     finally:
-        entry.set_runtime(None)
+        runtime.set_runtime(None)
     assert status == 503 and headers["Retry-After"] == "60"
     message = answer["error"]["message"]
     assert message.startswith(DEADLINE_REASON) and "None of the 3 indicators was submitted" in message
@@ -287,11 +288,11 @@ def test_503_with_retry_after_when_the_time_limit_stops_the_first_batch(function
 def test_http_deadline_setting_bounds(value: str, ok: bool) -> None:
     env = {"HTTP_DEADLINE_SECONDS": value}
     if ok:
-        assert entry.AppOptions.from_env(env).http_deadline == float(value)
+        assert runtime.AppOptions.from_env(env).http_deadline == float(value)
     else:
-        with pytest.raises(entry.SettingsError, match="HTTP_DEADLINE_SECONDS"):
-            entry.AppOptions.from_env(env)
-    assert entry.AppOptions.from_env({}).http_deadline == 200.0
+        with pytest.raises(SettingsError, match="HTTP_DEADLINE_SECONDS"):
+            runtime.AppOptions.from_env(env)
+    assert runtime.AppOptions.from_env({}).http_deadline == 200.0
 
 
 def test_health_reports_configuration_without_secrets(functions, make_runtime, app_env, monkeypatch):
@@ -312,12 +313,12 @@ def test_health_flags_what_would_break_every_import() -> None:
     """What Runtime.from_env refuses (LOCK_CONTAINER = a data container) must not pass as complete; a
     CAPACITY_RESERVE at or above the cap would skip every new indicator for capacity."""
     base = {"IndicatorStorage": "UseDevelopmentStorage=true"}
-    answer = entry.health_answer({**base, "LOCK_CONTAINER": "indicators"}).body
+    answer = health.health_answer({**base, "LOCK_CONTAINER": "indicators"}).body
     assert answer["configurationComplete"] is False
     assert any("LOCK_CONTAINER" in p for p in answer["problems"])
-    with pytest.raises(entry.SettingsError, match="LOCK_CONTAINER"):
-        entry.Runtime.from_env({**base, "LOCK_CONTAINER": "indicators"})
-    answer = entry.health_answer({**base, "MAX_TENANT_INDICATORS": "100", "CAPACITY_RESERVE": "500"}).body
+    with pytest.raises(SettingsError, match="LOCK_CONTAINER"):
+        runtime.Runtime.from_env({**base, "LOCK_CONTAINER": "indicators"})
+    answer = health.health_answer({**base, "MAX_TENANT_INDICATORS": "100", "CAPACITY_RESERVE": "500"}).body
     assert answer["configurationComplete"] is False
     assert any("CAPACITY_RESERVE" in p and "MAX_TENANT_INDICATORS" in p for p in answer["problems"])
-    assert entry.health_answer(base).body["configurationComplete"] is True
+    assert health.health_answer(base).body["configurationComplete"] is True

@@ -9,7 +9,7 @@ import time
 import pytest
 from azure.storage.blob import BlobLeaseClient
 
-from shared.lock import LockHandle, LockLost, LockTimeout, TenantLock
+from shared.storage.tenant_lock import LockHandle, LockLost, LockTimeout, TenantLock
 
 
 def _lock(blob_service, containers, **kw) -> TenantLock:
@@ -151,7 +151,7 @@ def test_transient_renewal_failure_is_not_a_loss_until_the_lease_ran_out() -> No
 
 def test_guarded_also_guards_the_stewards_deletes() -> None:
     """The same lock check that runs before each batch runs before the steward's deletes."""
-    from shared.entry import GuardedSubmitter, guarded
+    from shared.pipeline.job import GuardedSubmitter, guarded
 
     class Turn:
         def check(self) -> None:

@@ -1,7 +1,7 @@
 """Action replacement never deletes an indicator the app does not own (issue 6, "Action change" and the
 ownership rule of "Feed sync"), through the blob entry point on Azurite and the emulators.
 
-Ownership = the app's mark in `externalId` (`shared.quota.app_mark`) and the app's own identity in
+Ownership = the app's mark in `externalId` (`shared.tenant.ownership.app_mark`) and the app's own identity in
 `createdBy` (the emulator writes the token's `appid` there; defender-api.md §5). Tested under both upsert
 keys the emulator knows, since Defender's is undocumented (defender-api.md §3.2).
 """
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from localdev.tokens import DEFAULT_SYSTEM_CLIENT_ID
-from shared import quota
+from shared.tenant import ownership
 from tests.app.test_blob_import import deliver, report, upload
 from tests.support.stack import public_ip
 
@@ -84,7 +84,7 @@ def test_feed_that_blocks_an_analysts_allowed_domain_never_deletes_it(
         # Defender keyed the upsert on type+value: it rewrote the analyst's record in place. Its behaviour,
         # which the app cannot prevent; the reason says so. The record is still the analyst's.
         assert [(r["id"], r["action"], r["createdBy"]) for r in records] == [(analyst_id, "Block", ANALYST)]
-        assert records[0]["externalId"] == quota.feed_mark("acme", "DomainName", DOMAIN)  # our mark, their record
+        assert records[0]["externalId"] == ownership.feed_mark("acme", "DomainName", DOMAIN)  # our mark, their record
         assert e["id"] == analyst_id
         assert e["reason"] == f"Defender updated indicator {analyst_id} in place (it was created by {ANALYST})"
         assert (t["conflictsLeft"], t["foreignUpdatedInPlace"], t["countAfter"]) == (0, 1, 5)
@@ -111,7 +111,7 @@ def test_our_own_block_then_allowed_is_still_replaced(blob_service, app_env, mak
     first = drop(blob_service, app_env, "own.csv", csv((v, "Block")))
     old_id = first["indicators"][0]["id"]
     (rec,) = held(defender, v)
-    assert rec["externalId"] == quota.app_mark(None, "DomainName", v)  # marked although no feed
+    assert rec["externalId"] == ownership.app_mark(None, "DomainName", v)  # marked although no feed
 
     rep = drop(blob_service, app_env, "own.csv", csv((v, "Allowed")))
     (e,) = rep["indicators"]
@@ -130,10 +130,10 @@ def test_our_own_block_then_allowed_is_still_replaced(blob_service, app_env, mak
 def test_our_mark_written_by_another_identity_is_not_ours(blob_service, app_env, make_runtime, defender):
     """Another app copied our externalId (for the right value, even): `createdBy` tells it apart."""
     make_runtime()
-    copied = seed_allowed(defender, externalId=quota.app_mark(None, "DomainName", DOMAIN), createdBy=OTHER_APP)
+    copied = seed_allowed(defender, externalId=ownership.app_mark(None, "DomainName", DOMAIN), createdBy=OTHER_APP)
     feed_copy = "copied-feed.example.com"
     feed_copy_id = seed_allowed(
-        defender, feed_copy, action="Block", externalId=quota.feed_mark("acme", "DomainName", feed_copy),
+        defender, feed_copy, action="Block", externalId=ownership.feed_mark("acme", "DomainName", feed_copy),
         createdBy=OTHER_APP,
     )  # fmt: skip
     rep = drop(blob_service, app_env, "copied.csv", csv((DOMAIN, "Block")))

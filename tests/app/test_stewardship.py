@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared import quota
-from shared.steward import CAPACITY_REASON
+from shared.tenant import ownership
+from shared.tenant.steward import CAPACITY_REASON
 from tests.app.test_blob_import import deliver, import_calls, report, upload
 from tests.app.test_http_import import post
 from tests.support.stack import hex_value, public_ip
@@ -150,8 +150,8 @@ def test_feed_folder_resync_deletes_only_that_feeds_stale_indicators(blob_servic
     drop(blob_service, app_env, "feeds/other/list.txt", lines(other))
     # Defender keeps our ownership mark (externalId) on what we created for the feed.
     marks = {r["indicatorValue"]: r.get("externalId") for r in defender.admin.indicators()}
-    assert all(marks[v] == quota.feed_mark("acme", "FileSha256", v) for v in acme)
-    assert all(quota.mark_feed(marks[v]) == "other" for v in other)
+    assert all(marks[v] == ownership.feed_mark("acme", "FileSha256", v) for v in acme)
+    assert all(ownership.mark_feed(marks[v]) == "other" for v in other)
 
     rep = drop(blob_service, app_env, "feeds/acme/current.txt", lines(acme[3:]))
     assert [e["status"] for e in rep["indicators"]] == ["unchanged"] * 7

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from shared.storage import (
+from shared.storage.blobs import (
     BlobChanged,
     ConnectionSettingsError,
     ReportFiles,
@@ -137,8 +137,8 @@ def test_large_report_spools_to_disk_and_uploads(blob_service, fresh_containers)
 
 
 def test_service_uri_with_a_sas_is_never_echoed() -> None:
-    from shared.entry import health_answer
-    from shared.storage import ConnectionSettingsError, parse_connection
+    from shared.app.health import health_answer
+    from shared.storage.blobs import ConnectionSettingsError, parse_connection
 
     for uri in (
         "http://acct.blob.core.windows.net/?sv=2024&sig=SECRETSAS",

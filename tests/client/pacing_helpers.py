@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from localdev.ratelimit import max_in_window
-from shared.batching import bisect
-from shared.model import Outcome
+from shared.core.batching import bisect
+from shared.core.model import Outcome
 
 __all__ = ["bisection_calls", "max_in_window"]
 

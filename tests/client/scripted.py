@@ -17,9 +17,9 @@ from typing import Any
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from shared.core.model import Action, Indicator, IndicatorType, Outcome
 from shared.defender.client import DefenderClient
 from shared.defender.pacing import CallPacer
-from shared.model import Action, Indicator, IndicatorType, Outcome
 
 
 class FakeClock:

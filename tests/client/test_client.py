@@ -14,8 +14,8 @@ import time
 import pytest
 import requests
 
-from shared.defender.errors import AccessDenied, DefenderUnavailable, IdentityUnavailable, NotFoundError
-from shared.model import Outcome, Status
+from shared.core.errors import AccessDenied, DefenderUnavailable, IdentityUnavailable, NotFoundError
+from shared.core.model import Outcome, Status
 from tests.client.pacing_helpers import bisection_calls, max_in_window
 from tests.client.scripted import (
     API,

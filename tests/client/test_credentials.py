@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from shared.core.settings import Settings
 from shared.defender import make_client
 from shared.defender.credentials import build_credential, running_in_azure
-from shared.settings import Settings
 
 AZURE_VARS = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "AZURE_AUTHORITY_HOST")
 

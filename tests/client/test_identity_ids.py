@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from shared.core.errors import IdentityUnavailable
 from shared.defender import wire
-from shared.defender.errors import IdentityUnavailable
 from tests.client.scripted import FakeClock, FakeCredential, ScriptedSession, make
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import requests
 
-from shared.defender.errors import DeadlineReached, DefenderUnavailable
+from shared.core.errors import DeadlineReached, DefenderUnavailable
+from shared.core.model import Status
 from shared.defender.pacing import CallPacer, NoSlotInTime
-from shared.model import Status
 from tests.client.scripted import FakeClock, ScriptedSession, error, make, ok_for, outcomes
 
 LABEL = "the HTTP time limit (HTTP_DEADLINE_SECONDS = 10 s)"

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from shared.core.model import Action, Indicator, IndicatorType, Outcome, Status
 from shared.defender import wire
-from shared.model import Action, Indicator, IndicatorType, Outcome, Status
 from tests.client.scripted import outcomes
 
 
@@ -164,7 +164,7 @@ def test_token_claims_of_a_non_jwt_is_empty() -> None:
 
 def test_core_modules_import_no_azure_or_requests() -> None:
     code = (
-        "import sys, shared.defender, shared.defender.wire, shared.defender.pacing, shared.defender.errors;"
+        "import sys, shared.defender, shared.defender.wire, shared.defender.pacing, shared.core.errors;"
         "bad = sorted(m for m in sys.modules if m.startswith(('azure', 'requests', 'urllib3')));"
         "print(','.join(bad))"
     )

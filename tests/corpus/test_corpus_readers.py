@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.model import FIELD_TYPE, FIELD_VALUE, FileProblem, Ignored, RawRow
+from shared.core.model import FIELD_TYPE, FIELD_VALUE, FileProblem, Ignored, RawRow
 from shared.readers import read
 
 pytestmark = pytest.mark.corpus

@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from shared.model import SUMMARY_KEYS
-from shared.process import RunResult, process_stream
-from shared.reports import ReportWriter
-from shared.settings import Settings
+from shared.core.model import SUMMARY_KEYS
+from shared.core.settings import Settings
+from shared.pipeline.process import RunResult, process_stream
+from shared.pipeline.reports import ReportWriter
 
 pytestmark = pytest.mark.corpus
 

@@ -1,5 +1,5 @@
 """Parity: Bicep and Terraform set every contract setting (CONTRACT.md "Settings") with the same
-defaults, and those defaults are the code's own (shared/settings.py `Settings`), so code and infra
+defaults, and those defaults are the code's own (shared/core/settings.py `Settings`), so code and infra
 cannot drift. Also the same names, containers and Event Grid wiring in both and in the script."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import fields
 
 import pytest
 
-from shared.settings import Settings
+from shared.core.settings import Settings
 from tests.infra.iac import (
     BLOB_FUNCTION,
     CONTRACT_SETTINGS,

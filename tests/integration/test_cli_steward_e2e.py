@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.cli import build_parser, main
+from shared.app.cli import build_parser, main
 from tests.support.stack import DEFENDER_SCOPE, hex_value
 
 pytestmark = pytest.mark.integration

@@ -18,11 +18,8 @@ from typing import Any
 import pytest
 
 from localdev.tokens import mint
-from shared.batching import batches
-from shared.defender import AccessDenied, CallPacer, make_client
-from shared.defender.client import DefenderClient
-from shared.defender.credentials import build_credential
-from shared.model import (
+from shared.core.batching import batches
+from shared.core.model import (
     FIELD_ACTION,
     FIELD_TYPE,
     FIELD_VALUE,
@@ -33,9 +30,12 @@ from shared.model import (
     RawRow,
     Status,
 )
-from shared.process import process_stream
-from shared.reports import ReportWriter
-from shared.settings import Settings
+from shared.core.settings import Settings
+from shared.defender import AccessDenied, CallPacer, make_client
+from shared.defender.client import DefenderClient
+from shared.defender.credentials import build_credential
+from shared.pipeline.process import process_stream
+from shared.pipeline.reports import ReportWriter
 from tests.client.pacing_helpers import bisection_calls, max_in_window
 from tests.support.stack import DEFENDER_RESOURCE, DEFENDER_SCOPE, hex_value
 
@@ -339,7 +339,7 @@ def cli_env(defender: Any, **extra: str) -> dict[str, str]:
 
 
 def test_cli_submit_validates_submits_and_reports(scaled: Any, tmp_path: Any) -> None:
-    from shared.cli import main
+    from shared.app.cli import main
 
     values = [o.value for o in outcomes(1200, "cli")]
     src = tmp_path / "feed.txt"
@@ -356,7 +356,7 @@ def test_cli_submit_validates_submits_and_reports(scaled: Any, tmp_path: Any) ->
 
 
 def test_cli_submit_exits_1_when_defender_refuses(scaled: Any, identity_env: Any, tmp_path: Any) -> None:
-    from shared.cli import main
+    from shared.app.cli import main
 
     identity_env.admin.configure(roles=[])
     src = tmp_path / "feed.txt"
@@ -370,7 +370,7 @@ def test_cli_submit_exits_1_when_defender_refuses(scaled: Any, identity_env: Any
 
 
 def test_cli_dry_run_calls_nothing(scaled: Any, tmp_path: Any) -> None:
-    from shared.cli import main
+    from shared.app.cli import main
 
     src = tmp_path / "feed.txt"
     src.write_text("\n".join(o.value for o in outcomes(3, "dry")), encoding="utf-8")

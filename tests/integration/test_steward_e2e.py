@@ -18,10 +18,8 @@ from azure.core.credentials import AccessToken
 
 from localdev.defender_emulator import DefenderEmulator
 from localdev.tokens import DEFAULT_SYSTEM_CLIENT_ID
-from shared import quota
-from shared.defender import make_client
-from shared.defender.client import DefenderClient
-from shared.model import (
+from shared.checks.validate import validate
+from shared.core.model import (
     FIELD_ACTION,
     FIELD_EXPIRATION,
     FIELD_SEVERITY,
@@ -31,11 +29,13 @@ from shared.model import (
     RawRow,
     Summary,
 )
-from shared.process import process_stream
-from shared.reports import ReportWriter
-from shared.settings import Settings
-from shared.steward import CAPACITY_REASON, Steward, prepare
-from shared.validate import validate
+from shared.core.settings import Settings
+from shared.defender import make_client
+from shared.defender.client import DefenderClient
+from shared.pipeline.process import process_stream
+from shared.pipeline.reports import ReportWriter
+from shared.tenant import ownership, records
+from shared.tenant.steward import CAPACITY_REASON, Steward, prepare
 from tests.support.stack import mint_token, public_ip
 
 pytestmark = pytest.mark.integration
@@ -264,7 +264,8 @@ def test_sync_deletes_only_this_feeds_own_stale_indicators(tenant: DefenderEmula
     run_file(client_for(a), a, rows(*(public_ip(i) for i in range(1, 7))))
     run_file(client_for(b), b, rows(public_ip(20), public_ip(21)))
     marks = {r["indicatorValue"]: r.get("externalId") for r in tenant.admin.indicators()}
-    assert quota.mark_feed(marks[public_ip(1)]) == "feed-a" and quota.mark_feed(marks[public_ip(20)]) == "feed-b"
+    assert ownership.mark_feed(marks[public_ip(1)]) == "feed-a"
+    assert ownership.mark_feed(marks[public_ip(20)]) == "feed-b"
 
     again = run_file(client_for(a), a, rows(*(public_ip(i) for i in range(1, 6))))  # public_ip(6) dropped
     assert again.statuses() == ["unchanged"] * 5
@@ -338,11 +339,12 @@ def test_expiry_per_type_and_half_life_refresh(tenant: DefenderEmulator, client_
     start = datetime.now(UTC)
     run_file(client_for(s), s, fields)
     held = store(tenant)
-    ip_exp = quota.parse_time(held[("IpAddress", public_ip(1))]["expirationTime"])
-    hash_exp = quota.parse_time(held[("FileSha256", "c" * 64)]["expirationTime"])
+    ip_exp = records.parse_time(held[("IpAddress", public_ip(1))]["expirationTime"])
+    hash_exp = records.parse_time(held[("FileSha256", "c" * 64)]["expirationTime"])
     assert ip_exp and abs(ip_exp - (start + timedelta(days=30))) < timedelta(minutes=1)
     assert hash_exp and abs(hash_exp - (start + timedelta(days=90))) < timedelta(minutes=1)  # DEFAULT_EXPIRATION_DAYS
-    assert quota.parse_time(held[("DomainName", "expl.example")]["expirationTime"]) == datetime(2099, 1, 1, tzinfo=UTC)
+    explicit = records.parse_time(held[("DomainName", "expl.example")]["expirationTime"])
+    assert explicit == datetime(2099, 1, 1, tzinfo=UTC)
 
     # Twenty days later: the 30-day IP record has 10 days left (< half its window) and is refreshed;
     # the 90-day hash keeps 70 (≥ half) and the explicit expiry compares equal: both unchanged.
@@ -354,5 +356,5 @@ def test_expiry_per_type_and_half_life_refresh(tenant: DefenderEmulator, client_
     shorter = replace(s, expiration_days_by_type={IndicatorType.IpAddress: 5})
     again = run_file(client_for(shorter), shorter, fields, now=start + timedelta(days=20))
     assert again.statuses() == ["submitted", "unchanged", "unchanged"]
-    ip_exp = quota.parse_time(store(tenant)[("IpAddress", public_ip(1))]["expirationTime"])
+    ip_exp = records.parse_time(store(tenant)[("IpAddress", public_ip(1))]["expirationTime"])
     assert ip_exp and abs(ip_exp - (start + timedelta(days=25))) < timedelta(minutes=1)

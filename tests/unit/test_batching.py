@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.batching import batches, bisect
+from shared.core.batching import batches, bisect
 
 
 @pytest.mark.parametrize(

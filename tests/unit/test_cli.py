@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shared.cli import main, run_files
-from shared.model import Status
-from shared.settings import Settings
+from shared.app.cli import main, run_files
+from shared.core.model import Status
+from shared.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from shared.model import IndicatorType as T
-from shared.model import Problem
-from shared.normalise import TRIM, Candidate, clean, normalise, refang, split_url
+from shared.checks.normalise import TRIM, Candidate, clean, normalise, refang, split_url
+from shared.core.model import IndicatorType as T
+from shared.core.model import Problem
 
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.defender.errors import AccessDenied, DefenderError, DefenderUnavailable, IdentityUnavailable
-from shared.model import FileProblem, Ignored, Outcome, RawRow, Status
-from shared.process import InternalError, process_stream
-from shared.reports import ReportWriter
-from shared.settings import Settings
+from shared.core.errors import AccessDenied, DefenderError, DefenderUnavailable, IdentityUnavailable
+from shared.core.model import FileProblem, Ignored, Outcome, RawRow, Status
+from shared.core.settings import Settings
+from shared.pipeline.process import InternalError, process_stream
+from shared.pipeline.reports import ReportWriter
 
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
 
@@ -191,9 +191,9 @@ def test_steward_hooks_are_called():
 
 
 def test_a_long_queue_behind_a_partial_batch_sends_it_early(monkeypatch):
-    import shared.process
+    import shared.pipeline.process
 
-    monkeypatch.setattr(shared.process, "MAX_WAITING", 5)
+    monkeypatch.setattr(shared.pipeline.process, "MAX_WAITING", 5)
     rows = [RawRow(1, {"value": "8.8.8.8"}), *[RawRow(i, {"value": "10.0.0.1"}) for i in range(2, 20)],
             RawRow(20, {"value": "8.8.4.4"})]  # fmt: skip
     sub = FakeSubmitter()

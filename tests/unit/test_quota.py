@@ -15,12 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared import quota
-from shared.defender.errors import DefenderUnavailable, NotFoundError
-from shared.model import Action, Indicator, IndicatorType, Outcome, Severity, Status, Summary
-from shared.quota import Decision, Kind, Priority, TenantRecord, TenantView
-from shared.settings import Settings
-from shared.steward import CAPACITY_REASON, Steward, prepare
+from shared.core.errors import DefenderUnavailable, NotFoundError
+from shared.core.model import Action, Indicator, IndicatorType, Outcome, Severity, Status, Summary
+from shared.core.settings import Settings
+from shared.tenant import capacity, delta, ownership, records
+from shared.tenant.capacity import Priority
+from shared.tenant.delta import Decision, Kind
+from shared.tenant.records import TenantRecord, TenantView
+from shared.tenant.steward import CAPACITY_REASON, Steward, prepare
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -64,7 +66,7 @@ def rec(id: str = "1", value: str = "1.2.3.4", **kw: Any) -> dict[str, Any]:
 def mine(id: str = "1", value: str = "1.2.3.4", feed: str | None = None, **kw: Any) -> dict[str, Any]:
     """A record this app made: `rec` (createdBy "app") with the app's mark for its type and value."""
     r = rec(id, value=value, **kw)
-    r["externalId"] = quota.app_mark(feed, r["indicatorType"], r["indicatorValue"])
+    r["externalId"] = ownership.app_mark(feed, r["indicatorType"], r["indicatorValue"])
     return r
 
 
@@ -76,7 +78,7 @@ def decide(
     identities: tuple[str, ...] = (),
 ) -> Decision:
     view = TenantView(records, now=NOW)
-    return quota.compare(
+    return delta.compare(
         indicator,
         view.for_indicator(indicator),
         now=NOW,
@@ -101,7 +103,7 @@ def decide(
     ],
 )
 def test_tenant_key_writes_values_like_validation(type_: str, raw: str, want: str) -> None:
-    assert quota.tenant_key(type_, raw) == (type_, want)
+    assert records.tenant_key(type_, raw) == (type_, want)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +117,7 @@ def test_tenant_key_writes_values_like_validation(type_: str, raw: str, want: st
     ],
 )
 def test_parse_time(text: str | None, want: datetime | None) -> None:
-    assert quota.parse_time(text) == want
+    assert records.parse_time(text) == want
 
 
 def test_view_counts_only_active_records_and_indexes_by_key() -> None:
@@ -176,7 +178,7 @@ def test_delta_decisions(
     assert (d.kind, d.existing_id, d.differences) == (kind, existing, diff)
     # The records are unmarked (an analyst's): an update never supersedes them, whatever id comes back.
     assert d.supersedes == () and d.conflicts == ()
-    ours = [{**r, "externalId": quota.app_mark(None, r["indicatorType"], r["indicatorValue"])} for r in records]
+    ours = [{**r, "externalId": ownership.app_mark(None, r["indicatorType"], r["indicatorValue"])} for r in records]
     d = decide(indicator, *ours)
     assert (d.kind, d.existing_id, d.differences) == (kind, existing, diff)
     if kind is Kind.update:
@@ -251,8 +253,8 @@ OWNERSHIP_TABLE = [
     (rec("1"), US, False),  # no mark: made by hand (or by this app before it marked), never ours
     (rec("1", externalId="ticket-4711"), US, False),  # someone's own externalId
     (rec("1", createdBy=ANALYST), (), False),
-    (rec("1", externalId=quota.app_mark(None, "IpAddress", "9.9.9.9")), US, False),  # mark of another value
-    (rec("1", externalId=quota.app_mark(None, "DomainName", "1.2.3.4")), US, False),  # mark of another type
+    (rec("1", externalId=ownership.app_mark(None, "IpAddress", "9.9.9.9")), US, False),  # mark of another value
+    (rec("1", externalId=ownership.app_mark(None, "DomainName", "1.2.3.4")), US, False),  # mark of another type
     (rec("1", externalId="ioc-importer:*:" + "0" * 24), US, False),  # our shape, digest does not verify
     (rec("1", externalId="ioc-importer::" + "0" * 24), US, False),  # empty feed segment
     (rec("1", externalId="ioc-importer:a:b:c"), US, False),
@@ -262,26 +264,26 @@ OWNERSHIP_TABLE = [
 
 @pytest.mark.parametrize(("record", "identities", "owned"), OWNERSHIP_TABLE)
 def test_owned_by_app(record: dict[str, Any], identities: tuple[str, ...], owned: bool) -> None:
-    assert quota.owned_by_app(TenantRecord.from_wire(record), identities) is owned
+    assert ownership.owned_by_app(TenantRecord.from_wire(record), identities) is owned
 
 
 def test_mark_without_feed_is_unambiguous() -> None:
-    m = quota.app_mark(None, "IpAddress", "1.2.3.4")
-    assert m.startswith("ioc-importer:*:") and quota.mark_feed(m) is None
-    assert m == quota.app_mark(None, "IpAddress", " 1.2.3.4 ")  # written like validation writes it
-    assert quota.app_mark("*", "IpAddress", "1.2.3.4").startswith("ioc-importer:%2A:")
-    assert quota.mark_feed(quota.app_mark("*", "IpAddress", "1.2.3.4")) == "*"
-    assert quota.app_mark("-", "IpAddress", "1.2.3.4").startswith("ioc-importer:-:")  # "-" is a valid feed name
+    m = ownership.app_mark(None, "IpAddress", "1.2.3.4")
+    assert m.startswith("ioc-importer:*:") and ownership.mark_feed(m) is None
+    assert m == ownership.app_mark(None, "IpAddress", " 1.2.3.4 ")  # written like validation writes it
+    assert ownership.app_mark("*", "IpAddress", "1.2.3.4").startswith("ioc-importer:%2A:")
+    assert ownership.mark_feed(ownership.app_mark("*", "IpAddress", "1.2.3.4")) == "*"
+    assert ownership.app_mark("-", "IpAddress", "1.2.3.4").startswith("ioc-importer:-:")  # "-" is a valid feed name
     with pytest.raises(ValueError):
-        quota.feed_mark("", "IpAddress", "1.2.3.4")
+        ownership.feed_mark("", "IpAddress", "1.2.3.4")
 
 
 @settings(max_examples=300, deadline=None)
 @given(feed=st.text(min_size=1, max_size=20))
 def test_no_feed_name_quotes_to_the_no_feed_token(feed: str) -> None:
-    m = quota.feed_mark(feed, "DomainName", "a.example")
-    assert m.split(":")[1] != quota.NO_FEED and len(m.split(":")) == 3
-    assert quota.mark_feed(m) == feed
+    m = ownership.feed_mark(feed, "DomainName", "a.example")
+    assert m.split(":")[1] != ownership.NO_FEED and len(m.split(":")) == 3
+    assert ownership.mark_feed(m) == feed
 
 
 def theirs(id: str, **kw: Any) -> dict[str, Any]:
@@ -319,7 +321,7 @@ def test_replace_decision_owned_versus_foreign(
     assert (d.kind, d.supersedes, tuple(c.id for c in d.conflicts), d.adds) == (kind, supersedes, conflicts, adds)
     # Whatever id the import returns, a conflicting (foreign) record is never among the deletes.
     for returned in ("99", *(r["id"] for r in records)):
-        assert not set(quota.superseded_to_delete(d, returned)) & set(conflicts)
+        assert not set(delta.superseded_to_delete(d, returned)) & set(conflicts)
 
 
 def test_conflict_note_names_the_record_its_creator_and_the_precedence() -> None:
@@ -359,15 +361,15 @@ def test_identical_twin_preferred_over_a_differing_one() -> None:
     ],
 )
 def test_superseded_to_delete(supersedes: tuple[str, ...], returned: str | None, deleted: list[str]) -> None:
-    assert quota.superseded_to_delete(Decision(Kind.replace, supersedes=supersedes), returned) == deleted
+    assert delta.superseded_to_delete(Decision(Kind.replace, supersedes=supersedes), returned) == deleted
 
 
 def test_looks_defaulted() -> None:
     tol = timedelta(days=1)
-    assert quota.looks_defaulted(iso(NOW + timedelta(days=90)), now=NOW, window_days=90, tolerance=tol)
-    assert not quota.looks_defaulted(iso(NOW + timedelta(days=30)), now=NOW, window_days=90, tolerance=tol)
-    assert quota.looks_defaulted(None, now=NOW, window_days=0, tolerance=tol)
-    assert not quota.looks_defaulted(None, now=NOW, window_days=90, tolerance=tol)
+    assert delta.looks_defaulted(iso(NOW + timedelta(days=90)), now=NOW, window_days=90, tolerance=tol)
+    assert not delta.looks_defaulted(iso(NOW + timedelta(days=30)), now=NOW, window_days=90, tolerance=tol)
+    assert delta.looks_defaulted(None, now=NOW, window_days=0, tolerance=tol)
+    assert not delta.looks_defaulted(None, now=NOW, window_days=90, tolerance=tol)
 
 
 # ------------------------------------------------------------------------------------------ capacity
@@ -378,7 +380,7 @@ def test_looks_defaulted() -> None:
     [(15000, 500, 0, 14500), (15000, 500, 14500, 0), (15000, 500, 14999, 0), (100, 0, 40, 60)],
 )
 def test_room_left(cap: int, reserve: int, active: int, room: int) -> None:
-    assert quota.room_left(cap, reserve, active) == room
+    assert capacity.room_left(cap, reserve, active) == room
 
 
 def test_default_priority_order() -> None:
@@ -422,7 +424,7 @@ def test_expiry_buckets_are_whole_days() -> None:
 
 
 def run_plan(keys: list[tuple[int, ...]], room: int) -> list[bool]:
-    admitter = quota.Admitter(quota.admit_plan(keys, room))
+    admitter = capacity.Admitter(capacity.admit_plan(keys, room))
     return [admitter.admit(k) for k in keys]
 
 
@@ -456,17 +458,17 @@ def test_admit_plan_properties(keys: list[tuple[int, int]], room: int) -> None:
 
 
 def test_feed_mark_is_bound_to_feed_and_value() -> None:
-    m = quota.feed_mark("abuse:urlhaus", "IpAddress", "1.2.3.4")
+    m = ownership.feed_mark("abuse:urlhaus", "IpAddress", "1.2.3.4")
     assert m.startswith("ioc-importer:abuse%3Aurlhaus:")
-    assert quota.mark_feed(m) == "abuse:urlhaus"
-    assert m != quota.feed_mark("abuse:urlhaus", "IpAddress", "1.2.3.5")
-    assert m != quota.feed_mark("other", "IpAddress", "1.2.3.4")
-    assert quota.mark_feed("analyst-ticket-42") is None
-    assert quota.mark_feed(None) is None
+    assert ownership.mark_feed(m) == "abuse:urlhaus"
+    assert m != ownership.feed_mark("abuse:urlhaus", "IpAddress", "1.2.3.5")
+    assert m != ownership.feed_mark("other", "IpAddress", "1.2.3.4")
+    assert ownership.mark_feed("analyst-ticket-42") is None
+    assert ownership.mark_feed(None) is None
 
 
 def owned(id: str, value: str, feed: str = "f", **kw: Any) -> dict[str, Any]:
-    return rec(id, value=value, externalId=quota.feed_mark(feed, "IpAddress", value), **kw)
+    return rec(id, value=value, externalId=ownership.feed_mark(feed, "IpAddress", value), **kw)
 
 
 def sync_view() -> TenantView:
@@ -478,7 +480,7 @@ def sync_view() -> TenantView:
             owned("4", "1.0.0.4"),
             owned("5", "1.0.0.5", feed="other"),  # another feed's
             rec("6", value="1.0.0.6"),  # an analyst's, no mark
-            rec("7", value="1.0.0.7", externalId=quota.feed_mark("f", "IpAddress", "1.0.0.8")),  # copied mark
+            rec("7", value="1.0.0.7", externalId=ownership.feed_mark("f", "IpAddress", "1.0.0.8")),  # copied mark
             owned("8", "1.0.0.9", createdBy="someone"),  # our mark, someone else's identity
         ],
         now=NOW,
@@ -507,7 +509,7 @@ SYNC_TABLE = [
 def test_sync_plan(
     present: list[tuple[str, str]], ratio: float, file_error: bool, force: bool, ids: tuple[str, ...], held: str | None
 ) -> None:
-    plan = quota.sync_plan(
+    plan = ownership.sync_plan(
         "f", sync_view(), present, invalid_ratio=ratio, file_error=file_error, force=force, identities=["APP"]
     )
     assert plan.delete_ids == ids
@@ -522,20 +524,20 @@ def test_sync_plan(
 
 
 def test_sync_without_known_identity_relies_on_the_mark() -> None:
-    plan = quota.sync_plan("f", sync_view(), keys(1, 2, 3, 4), invalid_ratio=0, file_error=False, force=False)
+    plan = ownership.sync_plan("f", sync_view(), keys(1, 2, 3, 4), invalid_ratio=0, file_error=False, force=False)
     assert plan.delete_ids == ("8",)  # mark verified; identity not checked when unknown
     assert plan.feed_count == 5
 
 
 def test_chunks_of_500() -> None:
     ids = [str(i) for i in range(1201)]
-    assert [len(c) for c in quota.chunks(ids)] == [500, 500, 201]
+    assert [len(c) for c in ownership.chunks(ids)] == [500, 500, 201]
 
 
 def test_core_module_imports_no_sdk() -> None:
     """quota.py is core: standard library only (STYLE.md module map)."""
     code = (
-        "import sys, shared.quota; "
+        "import sys, shared.tenant; "
         "print([m for m in sys.modules if m.split('.')[0] in {'azure', 'requests', 'urllib3'}])"
     )
     repo = Path(__file__).resolve().parents[2]
@@ -630,7 +632,7 @@ def test_steward_classify_unchanged_update_replace_and_new() -> None:
     assert tenant["conflictsLeft"] == 1
     # Everything sent carries the app's mark (no feed), so a later run knows it as its own.
     for o in out[1:]:
-        assert o.indicator and o.indicator.externalId == quota.app_mark(None, "IpAddress", o.value)
+        assert o.indicator and o.indicator.externalId == ownership.app_mark(None, "IpAddress", o.value)
 
 
 def test_steward_after_submit_deletes_only_when_the_id_changed() -> None:
@@ -738,7 +740,7 @@ def test_steward_update_of_a_foreign_same_action_record_is_never_a_delete() -> N
 def test_steward_marks_every_indicator_it_sends(own: str | None, expected: str, note: str | None) -> None:
     s = Steward(FakeTenant([]), settings_(), now=NOW)
     o = s.review(pending(1, ind("1.0.0.1", externalId=own)))
-    mark = quota.app_mark(None, "IpAddress", "1.0.0.1")
+    mark = ownership.app_mark(None, "IpAddress", "1.0.0.1")
     assert o.indicator and o.indicator.externalId == (mark if expected == "mark" else expected)
     assert any(note in n for n in o.notes) if note else o.notes == ()
 
@@ -746,11 +748,11 @@ def test_steward_marks_every_indicator_it_sends(own: str | None, expected: str, 
 def test_steward_warns_when_no_marked_record_is_created_by_its_identity(caplog: pytest.LogCaptureFixture) -> None:
     """What it looks like when Defender's createdBy is not the token's appid/oid: nothing counts as ours."""
     client = FakeTenant([mine("1", value="1.0.0.1", createdBy="Some Display Name")])
-    with caplog.at_level("WARNING", logger="shared.steward"):
+    with caplog.at_level("WARNING", logger="shared.tenant.steward"):
         Steward(client, settings_(), now=NOW, identities=("app-guid",)).load()
     assert "none was created by its identity app-guid" in caplog.text and "Some Display Name" in caplog.text
     caplog.clear()
-    with caplog.at_level("WARNING", logger="shared.steward"):
+    with caplog.at_level("WARNING", logger="shared.tenant.steward"):
         Steward(FakeTenant([mine("1", value="1.0.0.1")]), settings_(), now=NOW, identities=US).load()
         Steward(client, settings_(), now=NOW).load()  # identity unknown: the mark alone, nothing to check
     assert caplog.text == ""
@@ -787,7 +789,7 @@ def test_steward_without_ranking_admits_in_input_order() -> None:
 def test_steward_stamps_the_feed_mark() -> None:
     s = Steward(FakeTenant([]), settings_(feed="f"), now=NOW)
     o = s.review(pending(1, ind("1.0.0.1", externalId="row-own")))
-    assert o.indicator and o.indicator.externalId == quota.feed_mark("f", "IpAddress", "1.0.0.1")
+    assert o.indicator and o.indicator.externalId == ownership.feed_mark("f", "IpAddress", "1.0.0.1")
     assert "externalId replaced by the feed's ownership mark" in o.notes
 
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from shared.model import FIELD_TYPE, FileProblem, RawRow
+from shared.core.model import FIELD_TYPE, FileProblem, RawRow
 from shared.readers import read
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from shared.model import (
+from shared.core.model import (
     FIELD_ACTION,
     FIELD_CATEGORY,
     FIELD_DESCRIPTION,

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from shared.jsonerrors import explain, line_column
-from shared.model import (
+from shared.core.jsonerrors import explain, line_column
+from shared.core.model import (
     FIELD_ACTION,
     FIELD_DESCRIPTION,
     FIELD_GENERATE_ALERT,

@@ -10,7 +10,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.model import FileProblem, Ignored, RawRow
+from shared.core.model import FileProblem, Ignored, RawRow
 from shared.readers import FORMATS, read
 
 NAMES = [

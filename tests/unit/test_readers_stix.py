@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from shared.model import FIELD_DESCRIPTION, FIELD_EXPIRATION, FIELD_TITLE, FIELD_TYPE, RawRow
+from shared.core.model import FIELD_DESCRIPTION, FIELD_EXPIRATION, FIELD_TITLE, FIELD_TYPE, RawRow
 from shared.readers import read
 
 

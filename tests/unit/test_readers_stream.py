@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from shared.model import FileProblem, RawRow
+from shared.core.model import FileProblem, RawRow
 from shared.readers import read
 from shared.readers._stream import PEEK_BYTES
 

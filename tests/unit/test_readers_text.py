@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from shared.model import FIELD_VALUE, Ignored, RawRow
+from shared.core.model import FIELD_VALUE, Ignored, RawRow
 from shared.readers import read
 
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.model import FileProblem, Outcome, Status, Summary
-from shared.reports import CSV_COLUMNS, ReportWriter, neutralise, report_names, run_status
+from shared.core.model import FileProblem, Outcome, Status, Summary
+from shared.pipeline.reports import CSV_COLUMNS, ReportWriter, neutralise, report_names, run_status
 
 T0 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
 T1 = datetime(2026, 1, 1, 10, 0, 5, tzinfo=UTC)

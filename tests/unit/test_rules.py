@@ -6,9 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.model import Action, IndicatorType, Problem, Severity
-from shared.model import IndicatorType as T
-from shared.rules import (
+from shared.checks.rules import (
     MAX_URL_LENGTH,
     ActionChoice,
     check_value,
@@ -24,7 +22,9 @@ from shared.rules import (
     resolve_severity,
     resolve_text,
 )
-from shared.settings import Settings
+from shared.core.model import Action, IndicatorType, Problem, Severity
+from shared.core.model import IndicatorType as T
+from shared.core.settings import Settings
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

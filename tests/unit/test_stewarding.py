@@ -1,4 +1,4 @@
-"""`shared.stewarding`: the feed folder convention, sync checks, the entry bound that spares small inputs a
+"""`shared.tenant`: the feed folder convention, sync checks, the entry bound that spares small inputs a
 second read, and the stand-ins used when the tenant cannot be listed (issue 6)."""
 
 from __future__ import annotations
@@ -9,22 +9,14 @@ from typing import Any
 
 import pytest
 
-from shared.defender.errors import AccessDenied, DefenderUnavailable
-from shared.model import RawRow, Status
-from shared.process import process_stream
+from shared.core.errors import AccessDenied, DefenderUnavailable
+from shared.core.model import RawRow, Status
+from shared.core.settings import Settings, SettingsError
+from shared.pipeline.process import process_stream
+from shared.pipeline.reports import ReportWriter
 from shared.readers import read
-from shared.reports import ReportWriter
-from shared.settings import Settings, SettingsError
-from shared.stewarding import (
-    Refused,
-    UnreadTenant,
-    blob_overrides,
-    check_sync,
-    entries_bound,
-    folder_overrides,
-    identities_of,
-    start,
-)
+from shared.tenant.feeds import blob_overrides, check_sync, folder_overrides
+from shared.tenant.session import Refused, UnreadTenant, entries_bound, identities_of, start
 
 
 @pytest.mark.parametrize(
@@ -166,7 +158,7 @@ def test_start_gives_the_steward_the_clients_identity() -> None:
 
 
 def test_start_without_a_token_is_an_unread_tenant() -> None:
-    from shared.defender.errors import IdentityUnavailable
+    from shared.core.errors import IdentityUnavailable
 
     client = Identified(error=IdentityUnavailable("no token for scope x from the managed identity"))
     steward, submitter = start(client, Settings(), entries_at_most=1, reopen=lambda: [])

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.model import FileProblem, Ignored, IndicatorType, Outcome, RawRow, Severity, Status
-from shared.settings import MAX_EXPIRATION_DAYS, Settings, SettingsError
-from shared.validate import DuplicateIndex, Validator, validate
+from shared.checks.validate import DuplicateIndex, Validator, validate
+from shared.core.model import FileProblem, Ignored, IndicatorType, Outcome, RawRow, Severity, Status
+from shared.core.settings import MAX_EXPIRATION_DAYS, Settings, SettingsError
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

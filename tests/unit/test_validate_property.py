@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.model import KNOWN_FIELDS, FileProblem, Ignored, Outcome, RawRow, Status
-from shared.normalise import normalise
-from shared.settings import Settings
-from shared.validate import validate
+from shared.checks.normalise import normalise
+from shared.checks.validate import validate
+from shared.core.model import KNOWN_FIELDS, FileProblem, Ignored, Outcome, RawRow, Status
+from shared.core.settings import Settings
 
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from shared.model import FileProblem, Outcome, Status, Summary
+from shared.core.model import FileProblem, Outcome, Status, Summary
 
 SCHEMA_VERSION = 1
 CSV_COLUMNS = ("line", "status", "indicatorType", "indicatorValue", "action", "id", "reason")

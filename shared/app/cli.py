@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from shared.model import Outcome, Status
-from shared.reports import FAILED, ReportWriter, report_names
-from shared.settings import Settings, SettingsError
+from shared.core.model import Outcome, Status
+from shared.core.settings import Settings, SettingsError
+from shared.pipeline.reports import FAILED, ReportWriter, report_names
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -88,11 +88,11 @@ def run_files(
 
     `submitter_factory=None` validates only; `skip_reason` is what entries that would be sent are
     marked with when nothing is submitted ("validation only", "dry run"). `stewarded`: the factory's
-    client is a Defender client and each file gets a quota steward on it (`shared.stewarding`); in a
+    client is a Defender client and each file gets a quota steward on it (`shared.tenant`); in a
     dry run it only lists the tenant.
     """
-    from shared import stewarding
-    from shared.process import process_stream  # loads the readers and validation only when needed
+    from shared.pipeline.process import process_stream  # loads the readers and validation only when needed
+    from shared.tenant import session
 
     dupes = duplicate_names(paths)
     if dupes:
@@ -126,10 +126,10 @@ def run_files(
                 now = datetime.now(UTC)  # validation's clock: the same for the ranking pass and the real one
                 steward, file_submitter = None, submitter
                 if stewarded and client is not None:
-                    steward, file_submitter = stewarding.start(
+                    steward, file_submitter = session.start(
                         client,
                         settings,
-                        entries_at_most=stewarding.entries_bound(stream.peek(2)[:2], size),
+                        entries_at_most=session.entries_bound(stream.peek(2)[:2], size),
                         reopen=lambda p=path, n=now: _revalidate(p, settings, n),  # type: ignore[misc]
                     )
                 progress = None if json_output else _progress(printer, path.name, file_submitter, stream, size)
@@ -182,8 +182,8 @@ def run_files(
 
 def _revalidate(path: Path, settings: Settings, now: datetime) -> Any:
     """The steward's ranking pass over a file: read and validated again with the real pass's clock."""
+    from shared.checks.validate import validate
     from shared.readers import read
-    from shared.validate import validate
 
     with path.open("rb") as stream:
         yield from validate(read(stream, path.name), settings, source=path.name, now=now)
@@ -317,7 +317,7 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "validate":
         return run_files(args.files, args.report_dir, settings, None, "validation only", printer, json_output=args.json)
-    from shared import stewarding
+    from shared.tenant import feeds
 
     if args.dry_run:
         settings = replace(settings, dry_run=True)
@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
     }
     try:
         settings = settings.with_overrides(overrides)
-        stewarding.check_sync(settings)
+        feeds.check_sync(settings)
     except SettingsError as e:
         printer(f"error: {str(e).replace('sync=true needs feed=<name>', '--sync needs --feed NAME')}")
         return EXIT_USAGE

@@ -10,7 +10,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 
-from shared.model import (
+from shared.checks.normalise import TRIM, normalise
+from shared.checks.rules import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_RECOMMENDED_ACTIONS_LENGTH,
+    MAX_TITLE_LENGTH,
+    ActionChoice,
+    default_description,
+    default_expiration,
+    first_problem,
+    resolve_action,
+    resolve_category,
+    resolve_expiration,
+    resolve_generate_alert,
+    resolve_mitre,
+    resolve_rbac,
+    resolve_severity,
+    resolve_text,
+)
+from shared.core.model import (
     FIELD_ACTION,
     FIELD_APPLICATION,
     FIELD_CATEGORY,
@@ -36,25 +54,7 @@ from shared.model import (
     RawRow,
     Status,
 )
-from shared.normalise import TRIM, normalise
-from shared.rules import (
-    MAX_DESCRIPTION_LENGTH,
-    MAX_RECOMMENDED_ACTIONS_LENGTH,
-    MAX_TITLE_LENGTH,
-    ActionChoice,
-    default_description,
-    default_expiration,
-    first_problem,
-    resolve_action,
-    resolve_category,
-    resolve_expiration,
-    resolve_generate_alert,
-    resolve_mitre,
-    resolve_rbac,
-    resolve_severity,
-    resolve_text,
-)
-from shared.settings import Settings
+from shared.core.settings import Settings
 
 _TYPE_NAME = {t: t.value for t in IndicatorType}  # Enum.value is a slow descriptor on the hot path
 _ACTION_NAME = {a: a.value for a in Action}

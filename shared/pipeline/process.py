@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Protocol
 
-from shared.defender.errors import AccessDenied, DefenderError, DefenderUnavailable, IdentityUnavailable
-from shared.model import FileProblem, Ignored, Outcome, RawRow, Status, Summary
-from shared.reports import ReportWriter, run_status
-from shared.settings import Settings
-from shared.validate import Validator
+from shared.checks.validate import Validator
+from shared.core.errors import AccessDenied, DefenderError, DefenderUnavailable, IdentityUnavailable
+from shared.core.model import FileProblem, Ignored, Outcome, RawRow, Status, Summary
+from shared.core.settings import Settings
+from shared.pipeline.reports import ReportWriter, run_status
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Submitter(Protocol):
 
 
 class Reviewer(Protocol):
-    """The quota steward's per-input hooks (`shared.steward.Steward`); the caller runs load/rank/plan first."""
+    """The quota steward's per-input hooks (`shared.tenant.steward.Steward`); the caller runs load/rank/plan first."""
 
     def review(self, outcome: Outcome) -> Outcome: ...
 

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.jsonerrors import explain, line_column
-from shared.model import Outcome, Status
-from shared.settings import OVERRIDE_KEYS
+from shared.core.jsonerrors import explain, line_column
+from shared.core.model import Outcome, Status
+from shared.core.settings import OVERRIDE_KEYS
 
 JSON_TYPES = frozenset({"application/json", "text/json"})
 CSV_TYPES = frozenset({"text/csv", "application/csv"})

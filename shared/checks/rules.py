@@ -18,9 +18,9 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from shared.model import Action, IndicatorType, Problem, Severity
-from shared.normalise import HASH_LENGTHS, TRIM, canonical_ip, split_url
-from shared.settings import LEGACY_ACTIONS, Settings
+from shared.checks.normalise import HASH_LENGTHS, TRIM, canonical_ip, split_url
+from shared.core.model import Action, IndicatorType, Problem, Severity
+from shared.core.settings import LEGACY_ACTIONS, Settings
 
 T = IndicatorType
 

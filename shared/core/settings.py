@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from shared.model import Action, IndicatorType, Severity
+from shared.core.model import Action, IndicatorType, Severity
 
 DEFAULT_API_URL = "https://api.securitycenter.microsoft.com"
 DEFAULT_SCOPE = "https://api.securitycenter.microsoft.com/.default"
@@ -127,7 +127,7 @@ class Settings:
     max_http_indicators: int = 15000
     max_tenant_indicators: int = 15000
     capacity_reserve: int = 500
-    # Order in which new indicators get the room left (quota.Priority); None: the issue's default order.
+    # Order in which new indicators get the room left (tenant.capacity.Priority); None: the issue's default order.
     capacity_priority: str | None = None
     # Per-file overrides that have no app-setting form (blob metadata / query parameters only).
     generate_alert: bool | None = None
@@ -278,11 +278,23 @@ def _legacy_default(parsed: tuple[Action, str | None], origin: str, given_alert:
     return out
 
 
-def _capacity_priority(text: str) -> str:
-    """`severity,action,expiry` (any order, any subset): checked by quota.Priority, kept as text."""
-    from shared.quota import Priority  # standard library only; loaded when the setting is used
+# The criteria CAPACITY_PRIORITY may name (`tenant.capacity.Priority` ranks by them).
+PRIORITY_FIELDS = ("severity", "action", "expiry")
+DEFAULT_PRIORITY = "severity,action,expiry"
 
-    return ",".join(Priority.parse(text).fields)
+
+def parse_priority_fields(text: str | None) -> tuple[str, ...]:
+    """`severity,action,expiry` in any order, any subset, each once; raises ValueError otherwise."""
+    parts = tuple(p.strip().lower() for p in (text or DEFAULT_PRIORITY).split(",") if p.strip())
+    bad = [p for p in parts if p not in PRIORITY_FIELDS]
+    if bad or len(set(parts)) != len(parts):
+        raise ValueError(f"capacity priority must list some of {', '.join(PRIORITY_FIELDS)} once each, got {text!r}")
+    return parts
+
+
+def _capacity_priority(text: str) -> str:
+    """CAPACITY_PRIORITY checked and kept as text (`tenant.capacity.Priority.parse` reads it)."""
+    return ",".join(parse_priority_fields(text))
 
 
 def _check_url(url: str) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from shared.model import IndicatorType, Problem
+from shared.core.model import IndicatorType, Problem
 
 T = IndicatorType
 

@@ -1,4 +1,4 @@
-"""The tenant's steward: reads what Defender holds, applies the decisions of `shared/quota.py`, deletes.
+"""The tenant's steward: reads what Defender holds, applies the decisions of `shared/tenant/`, deletes.
 
 Adapter: talks to Defender only through the client it is given (anything with `list_indicators`,
 `batch_delete`, `delete` and the `list_calls`/`delete_calls` counters, see `TenantClient`); it never
@@ -16,7 +16,7 @@ How the orchestrator drives it, per input (issue 6):
 
 Dry run (`settings.dry_run`): every decision is taken and reported; nothing is deleted.
 
-Ownership (`quota.owned_by_app`): every indicator this app imports carries its mark in `externalId`; only
+Ownership (`ownership.owned_by_app`): every indicator this app imports carries its mark in `externalId`; only
 records with that mark (and, when known, our identity in `createdBy`) are ever deleted — by feed sync or
 by an action change. Someone else's record with another action is a conflict: left in place, reported.
 """
@@ -30,17 +30,19 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from shared import quota
-from shared.defender.errors import DefenderError, NotFoundError
-from shared.model import Outcome, Status, Summary
-from shared.quota import Decision, Kind, Priority, TenantView, Threshold
-from shared.settings import Settings
+from shared.core.errors import DefenderError, NotFoundError
+from shared.core.model import Outcome, Status, Summary
+from shared.core.settings import Settings
+from shared.tenant import capacity, delta, ownership, records
+from shared.tenant.capacity import Priority, Threshold
+from shared.tenant.delta import Decision, Kind
+from shared.tenant.records import TenantView
 
 log = logging.getLogger(__name__)
 
 CAPACITY_REASON = "tenant capacity"
 # Validation computes a defaulted expiry as "now + window"; an expiry this close to that is taken as
-# defaulted (quota.looks_defaulted). A day also covers validation rounding to whole days.
+# defaulted (delta.looks_defaulted). A day also covers validation rounding to whole days.
 DEFAULTED_EXPIRY_TOLERANCE = timedelta(days=1)
 MAX_DELETE_ATTEMPTS = 3  # BatchDelete 404 recovery rounds (each re-lists the tenant)
 
@@ -64,7 +66,7 @@ class Steward:
     `now`: a fixed clock for tests; None reads the real UTC clock at each decision (validation stamps
     defaulted expiries with the real clock too). `identities`: the app's own `createdBy` values (the
     `appid`/`oid`/`azp` claims of its token, `DefenderClient.identity_ids`); when given, ownership (feed sync
-    and replacement) also requires them (the mark alone is used otherwise, see `quota.owned_by_app`). `priority`:
+    and replacement) also requires them (the mark alone is used otherwise, see `ownership.owned_by_app`). `priority`:
     capacity order, a `Priority` or its text form (`severity,action,expiry`).
     Constructors do no I/O (STYLE.md "Configuration"): `load()` does.
     """
@@ -88,16 +90,16 @@ class Steward:
             self.priority = Priority.parse(priority or getattr(settings, "capacity_priority", None))
         self.dry_run = settings.dry_run
         self.feed = settings.feed or None
-        # Called before any delete; raises when the tenant's turn was lost (entry.py sets it to the lock's
-        # `check`), so no instance deletes while another may hold the turn.
+        # Called before any delete; raises when the tenant's turn was lost (`pipeline.job.guarded` sets it to
+        # the lock's `check`), so no instance deletes while another may hold the turn.
         self.guard: Callable[[], None] | None = None
         self.view: TenantView | None = None
         self.room = 0
         self._list_calls0 = getattr(client, "list_calls", 0)
         self._delete_calls0 = getattr(client, "delete_calls", 0)
-        self._rank_counts: Counter[quota.PriorityKey] = Counter()
+        self._rank_counts: Counter[capacity.PriorityKey] = Counter()
         self._ranked = False
-        self._admitter: quota.Admitter | None = None
+        self._admitter: capacity.Admitter | None = None
         self._pending: dict[tuple[str, str], Decision] = {}  # update/replace awaiting their import result
         self._present: set[tuple[str, str]] = set()  # keys of this input meant for the tenant (feed sync)
         self._decisions: Counter[str] = Counter()
@@ -109,7 +111,7 @@ class Steward:
         self._deleted = 0
         self._delete_errors: list[str] = []
         self._would_delete = 0
-        self._sync: quota.SyncPlan | None = None
+        self._sync: ownership.SyncPlan | None = None
         self._last: tuple[tuple[str, str], Decision] | None = None  # classify → admit hand-over
 
     # ------------------------------------------------------------------------------------------ reading
@@ -120,7 +122,7 @@ class Steward:
     def load(self) -> TenantView:
         """Read every indicator of the tenant (List, paged by the client with `$top`/`$skip`, §5)."""
         self.view = TenantView(self.client.list_indicators(), now=self.now())
-        self.room = quota.room_left(
+        self.room = capacity.room_left(
             self.settings.max_tenant_indicators, self.settings.capacity_reserve, self.view.active_count
         )
         log.info("tenant holds %d active indicators; room for %d new", self.view.active_count, self.room)
@@ -136,8 +138,8 @@ class Steward:
         """
         if not self.identities:
             return
-        marked = [r for r in view.records if quota.looks_like_mark(r.externalId)]
-        if marked and not any(quota.owned_by_app(r, self.identities) for r in marked):
+        marked = [r for r in view.records if ownership.looks_like_mark(r.externalId)]
+        if marked and not any(ownership.owned_by_app(r, self.identities) for r in marked):
             seen = sorted({str(r.createdBy) for r in marked})[:5]
             log.warning(
                 "%d indicators carry this app's mark but none was created by its identity %s (createdBy seen: %s);"
@@ -167,10 +169,10 @@ class Steward:
             raise ValueError(f"line {outcome.line}: only pending outcomes with an indicator can be classified")
         now = self.now()
         window = self.settings.expiration_days_for(ind.indicatorType)
-        defaulted = quota.looks_defaulted(
+        defaulted = delta.looks_defaulted(
             ind.expirationTime, now=now, window_days=window, tolerance=DEFAULTED_EXPIRY_TOLERANCE
         )
-        return quota.compare(
+        return delta.compare(
             ind,
             self._view().for_indicator(ind),
             now=now,
@@ -201,17 +203,17 @@ class Steward:
         """Close the first pass: which new indicators get the room. Without a first pass: input order."""
         self._view()
         if self._ranked:
-            threshold = quota.admit_plan_counts(self._rank_counts, self.room)
+            threshold = capacity.admit_plan_counts(self._rank_counts, self.room)
         else:
             threshold = Threshold(limit=self.room)
-        self._admitter = quota.Admitter(threshold)
+        self._admitter = capacity.Admitter(threshold)
         self._rank_counts = Counter()
         return threshold
 
     def classify(self, outcome: Outcome) -> Outcome:
         """Pending → `unchanged` (existing id) or still pending with a note for update/replace/conflicts.
 
-        Also stamps the app's ownership mark (`quota.app_mark`) on what will be sent. With a feed the mark
+        Also stamps the app's ownership mark (`ownership.app_mark`) on what will be sent. With a feed the mark
         always wins over the row's own `externalId` (the report says so). Without a feed a row's own
         `externalId` is kept, and the record it makes is then not the app's own (never deleted by it later),
         unless it only imitates our mark: that is replaced, so a row cannot make a record look like a feed's.
@@ -220,7 +222,7 @@ class Steward:
             return outcome
         ind = outcome.indicator
         d = self.decide(outcome)
-        key = quota.tenant_key(ind.indicatorType.value, ind.indicatorValue)
+        key = records.tenant_key(ind.indicatorType.value, ind.indicatorValue)
         if self.settings.sync and self.feed:
             self._present.add(key)  # grows with the input's distinct indicators, only in sync mode
         self._decisions[d.kind.value] += 1
@@ -228,14 +230,14 @@ class Steward:
         if d.kind is Kind.unchanged:
             return outcome.final(Status.unchanged, d.note(), id=d.existing_id)
         notes = list(outcome.notes)
-        mark = quota.app_mark(self.feed, ind.indicatorType.value, ind.indicatorValue)
+        mark = ownership.app_mark(self.feed, ind.indicatorType.value, ind.indicatorValue)
         if self.feed:
             if ind.externalId and ind.externalId != mark:
                 notes.append("externalId replaced by the feed's ownership mark")
             ind = replace(ind, externalId=mark)
         elif not ind.externalId:
             ind = replace(ind, externalId=mark)
-        elif ind.externalId != mark and quota.looks_like_mark(ind.externalId):
+        elif ind.externalId != mark and ownership.looks_like_mark(ind.externalId):
             notes.append("externalId replaced by the app's ownership mark (the row's imitated it)")
             ind = replace(ind, externalId=mark)
         if d.kind in (Kind.update, Kind.replace) or d.conflicts:
@@ -250,7 +252,7 @@ class Steward:
         if outcome.status is not None or outcome.indicator is None:
             return outcome
         ind = outcome.indicator
-        key = quota.tenant_key(ind.indicatorType.value, ind.indicatorValue)
+        key = records.tenant_key(ind.indicatorType.value, ind.indicatorValue)
         last = self._last
         d = last[1] if last and last[0] == key else self.decide(outcome)
         if not d.adds:
@@ -273,7 +275,7 @@ class Steward:
 
         Import first, delete after, and only ids different from the one returned (defender-api.md §3.2):
         protection never lapses, and an in-place upsert is never undone. Only records this app owns are ever
-        superseded (`quota.compare`); a conflicting record of someone else stays, unless Defender's upsert
+        superseded (`delta.compare`); a conflicting record of someone else stays, unless Defender's upsert
         (keyed on type+value) rewrote it in place — which the reason then says. Returns the outcomes with
         their reasons telling what happened.
         """
@@ -287,11 +289,11 @@ class Steward:
             d = None
             if o.indicator is not None:
                 d = self._pending.pop(
-                    quota.tenant_key(o.indicator.indicatorType.value, o.indicator.indicatorValue), None
+                    records.tenant_key(o.indicator.indicatorType.value, o.indicator.indicatorValue), None
                 )
             if d is None or o.status is not Status.submitted:
                 continue
-            ids = quota.superseded_to_delete(d, o.id)
+            ids = delta.superseded_to_delete(d, o.id)
             if d.kind is Kind.replace:
                 self._replaced += 1
             if (d.supersedes and not ids) or (d.kind is Kind.update and not d.supersedes and o.id == d.existing_id):
@@ -320,7 +322,7 @@ class Steward:
                 else:
                     msgs.append(f"old indicator {', '.join(x for x in ids if x not in gone)} could not be deleted")
             elif d.kind is Kind.update and d.existing_id is not None:
-                # The same-action record is someone else's: an update, never a delete (quota.compare).
+                # The same-action record is someone else's: an update, never a delete (delta.compare).
                 if o.id == d.existing_id:
                     msgs.append("Defender updated it in place (same id)")
                 else:
@@ -328,13 +330,13 @@ class Steward:
             out.append(replace(o, reason="; ".join(p for p in (reason, *msgs) if p) or None))
         return out
 
-    def finish(self, summary: Summary, *, file_error: bool) -> quota.SyncPlan | None:
+    def finish(self, summary: Summary, *, file_error: bool) -> ownership.SyncPlan | None:
         """Feed sync at the end of the input: delete this feed's own stale indicators when it is safe."""
         if not (self.settings.sync and self.feed):
             return None
         view = self._view()
         ratio = summary.invalid / summary.total if summary.total else 0.0
-        plan = quota.sync_plan(
+        plan = ownership.sync_plan(
             self.feed,
             view,
             self._present.__contains__,
@@ -362,7 +364,7 @@ class Steward:
         404 are recorded for the report and leave the ids in place.
         """
         gone: set[str] = set()
-        for chunk in quota.chunks(list(dict.fromkeys(ids))):
+        for chunk in ownership.chunks(list(dict.fromkeys(ids))):
             if self.guard is not None:
                 self.guard()
             gone |= self._delete_chunk(chunk)
@@ -422,7 +424,9 @@ class Steward:
                 "max": self.settings.max_tenant_indicators,
                 "reserve": self.settings.capacity_reserve,
                 "roomBefore": self.room,
-                "roomLeft": quota.room_left(self.settings.max_tenant_indicators, self.settings.capacity_reserve, after),
+                "roomLeft": capacity.room_left(
+                    self.settings.max_tenant_indicators, self.settings.capacity_reserve, after
+                ),
                 "capacitySkipped": admitter.refused if admitter else 0,
                 "decisions": {k.value: self._decisions.get(k.value, 0) for k in Kind},
                 "replaced": self._replaced,

@@ -1,62 +1,30 @@
-"""How an entry point puts the quota steward to work for one input (issue 6): shared by the blob drop, the
-HTTP import and the CLI, so all three take the same decisions.
+"""Starting the steward for one input: its identity, the tenant loaded, and the stand-ins used when the
+tenant cannot be read (a run that cannot see the cap must not fill it blindly).
 
-Service layer, no I/O of its own: the Defender client and the input's `reopen` are handed in.
-
-- `folder_overrides(name)`: the feed folder convention — a blob named `feeds/<feed>/<file>` is the full
-  current state of feed `<feed>` (`feed=<feed>`, `sync=true`); the blob's own metadata wins.
-- `check_sync(settings)`: `sync=true` needs a `feed` (a sync without a feed has nothing it may delete).
-- `entries_bound(head, size)`: an upper bound on an input's entries when one is cheap to know, so a
-  small input skips the steward's ranking pass (a second read of the input).
-- `start(...)`: build the steward with the client's own identity (`identities_of`) and load the tenant;
-  when the tenant cannot be read, a stand-in that submits nothing and says why (a run that cannot see
-  the cap must not fill it blindly).
+No I/O of its own: the Defender client and the input's second pass are handed in. `entries_bound` gives an
+upper bound on an input's entries when one is cheap to know, so a small input skips the ranking pass.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from shared.defender.errors import DefenderError
-from shared.model import Outcome, Summary
-from shared.settings import Settings, SettingsError
-from shared.steward import Steward, prepare
+from shared.core.errors import DefenderError
+from shared.core.model import Outcome, Summary
+from shared.core.settings import Settings
+from shared.tenant.steward import Steward, prepare
 
 log = logging.getLogger(__name__)
 
-FEEDS_FOLDER = "feeds"
+
 GZIP_MAGIC = b"\x1f\x8b"
 # The shortest valid indicator is a 3-character domain name (`a.io` is 4; `x.y` passes rules.domain_problems),
 # and entries are separated by at least one byte; every reader takes an entry's value from the input's
 # own bytes (refanging only shortens it). So an uncompressed input of `size` bytes holds at most
 # (size + 1) // 4 entries. Gzip breaks the bound: None.
 MIN_ENTRY_BYTES = 4
-
-
-def folder_overrides(name: str) -> dict[str, str]:
-    """`feeds/<feed>/<file>` → {"feed": <feed>, "sync": "true"}; anything else → {}.
-
-    Only the first level under `feeds/` names the feed; deeper folders are part of the file's path.
-    """
-    parts = name.split("/")
-    if len(parts) >= 3 and parts[0] == FEEDS_FOLDER and parts[1].strip() and parts[-1]:
-        return {"feed": parts[1].strip(), "sync": "true"}
-    return {}
-
-
-def blob_overrides(name: str, metadata: Mapping[str, str]) -> dict[str, str]:
-    """The per-file overrides of a blob: its folder's convention, then its own metadata (which wins)."""
-    out = folder_overrides(name)
-    out.update({k.strip().lower(): v for k, v in metadata.items()})
-    return out
-
-
-def check_sync(settings: Settings) -> None:
-    """Raise SettingsError when sync mode is asked for without a feed to sync."""
-    if settings.sync and not settings.feed:
-        raise SettingsError("invalid overrides: sync: sync=true needs feed=<name> (the feed whose state this is)")
 
 
 def entries_bound(head: bytes, size: int) -> int | None:
@@ -111,7 +79,7 @@ class UnreadTenant:
 def identities_of(client: Any) -> tuple[str, ...]:
     """The client's own identity claims (`DefenderClient.identity_ids`); () for a client that has none.
 
-    () makes the steward rely on the ownership mark alone (see `shared.quota.owned_by_app`).
+    () makes the steward rely on the ownership mark alone (see `shared.tenant.ownership.owned_by_app`).
     """
     get = getattr(client, "identity_ids", None)
     return tuple(get()) if callable(get) else ()
@@ -129,7 +97,7 @@ def start(
     Must run under the tenant lock (its count is not raced then). The steward knows the client's identity
     (`identities_of`): only records carrying our mark and created by us count as ours. `reopen()` gives the
     input's validated stream again, validated with the same `now` as the real pass (see
-    `shared.steward.prepare`). When the tenant cannot be listed (or no token can be had), the steward is an
+    `shared.tenant.steward.prepare`). When the tenant cannot be listed (or no token can be had), the steward is an
     `UnreadTenant` and the submitter a `Refused` (dry run: None, so entries are reported `skipped` "dry run"
     as without a tenant).
     """

@@ -1,0 +1,168 @@
+"""What the tenant holds, as the app sees it: records read back from List, the key that identifies
+an indicator, and the view over all of them.
+
+Pure: standard library only, no I/O. Facts relied on (design/defender-api.md):
+- §2: 15,000 active indicators per tenant, no increase; expired indicators are deleted by Defender.
+- §3.2: Import is an upsert whose key is undocumented (probably includes `action`), so an action change
+  is "import the new one first, delete the old one only if the import returned a different id".
+- §5: List returns `externalId` and `createdBy`; `externalId` is free text we own, `createdBy` is set by
+  Defender from the caller's identity. Together they are the ownership mark (`tenant.ownership`).
+- indicator-ip-domain (§4 "Network conflicts"): Allow > Warn > Block, so a stale Allow silently wins.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from shared.core.model import Indicator
+
+_HASH_TYPES = frozenset({"FileSha1", "FileSha256", "FileMd5", "CertificateThumbprint"})
+
+
+def tenant_key(indicator_type: str, value: str) -> tuple[str, str]:
+    """(type, value) written the way validation writes it (CONTRACT.md "Normalisation").
+
+    Defender stores values as submitted (defender-api.md §4 "Hash case"), so our own records already
+    match; this catches what analysts typed by hand (upper-case hashes, compressed IPv6, `HTTP://Host`).
+    A value this cannot parse is kept as given: at worst it is not recognised and gets resubmitted.
+    """
+    v = value.strip()
+    if indicator_type in _HASH_TYPES:
+        return indicator_type, v.lower()
+    if indicator_type == "DomainName":
+        return indicator_type, v.lower().rstrip(".")
+    if indicator_type == "IpAddress":
+        try:
+            ip = ipaddress.ip_address(v)
+        except ValueError:
+            return indicator_type, v
+        if ip.version == 6:
+            # All eight groups, no leading zeros (CONTRACT.md "Normalisation").
+            return indicator_type, ":".join(f"{int(g, 16):x}" for g in ip.exploded.split(":"))
+        return indicator_type, str(ip)
+    if indicator_type == "Url":
+        try:
+            parts = urlsplit(v)
+        except ValueError:
+            return indicator_type, v
+        if parts.scheme and parts.netloc:
+            return indicator_type, urlunsplit((parts.scheme.lower(), parts.netloc.lower(), *parts[2:]))
+        return indicator_type, v
+    return indicator_type, v
+
+
+def parse_time(text: Any) -> datetime | None:
+    """Defender's DateTimeOffset (`2025-01-02T03:04:05Z`, `.0000000Z`, `+00:00`) as aware UTC; None if absent."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, datetime):
+        return text if text.tzinfo else text.replace(tzinfo=UTC)
+    s = str(text).strip()
+    if s.endswith(("Z", "z")):
+        s = s[:-1] + "+00:00"
+    if "." in s:
+        # Python < 3.11 style parsers choke on 7 fractional digits; the second is all we compare.
+        head, _, rest = s.partition(".")
+        tz = ""
+        for sign in ("+", "-"):
+            if sign in rest:
+                tz = sign + rest.split(sign, 1)[1]
+                break
+        s = head + tz
+    try:
+        dt = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    """One indicator as the List API returns it, reduced to what the decisions read."""
+
+    id: str
+    type: str
+    value: str
+    action: str
+    severity: str | None = None
+    title: str | None = None
+    description: str | None = None
+    rbacGroupNames: tuple[str, ...] = ()
+    generateAlert: bool = False
+    expirationTime: datetime | None = None
+    externalId: str | None = None
+    createdBy: str | None = None
+    recommendedActions: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return tenant_key(self.type, self.value)
+
+    @classmethod
+    def from_wire(cls, item: Mapping[str, Any]) -> TenantRecord:
+        """From one List `value` item. Tolerates missing fields and `externalID` spelling (defender-api.md §1.5)."""
+        groups = item.get("rbacGroupNames") or ()
+        if isinstance(groups, str):
+            groups = [g for g in (p.strip() for p in groups.split(",")) if g]
+        alert = item.get("generateAlert")
+        if isinstance(alert, str):
+            alert = alert.strip().lower() == "true"
+        ext = item.get("externalId", item.get("externalID"))
+        return cls(
+            id=str(item.get("id", "")),
+            type=str(item.get("indicatorType", "")),
+            value=str(item.get("indicatorValue", "")),
+            action=_legacy_action(str(item.get("action", ""))),
+            severity=item.get("severity"),
+            title=item.get("title"),
+            description=item.get("description"),
+            rbacGroupNames=tuple(sorted(str(g) for g in groups)),
+            generateAlert=bool(alert),
+            expirationTime=parse_time(item.get("expirationTime")),
+            externalId=str(ext) if ext is not None else None,
+            createdBy=item.get("createdBy"),
+            recommendedActions=item.get("recommendedActions"),
+        )
+
+    def active(self, now: datetime) -> bool:
+        """Defender deletes an indicator when it expires, to the second (defender-api.md §1.5)."""
+        return self.expirationTime is None or self.expirationTime > now
+
+
+def _legacy_action(action: str) -> str:
+    # Legacy actions as validation maps them (CONTRACT.md "Normalisation"), so an old AlertAndBlock
+    # record compares equal to a Block row instead of being "replaced" by it.
+    return {"Alert": "Audit", "AlertAndBlock": "Block"}.get(action, action)
+
+
+class TenantView:
+    """The tenant's indicators at one moment, indexed by (type, value). At most ~15,000 records (§2)."""
+
+    def __init__(self, records: Iterable[TenantRecord | Mapping[str, Any]], *, now: datetime) -> None:
+        self.now = now
+        self.records: list[TenantRecord] = []
+        self._by_key: dict[tuple[str, str], list[TenantRecord]] = {}
+        for r in records:
+            rec = r if isinstance(r, TenantRecord) else TenantRecord.from_wire(r)
+            if not rec.active(now):
+                continue  # expired: Defender is about to delete it; it neither counts nor matches
+            self.records.append(rec)
+            self._by_key.setdefault(rec.key, []).append(rec)
+        self.ids = frozenset(r.id for r in self.records)
+
+    @property
+    def active_count(self) -> int:
+        return len(self.records)
+
+    def get(self, indicator_type: str, value: str) -> list[TenantRecord]:
+        return self._by_key.get(tenant_key(indicator_type, value), [])
+
+    def for_indicator(self, indicator: Indicator) -> list[TenantRecord]:
+        return self.get(indicator.indicatorType.value, indicator.indicatorValue)
