@@ -63,7 +63,11 @@ def run(settings: Settings, client: Any, raw: list[RawRow]) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0)
     t0 = time.perf_counter()
     steward = Steward(client, settings)
-    prepare(steward, entries_at_most=len(raw), reopen=lambda: validate(iter(raw), settings, source="feed.txt", now=now))
+    prepare(
+        steward,
+        entries_at_most=len(raw),
+        second_pass=lambda: validate(iter(raw), settings, source="feed.txt", now=now),
+    )
     t_load = time.perf_counter() - t0
     writer = ReportWriter(io.StringIO(), io.StringIO(), source={"name": "feed.txt"}, started_at=now, dry_run=False)
     result = process_stream(

@@ -22,15 +22,19 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from shared.core.model import Outcome, Status
 from shared.core.settings import Settings, SettingsError
-from shared.pipeline.reports import FAILED, ReportWriter, report_names
+from shared.pipeline.reports import FAILED, report_names
+
+if TYPE_CHECKING:
+    from shared.pipeline.job import DefenderLike
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -38,26 +42,18 @@ EXIT_USAGE = 2
 SHOW_REJECTED = 10  # rejected rows printed per file
 
 Printer = Callable[[str], None]
-SubmitterFactory = Callable[[], Any]
+ClientFactory = Callable[[], "DefenderLike"]
 
 
-class _TallyingWriter(ReportWriter):
-    """A ReportWriter that also counts by status and type and keeps the first rejected rows for the console."""
+class Tally:
+    """Counts by status and type, and the first rejected rows, for the console (a job's `on_outcome`)."""
 
-    def __init__(self, json_out: TextIO, csv_out: TextIO, **kw: Any) -> None:
-        super().__init__(json_out, csv_out, **kw)
+    def __init__(self) -> None:
         self.by_status: Counter[str] = Counter()
         self.by_type: Counter[str] = Counter()
         self.rejected: list[dict[str, Any]] = []
-        self.tenant: dict[str, Any] | None = None
-
-    def finish(self, summary: Any, status: str, **kw: Any) -> None:
-        extra = kw.get("extra") or {}
-        self.tenant = extra.get("tenant")
-        super().finish(summary, status, **kw)
 
     def add(self, outcome: Outcome) -> None:
-        super().add(outcome)
         assert outcome.status is not None
         self.by_status[outcome.status.value] += 1
         self.by_type[outcome.type or "unknown"] += 1
@@ -65,6 +61,30 @@ class _TallyingWriter(ReportWriter):
             self.rejected.append(
                 {"line": outcome.line, "status": outcome.status.value, "value": outcome.value, "reason": outcome.reason}
             )
+
+
+class LocalReports:
+    """A file's reports in the report directory (`pipeline.job.Reports`); written in place, nothing to upload."""
+
+    def __init__(self, json_name: str, csv_name: str) -> None:
+        self.json_name = json_name
+        self.csv_name = csv_name
+        self.opened = False
+
+    def already_done(self) -> bool:
+        return False
+
+    @contextmanager
+    def open(self) -> Iterator[tuple[TextIO, TextIO]]:
+        with (
+            open(self.json_name, "w", encoding="utf-8", newline="\n") as jf,
+            open(self.csv_name, "w", encoding="utf-8", newline="") as cf,
+        ):
+            self.opened = True
+            yield jf, cf
+
+    def publish(self) -> None:
+        return None
 
 
 def duplicate_names(paths: Sequence[Path]) -> list[str]:
@@ -77,123 +97,106 @@ def run_files(
     paths: Sequence[Path],
     report_dir: Path,
     settings: Settings,
-    submitter_factory: SubmitterFactory | None,
+    client_factory: ClientFactory | None,
     skip_reason: str | None,
     printer: Printer = print,
     *,
     json_output: bool = False,
-    stewarded: bool = False,
 ) -> int:
-    """Process every file with one submitter (so pacing spans them all); returns the exit code.
+    """Process every file with one client (so pacing spans them all); returns the exit code.
 
-    `submitter_factory=None` validates only; `skip_reason` is what entries that would be sent are
-    marked with when nothing is submitted ("validation only", "dry run"). `stewarded`: the factory's
-    client is a Defender client and each file gets a quota steward on it (`shared.tenant`); in a
-    dry run it only lists the tenant.
+    `client_factory=None` validates only; `skip_reason` is what entries that would be sent are marked with
+    when nothing is submitted ("validation only", "dry run"). With a client each file gets the quota steward
+    on it (in a dry run it only lists the tenant), as in the function app.
     """
-    from shared.pipeline.process import process_stream  # loads the readers and validation only when needed
-    from shared.tenant import session
-
     dupes = duplicate_names(paths)
     if dupes:
         printer(f"error: two inputs have the same file name ({', '.join(dupes)}); their reports would collide")
         return EXIT_USAGE
     report_dir.mkdir(parents=True, exist_ok=True)
-    client = submitter_factory() if submitter_factory is not None else None
-    submitter = None if stewarded and settings.dry_run else client
+    client = client_factory() if client_factory is not None else None
     code = EXIT_OK
     results: list[dict[str, Any]] = []
     for path in paths:
-        json_name, csv_name = report_names(str(report_dir / path.name))
-        entry: dict[str, Any] = {"file": str(path), "reports": {"json": json_name, "csv": csv_name}}
+        entry = _run_file(path, report_dir, settings, client, skip_reason, printer, json_output=json_output)
         results.append(entry)
-        opened = False
-        try:
-            size = path.stat().st_size
-            with (
-                path.open("rb") as stream,
-                open(json_name, "w", encoding="utf-8", newline="\n") as jf,
-                open(csv_name, "w", encoding="utf-8", newline="") as cf,
-            ):
-                opened = True
-                writer = _TallyingWriter(
-                    jf,
-                    cf,
-                    source={"container": None, "name": path.name, "etag": None, "size": size},
-                    started_at=datetime.now(UTC),
-                    dry_run=submitter is None or settings.dry_run,
-                )
-                now = datetime.now(UTC)  # validation's clock: the same for the ranking pass and the real one
-                steward, file_submitter = None, submitter
-                if stewarded and client is not None:
-                    steward, file_submitter = session.start(
-                        client,
-                        settings,
-                        entries_at_most=session.entries_bound(stream.peek(2)[:2], size),
-                        reopen=lambda p=path, n=now: _revalidate(p, settings, n),  # type: ignore[misc]
-                    )
-                progress = None if json_output else _progress(printer, path.name, file_submitter, stream, size)
-                result = process_stream(
-                    stream,
-                    path.name,
-                    settings=settings,
-                    submitter=file_submitter,
-                    reports=writer,
-                    source=path.name,
-                    now=now,
-                    on_batch=progress if file_submitter is not None else None,
-                    skip_reason=skip_reason,
-                    steward=steward,
-                )
-        except OSError as e:
-            entry.update(status=FAILED, error=f"{e.strerror or e}: {e.filename or path}")
-            if not opened:  # no report was written: do not point at files that do not exist (or are stale)
-                del entry["reports"]
+        if entry["status"] == FAILED:
             code = EXIT_FAILED
-            if not json_output:
-                printer(f"{path}: cannot be processed: {entry['error']}")
-            continue
-        except Exception as e:  # the CLI's one catch-all: report and go on with the next file
-            logging.getLogger(__name__).exception("processing %s failed", path)
-            entry.update(status=FAILED, error=f"{type(e).__name__}: {e}")
-            code = EXIT_FAILED
-            if not json_output:
-                printer(f"{path}: failed: {entry['error']}")
-            continue
-        if result.status == FAILED:
-            code = EXIT_FAILED
-        entry.update(
-            status=result.status,
-            format=result.format,
-            summary=result.summary.as_dict(),
-            byStatus=dict(writer.by_status),
-            byType=dict(writer.by_type),
-            errors=[p.as_dict() for p in result.errors],
-            rejected=writer.rejected,
-        )
-        if writer.tenant is not None:
-            entry["tenant"] = writer.tenant
-        if not json_output:
+        if not json_output and "error" not in entry:
             _print_file(printer, entry)
     if json_output:
         printer(json.dumps({"exitCode": code, "files": results}, indent=2, ensure_ascii=False))
     return code
 
 
-def _revalidate(path: Path, settings: Settings, now: datetime) -> Any:
-    """The steward's ranking pass over a file: read and validated again with the real pass's clock."""
-    from shared.checks.validate import validate
-    from shared.readers import read
+def _run_file(
+    path: Path,
+    report_dir: Path,
+    settings: Settings,
+    client: DefenderLike | None,
+    skip_reason: str | None,
+    printer: Printer,
+    *,
+    json_output: bool,
+) -> dict[str, Any]:
+    """One file through `run_job`; its console and `--json` entry."""
+    from shared.pipeline.job import Job, JobHooks, NoTurn, run_job
 
-    with path.open("rb") as stream:
-        yield from validate(read(stream, path.name), settings, source=path.name, now=now)
+    json_name, csv_name = report_names(str(report_dir / path.name))
+    entry: dict[str, Any] = {"file": str(path), "reports": {"json": json_name, "csv": csv_name}}
+    reports = LocalReports(json_name, csv_name)
+    tally = Tally()
+    streams: list[BinaryIO] = []
+    hooks = JobHooks(on_outcome=tally.add, on_stream=streams.append)
+    try:
+        size = path.stat().st_size
+        if client is not None and not json_output:
+            hooks.on_batch = _progress(printer, path.name, client, streams, size)
+        job = Job(
+            name=path.name,
+            source=path.name,
+            report_source={"container": None, "name": path.name, "etag": None, "size": size},
+            settings=settings,
+            started=datetime.now(UTC),  # validation's clock: the same for the ranking pass and the real one
+            open_input=lambda: path.open("rb"),
+            size=size,
+            skip_reason=skip_reason,
+        )
+        result = run_job(job, client=client, turn=NoTurn(), reports=reports, hooks=hooks)
+    except OSError as e:
+        entry.update(status=FAILED, error=f"{e.strerror or e}: {e.filename or path}")
+        if not reports.opened:  # no report was written: do not point at files that do not exist (or are stale)
+            del entry["reports"]
+        if not json_output:
+            printer(f"{path}: cannot be processed: {entry['error']}")
+        return entry
+    except Exception as e:  # the CLI's one catch-all: report and go on with the next file
+        logging.getLogger(__name__).exception("processing %s failed", path)
+        entry.update(status=FAILED, error=f"{type(e).__name__}: {e}")
+        if not json_output:
+            printer(f"{path}: failed: {entry['error']}")
+        return entry
+    run = result.run
+    assert run is not None
+    entry.update(
+        status=run.status,
+        format=run.format,
+        summary=run.summary.as_dict(),
+        byStatus=dict(tally.by_status),
+        byType=dict(tally.by_type),
+        errors=[p.as_dict() for p in run.errors],
+        rejected=tally.rejected,
+    )
+    if run.tenant is not None:
+        entry["tenant"] = run.tenant
+    return entry
 
 
 def _progress(
     printer: Printer,
     name: str,
-    submitter: Any = None,
-    stream: Any = None,
+    client: DefenderLike,
+    streams: Sequence[BinaryIO] = (),
     size: int = 0,
     clock: Callable[[], float] = time.monotonic,
 ) -> Callable[[int, int], None]:
@@ -201,7 +204,7 @@ def _progress(
     call rate, and an ETA estimated from the share of the file read (the entry total is known only at the end).
     """
     started = clock()
-    calls0 = getattr(submitter, "api_calls", 0)
+    calls0 = client.api_calls
     batches = 0
 
     def report(done: int, seen: int) -> None:
@@ -209,10 +212,10 @@ def _progress(
         batches += 1
         elapsed = clock() - started
         line = f"{name}: batch {batches}: {done} of {seen} entries so far settled by Defender"
-        calls = getattr(submitter, "api_calls", calls0) - calls0
+        calls = client.api_calls - calls0
         if calls and elapsed > 0:
             line += f"; {calls} calls, {calls / elapsed * 60:.1f} calls/minute"
-        read = _position(stream)
+        read = _position(streams[-1]) if streams else 0
         if read and size and read < size and elapsed > 0:
             line += f"; about {elapsed * (size - read) / read:.0f} s left"
         printer(line)
@@ -220,10 +223,10 @@ def _progress(
     return report
 
 
-def _position(stream: Any) -> int:
+def _position(stream: BinaryIO) -> int:
     """Bytes read so far from the input file (0 when the stream cannot tell)."""
     try:
-        return int(stream.tell()) if stream is not None else 0
+        return int(stream.tell())
     except (OSError, ValueError):
         return 0
 
@@ -294,8 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _submitter_factory(settings: Settings) -> SubmitterFactory:
-    def make() -> Any:
+def _client_factory(settings: Settings) -> ClientFactory:
+    def make() -> DefenderLike:
         from shared.defender import make_client  # azure-identity and requests load only for `submit`
 
         return make_client(settings)
@@ -337,9 +340,8 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
         args.files,
         args.report_dir,
         settings,
-        _submitter_factory(settings),
+        _client_factory(settings),
         reason,
         printer,
         json_output=args.json,
-        stewarded=True,
     )

@@ -1,8 +1,9 @@
 """The HTTP import's request checks and response shapes (CONTRACT.md "HTTP API"). No I/O.
 
-`check_body()` decides 400/413/415 before anything is read into the pipeline and names the
-synthetic file the body is parsed as (`http.json`, `http.csv`, `http.txt`), so an HTTP body goes
-through exactly the same readers as a dropped file. `value_entries()` turns the run's outcomes into
+`check_body()` decides 400/413/415 before anything goes into the pipeline and names the synthetic file
+the body is parsed as (`http.json`, `http.csv`, `http.txt`, `http.ndjson`), so an HTTP body goes through
+the same readers as a dropped file. It decodes the body once: the items it read are kept
+(`pipeline.job.SavedItems`) and are what the job iterates. `value_entries()` turns the run's outcomes into
 Defender's `value` list: one entry per indicator, in input order, per the contract's status table.
 
 Choices (documented in README "HTTP API"):
@@ -14,14 +15,15 @@ Choices (documented in README "HTTP API"):
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.core.jsonerrors import explain, line_column
-from shared.core.model import Outcome, Status
+from shared.core.model import Outcome, RawRow, Status
 from shared.core.settings import OVERRIDE_KEYS
+from shared.pipeline.job import SavedItems, decode_once
 
 JSON_TYPES = frozenset({"application/json", "text/json"})
 CSV_TYPES = frozenset({"text/csv", "application/csv"})
@@ -57,11 +59,17 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Body:
-    """A body accepted for import: the synthetic file name that picks the reader, and its bytes."""
+    """A body accepted for import: the synthetic file name that picks the reader, its size, and its items
+    as the readers decoded them (once)."""
 
     name: str
-    data: bytes
-    count: int | None = None  # indicator entries, when known from the JSON shape
+    size: int
+    items: SavedItems
+
+    @property
+    def count(self) -> int:
+        """Indicator entries (rows) in the body."""
+        return self.items.rows
 
 
 def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
@@ -81,59 +89,88 @@ def check_size(headers: Mapping[str, str], body: bytes, max_bytes: int) -> None:
         raise HttpProblem(413, f"request body is {len(body)} bytes; the limit is {max_bytes} (MAX_HTTP_BODY_BYTES)")
 
 
-def check_body(
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    max_bytes: int,
-    max_indicators: int,
-    count_entries: Callable[[bytes, str], int] | None = None,
-) -> Body:
-    """Check size, content type and shape; raise HttpProblem (413, 415, 400) or return the Body.
-
-    `count_entries(data, name)` counts indicator entries of CSV/text bodies (the readers do it);
-    JSON bodies are counted from their array.
-    """
-    check_size(headers, body, max_bytes)
+def body_name(headers: Mapping[str, str]) -> str:
+    """The synthetic file name a body is read as, from its content type; 415 for any other type."""
     mtype = media_type(headers)
     if mtype in NDJSON_TYPES:
-        parsed = Body("http.ndjson", body)
-    elif mtype in JSON_TYPES or mtype.endswith("+json"):
-        parsed = Body("http.json", body, _json_count(body))
-    elif mtype in CSV_TYPES:
-        parsed = Body("http.csv", body)
-    elif mtype in TEXT_TYPES:
-        parsed = Body("http.txt", body)
-    else:
-        shown = mtype or "none"
-        accepted = "application/json, application/x-ndjson, text/csv or text/plain"
-        raise HttpProblem(415, f"unsupported content type {shown!r}: send {accepted}")
+        return "http.ndjson"
+    if mtype in JSON_TYPES or mtype.endswith("+json"):
+        return "http.json"
+    if mtype in CSV_TYPES:
+        return "http.csv"
+    if mtype in TEXT_TYPES:
+        return "http.txt"
+    shown = mtype or "none"
+    accepted = "application/json, application/x-ndjson, text/csv or text/plain"
+    raise HttpProblem(415, f"unsupported content type {shown!r}: send {accepted}")
+
+
+def check_body(headers: Mapping[str, str], body: bytes, *, max_bytes: int, max_indicators: int) -> Body:
+    """Check size, content type and shape, decoding the body once; raise HttpProblem (413, 415, 400) or
+    return the Body with its items."""
+    check_size(headers, body, max_bytes)
+    name = body_name(headers)
     if not body.strip():
         raise HttpProblem(400, "the request body is empty")
-    count = parsed.count
-    if count is None and count_entries is not None:
-        count = count_entries(body, parsed.name)
-    if count is not None and count > max_indicators:
-        raise HttpProblem(413, f"request holds {count} indicators; the limit is {max_indicators} (MAX_HTTP_INDICATORS)")
-    return Body(parsed.name, parsed.data, count)
+    if name == "http.json":
+        items = decode_json_body(body, max_rows=max_indicators)
+    else:
+        from shared.readers import read
+
+        reading = read(io.BytesIO(body), name)
+        items = decode_once(reading, format=reading.format, max_rows=max_indicators)
+    if items.rows > max_indicators:
+        raise HttpProblem(
+            413, f"request holds {items.rows} indicators; the limit is {max_indicators} (MAX_HTTP_INDICATORS)"
+        )
+    return Body(name, len(body), items)
 
 
-def _json_count(body: bytes) -> int:
-    """Parse strictly; 400 with line and column when the JSON is malformed or not an import body."""
+# Where a Defender import body keeps its indicators: a bare array's elements, or `Indicators`'s (the key is
+# case-sensitive, as in Defender's own endpoint, defender-api.md §1.4).
+_ELEMENTS = {("[]",): "", ("Indicators", "[]"): "indicators"}
+
+
+def decode_json_body(body: bytes, *, max_rows: int) -> SavedItems:
+    """The rows of a Defender import body, decoded once by the JSON reader's streaming walk (physical lines).
+
+    400 with line and column when the JSON is malformed, or when it is not an import body: an object
+    without `Indicators`, `Indicators` not an array, a document that is neither object nor array.
+    """
+    from shared.readers._json import JsonSyntaxError, element_rows, walk
+
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise HttpProblem(400, f"the body is not UTF-8 (byte {e.start + 1})") from None
-    if not text.strip():
-        raise HttpProblem(400, "the request body is empty")
+    saved = SavedItems(format="json")
+    elements = 0
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        msg, pos = explain(e.doc, e.pos, e.msg)
-        line, col = line_column(e.doc, pos)
-        raise HttpProblem(400, f"malformed JSON at line {line}, column {col}: {msg}") from None
+        for path, obj, line in walk(io.StringIO(text).read):
+            key = _ELEMENTS.get(path)
+            if key is None:
+                if path in ((), ("Indicators",)):
+                    _shape_problem(text)  # a scalar document, or `Indicators` that is no array: 400
+                continue
+            elements += 1
+            for row in element_rows(line, obj, strict=True, key=key):
+                if saved.rows >= max_rows and isinstance(row, RawRow):
+                    saved.rows += 1  # counted for the 413 message, not kept
+                else:
+                    saved.add(row)
+    except JsonSyntaxError as e:
+        raise HttpProblem(400, f"malformed JSON at line {e.line}, column {e.column}: {e.msg}") from None
+    if not elements:
+        _shape_problem(text)  # an empty array is fine; `{}` or another object is a 400 naming the key
+    return saved
+
+
+def _shape_problem(text: str) -> None:
+    """Raise the 400 for a well-formed document that is no import body (only for bodies without elements:
+    the one case in which such a body is decoded a second time)."""
+    doc = json.loads(text)
     if isinstance(doc, list):
-        return len(doc)
+        return
     if isinstance(doc, dict):
         if "Indicators" not in doc:
             keys = ", ".join(repr(k) for k in list(doc)[:5]) or "none"
@@ -145,7 +182,7 @@ def _json_count(body: bytes) -> int:
         items = doc["Indicators"]
         if not isinstance(items, list):
             raise HttpProblem(400, f"'Indicators' must be an array, got {type(items).__name__}")
-        return len(items)
+        return
     raise HttpProblem(400, f"expected a JSON object or array, got {type(doc).__name__}")
 
 

@@ -3,7 +3,7 @@ client, built once per process on the first invocation and reused by every invoc
 (azure-functions-conventions.md P12). The constructor does no I/O.
 
 Pacing across instances: the tenant lock hands each holder's recent Defender calls to the next holder
-(`Runtime.turn`, `shared.storage.tenant_lock`, `shared.defender.pacing`), so MAX_CALLS_PER_MINUTE holds
+(`Runtime.hold`, `shared.storage.tenant_lock`, `shared.defender.pacing`), so MAX_CALLS_PER_MINUTE holds
 tenant-wide.
 """
 
@@ -13,23 +13,25 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from shared.core.settings import Settings, SettingsError
-from shared.defender.pacing import CallPacer, handover_metadata, seed_from_metadata
-from shared.storage.blobs import (
-    parse_connection,
-    service_client,
-)
+from shared.defender.pacing import handover_metadata, seed_from_metadata
+from shared.storage.blobs import parse_connection, service_client
 from shared.storage.tenant_lock import LockHandle, TenantLock
 
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient, ContainerClient
+
+    from shared.defender.client import DefenderClient
+
 log = logging.getLogger(__name__)
 
-
-log = logging.getLogger(__name__)
+DefenderFactory = Callable[[Settings], "DefenderClient"]
+LockFactory = Callable[["ContainerClient"], TenantLock]
 
 DEFAULT_LOCK_CONTAINER = "indicator-locks"
 DEFAULT_HTTP_LOCK_WAIT = 60.0  # HTTP answers must come well inside the 230-second limit
@@ -39,9 +41,6 @@ DEFAULT_HTTP_DEADLINE = 200.0
 HTTP_DEADLINE_BOUNDS = (10.0, 225.0)
 DEFAULT_BLOB_LOCK_WAIT = 900.0  # well inside host.json's functionTimeout (30 min)
 RETRY_AFTER_SECONDS = 30  # the holder renews every 20 s; a crashed one frees the lock within 60 s
-# The Defender client's pacers handed over through the tenant lock (name in the lock blob's metadata, attribute).
-HANDED_OVER_PACERS = (("import", "pacer"), ("list", "list_pacer"), ("batchdelete", "batch_delete_pacer"),
-                      ("delete", "delete_pacer"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,9 +55,14 @@ class AppOptions:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AppOptions:
         errors: list[str] = []
-        kw: dict[str, Any] = {}
+        kw: dict[str, float | str] = {}
 
-        def take(name: str, attr: str, conv: Any, check: Any = None) -> None:
+        def take(
+            name: str,
+            attr: str,
+            conv: Callable[[str], float | str],
+            check: Callable[[float], str | None] | None = None,
+        ) -> None:
             raw = (env.get(name) or "").strip()
             if not raw:
                 return
@@ -67,7 +71,7 @@ class AppOptions:
             except ValueError as e:
                 errors.append(f"{name}: {e}")
                 return
-            problem = check(val) if check else None
+            problem = check(val) if check and isinstance(val, float) else None
             if problem:
                 errors.append(f"{name}: {problem}")
             else:
@@ -81,20 +85,24 @@ class AppOptions:
              lambda v: None if low <= v <= high else f"must be {low:g} to {high:g}")  # fmt: skip
         if errors:
             raise SettingsError("invalid settings: " + "; ".join(errors))
-        return cls(**kw)
+        return cls(**kw)  # type: ignore[arg-type]  # each attr got the type its field has
 
 
 class Runtime:
-    """Everything an invocation needs, built once per process. The constructor does no I/O."""
+    """Everything an invocation needs, built once per process. The constructor does no I/O.
+
+    It is also the tenant's turn of every job (`hold`, a `pipeline.job.TenantTurn`): the lock, with the pacing
+    handover between holders.
+    """
 
     def __init__(
         self,
         settings: Settings,
         options: AppOptions,
-        service: Any,
+        service: BlobServiceClient,
         *,
-        defender_factory: Any = None,
-        lock_factory: Any = None,
+        defender_factory: DefenderFactory | None = None,
+        lock_factory: LockFactory | None = None,
     ) -> None:
         self.settings = settings
         self.options = options
@@ -102,11 +110,17 @@ class Runtime:
         self.reports = service.get_container_client(settings.reports_container)
         self.lock = (lock_factory or TenantLock)(service.get_container_client(options.lock_container))
         self._defender_factory = defender_factory
-        self._defender: Any = None
+        self._defender: DefenderClient | None = None
         self._defender_lock = threading.Lock()
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], **kw: Any) -> Runtime:
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        defender_factory: DefenderFactory | None = None,
+        lock_factory: LockFactory | None = None,
+    ) -> Runtime:
         """Build from app settings; raises SettingsError / ConnectionSettingsError naming every bad one."""
         settings = Settings.from_env(env)
         options = AppOptions.from_env(env)
@@ -114,10 +128,10 @@ class Runtime:
         if problem:
             raise SettingsError(problem)
         service = service_client(parse_connection(env))
-        return cls(settings, options, service, **kw)
+        return cls(settings, options, service, defender_factory=defender_factory, lock_factory=lock_factory)
 
     @property
-    def defender(self) -> Any:
+    def defender(self) -> DefenderClient:
         """The Defender client (one per process: its token cache and pacer are shared by invocations)."""
         with self._defender_lock:
             if self._defender is None:
@@ -129,25 +143,19 @@ class Runtime:
                     self._defender = make_client(self.settings)
             return self._defender
 
-    def turn(self, timeout: float) -> AbstractContextManager[LockHandle]:
+    def hold(self, timeout: float) -> AbstractContextManager[LockHandle]:
         """The tenant's turn: the lock, with the pacing handover between holders (see `shared.storage.tenant_lock`)."""
         return self.lock.hold(timeout, on_acquired=self._seed_pacers, publish=self._pacing_handover)
 
-    def pacers(self) -> dict[str, CallPacer]:
-        """The Defender client's pacers by handover name (builds the client: no I/O)."""
-        client = self.defender
-        found = {name: getattr(client, attr, None) for name, attr in HANDED_OVER_PACERS}
-        return {name: p for name, p in found.items() if isinstance(p, CallPacer)}
-
     def _seed_pacers(self, metadata: Mapping[str, str]) -> None:
-        booked = seed_from_metadata(self.pacers(), metadata, time.time())
+        booked = seed_from_metadata(self.defender.pacers(), metadata, time.time())
         if booked:
             log.info("tenant lock: %d Defender calls of the last holder booked into this instance's pacers", booked)
 
     def _pacing_handover(self) -> dict[str, str] | None:
         if self._defender is None:  # never built: nothing to hand over (and the last handover stays)
             return None
-        return handover_metadata(self.pacers(), time.time())
+        return handover_metadata(self._defender.pacers(), time.time())
 
 
 def lock_container_problem(settings: Settings, options: AppOptions) -> str | None:

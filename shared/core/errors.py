@@ -78,3 +78,11 @@ class BatchRejected(DefenderError):
 
 class NotFoundError(DefenderError):
     """404: an indicator id is gone (BatchDelete fails whole when any id is missing, defender-api.md §5)."""
+
+
+class InputChanged(RuntimeError):
+    """The input changed (a new blob version, deleted, cut short) while it was read: the run is `failed`.
+
+    Raised by the stream that reads the input; the readers let it through, so `process_stream` ends the run
+    with a file-level problem and the report does not pass for a description of one version.
+    """

@@ -181,6 +181,15 @@ class DefenderClient:
         self._identity_unknown_logged = False
         self._local = threading.local()  # .limit: this thread's TimeLimit, if any
 
+    def pacers(self) -> dict[str, CallPacer]:
+        """The pacers the tenant lock hands from holder to holder, by their name in the lock's metadata."""
+        return {
+            "import": self.pacer,
+            "list": self.list_pacer,
+            "batchdelete": self.batch_delete_pacer,
+            "delete": self.delete_pacer,
+        }
+
     # ------------------------------------------------------------------ time limit
 
     @contextmanager

@@ -1,48 +1,351 @@
-"""What every input's run relies on, whatever its source: no Defender call without the tenant's turn.
+"""The one job: every input, whatever its source (blob drop, HTTP body, CLI file), runs through `run_job`.
 
-No I/O of its own: the submitter and the lock handle are handed in.
+`run_job` owns the order of the steps for one input, the order the product's guarantees rest on:
+
+1. the tenant's turn (`TenantTurn.hold`; the CLI's is a no-op);
+2. inside it, an input already reported is left alone (`Reports.already_done`: a redelivered event);
+3. the tenant view: the steward lists the tenant, and ranks the input in a first pass only when it may not
+   fit the room left (`tenant.session.start`);
+4. the input processed once (`pipeline.process.process_stream`), every Defender call and delete checked
+   against the lease first (`LeaseChecked`), within the job's time budget when it has one;
+5. the reports published (CSV first, the JSON last as the completion marker), still inside the turn.
+
+Its collaborators are Protocols and plain values: no `azure.*`, no `requests` (STYLE.md layer table). An
+input's rows are read at most twice (ranking pass, then processing); rows decoded already — an HTTP body's,
+decoded once by its checks — are kept in `SavedItems` and iterated instead of reading the input again.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, BinaryIO, Protocol, TextIO
+
+from shared.checks.validate import validate
+from shared.core.errors import InputChanged
+from shared.core.model import FileProblem, Ignored, Outcome, RawRow, ReaderItem, Summary
+from shared.core.settings import Settings
+from shared.pipeline.process import RunResult, process_stream
+from shared.pipeline.reports import FAILED, ReportWriter
+from shared.tenant import session
+from shared.tenant.steward import TenantClient
 
 log = logging.getLogger(__name__)
 
 
-class GuardedSubmitter:
-    """The Defender submitter, called only while the tenant lock is still held (`LockHandle.check`).
+class Lease(Protocol):
+    """The tenant's turn while it is held: `check()` raises when it was lost (nothing may be called then)."""
 
-    A lease lost mid-import (renewals refused, or none succeeded for a lease period) raises LockLost before
-    the next batch instead of calling on while another instance may hold the tenant's turn.
+    def check(self) -> None: ...
+
+
+class TenantTurn(Protocol):
+    """One import at a time per tenant (CONTRACT.md "Defender calls"): `storage.tenant_lock.TenantLock`."""
+
+    def hold(self, timeout: float) -> AbstractContextManager[Lease]: ...
+
+
+class TimeLimit(Protocol):
+    """What the client's time limit tells afterwards (`DefenderClient.time_limit`)."""
+
+    reached: Any
+
+
+class DefenderLike(TenantClient, Protocol):
+    """What a job needs of the Defender client (`shared.defender.client.DefenderClient`)."""
+
+    api_calls: int
+    retries: int
+
+    def submit(self, batch: Sequence[Outcome]) -> list[Outcome]: ...
+
+    def identity_ids(self) -> tuple[str, ...]: ...
+
+    def time_limit(self, seconds: float, label: str) -> AbstractContextManager[TimeLimit]: ...
+
+
+class Reports(Protocol):
+    """Where one job's reports go: spooled and uploaded (blob, HTTP) or written to local files (CLI)."""
+
+    def already_done(self) -> bool:
+        """True when a complete report for exactly this input exists (a redelivered event)."""
+        ...
+
+    def open(self) -> AbstractContextManager[tuple[TextIO, TextIO]]:
+        """The JSON and CSV text streams of this job's reports."""
+        ...
+
+    def publish(self) -> None:
+        """Make the reports visible: the CSV first, the JSON last (its presence means complete)."""
+        ...
+
+
+class NoTurn:
+    """The CLI's turn: no lock (it is for one-off imports; its `--help` says so)."""
+
+    def check(self) -> None:
+        return None
+
+    def hold(self, timeout: float) -> AbstractContextManager[Lease]:
+        return nullcontext(self)
+
+
+class SavedItems:
+    """Reader items kept so that an input decoded once (an HTTP body, at its checks) is not decoded again.
+
+    Iterated as often as asked (the ranking pass, then processing). Memory is bounded by the caller's limits
+    (MAX_HTTP_BODY_BYTES, MAX_HTTP_INDICATORS): rows and file problems are kept; of the ignored lines the
+    first `KEEP_IGNORED` are kept in place and the rest only counted (they only count in the summary).
     """
 
-    def __init__(self, inner: Any, turn: Any) -> None:
-        self._inner = inner
-        self._turn = turn
+    KEEP_IGNORED = 1000
+
+    def __init__(self, *, format: str = "unknown") -> None:
+        self.format = format  # the detected format, as `readers.Reading.format` tells it
+        self._items: list[ReaderItem] = []
+        self.rows = 0
+        self._ignored_kept = 0
+        self._ignored_counted = 0
+
+    def add(self, item: ReaderItem) -> None:
+        if isinstance(item, RawRow):
+            self.rows += 1
+        elif isinstance(item, Ignored):
+            if self._ignored_kept >= self.KEEP_IGNORED:
+                self._ignored_counted += 1
+                return
+            self._ignored_kept += 1
+        self._items.append(item)
+
+    def __iter__(self) -> Iterator[ReaderItem]:
+        yield from self._items
+        for _ in range(self._ignored_counted):
+            yield Ignored(0)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input to import, described by the entry point that received it.
+
+    - `name`: what the readers see (its extension helps pick the format): the blob name, the file name, or
+      `http.json`/`http.csv`/… for an HTTP body; `source`: `{source}` of DEFAULT_DESCRIPTION and log lines.
+    - `report_source`: the report's `source` section (`container`, `name`, `etag`, `size`); `format` is added.
+    - `open_input()`: the input's bytes, the same version every time (a blob pinned to its ETag); or `saved`:
+      the items its checks decoded already. `size`: bytes, for the bound that may spare the ranking pass;
+      `entries_at_most`: that bound when known otherwise (an HTTP body's count).
+    - `settings`: with the input's overrides applied. `lock_wait`: seconds to wait for the tenant's turn.
+    - `deadline_seconds`: a time budget for the Defender calls (HTTP: inside the host's 230 s), with
+      `deadline_label` naming it in the reasons of what it stopped.
+    - `stewarded`: list the tenant and apply quota stewardship (False: validation only, no client).
+    """
+
+    name: str
+    source: str
+    report_source: Mapping[str, Any]
+    settings: Settings
+    started: datetime
+    open_input: Callable[[], AbstractContextManager[io.BufferedReader]] | None = None
+    saved: SavedItems | None = None
+    size: int | None = None
+    entries_at_most: int | None = None
+    lock_wait: float = 0.0
+    deadline_seconds: Callable[[], float] | None = None
+    deadline_label: str = ""
+    stewarded: bool = True
+    skip_reason: str | None = None
+
+
+@dataclass
+class JobResult:
+    """What one job did; `run` is None when nothing was processed (`already_done`)."""
+
+    source: dict[str, Any]
+    run: RunResult | None = None
+    already_done: bool = False
+    time_limit: TimeLimit | None = None
+    changed: InputChanged | None = None
+
+    @property
+    def status(self) -> str | None:
+        if self.changed is not None:
+            return FAILED
+        return self.run.status if self.run is not None else None
+
+    @property
+    def summary(self) -> Summary:
+        return self.run.summary if self.run is not None else Summary()
+
+
+@dataclass
+class JobHooks:
+    """Observers of one job: every final outcome as it is reported; progress after each batch."""
+
+    on_outcome: Callable[[Outcome], None] | None = None
+    on_batch: Callable[[int, int], None] | None = None
+    on_stream: Callable[[BinaryIO], None] | None = None  # the stream being processed (CLI progress)
+
+
+class LeaseChecked:
+    """The Defender client, checked against the tenant's lease before every call that changes the tenant.
+
+    A lease lost mid-import (renewals refused, or none succeeded for a lease period) raises before the next
+    import batch or delete instead of calling on while another instance may hold the tenant's turn. Lists
+    are read-only and pass through.
+    """
+
+    def __init__(self, client: DefenderLike, lease: Lease) -> None:
+        self._client = client
+        self._lease = lease
 
     @property
     def api_calls(self) -> int:
-        return int(getattr(self._inner, "api_calls", 0))
+        return self._client.api_calls
 
     @property
     def retries(self) -> int:
-        return int(getattr(self._inner, "retries", 0))
+        return self._client.retries
 
-    def submit(self, batch: Any) -> Any:
-        self._turn.check()
-        return self._inner.submit(batch)
+    @property
+    def list_calls(self) -> int:
+        return self._client.list_calls
+
+    @property
+    def delete_calls(self) -> int:
+        return self._client.delete_calls
+
+    def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
+        self._lease.check()
+        return self._client.submit(batch)
+
+    def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, Any]]:
+        return self._client.list_indicators(filter, page_size)
+
+    def batch_delete(self, ids: Sequence[str]) -> Any:
+        self._lease.check()
+        return self._client.batch_delete(ids)
+
+    def delete(self, id: str) -> Any:
+        self._lease.check()
+        return self._client.delete(id)
+
+    def identity_ids(self) -> tuple[str, ...]:
+        return self._client.identity_ids()
 
 
-def guarded(submitter: Any, turn: Any, steward: Any = None) -> Any:
-    """`submitter` wrapped in a GuardedSubmitter when there is one and the turn can be checked.
+def run_job(
+    job: Job,
+    *,
+    client: DefenderLike | None,
+    turn: TenantTurn,
+    reports: Reports,
+    hooks: JobHooks | None = None,
+) -> JobResult:
+    """Import one input end to end (the steps are in the module docstring).
 
-    The steward's deletes (action replacement, feed sync) are guarded by the same check.
+    Raises what the turn raises (the lock's timeout, a lost lease): the entry point decides what that means
+    (the host retries a blob event; HTTP answers 503). An input that changed before any row was read gets a
+    `failed` report saying so.
     """
-    check = getattr(turn, "check", None)
-    if not callable(check):
-        return submitter
-    if steward is not None:
-        steward.guard = check
-    return submitter if submitter is None else GuardedSubmitter(submitter, turn)
+    hooks = hooks or JobHooks()
+    with turn.hold(job.lock_wait) as lease:
+        if reports.already_done():
+            log.info("%s already has a complete report: nothing to do", job.source)
+            return JobResult(dict(job.report_source), already_done=True)
+        try:
+            result = _process(job, client, lease, reports, hooks)
+        except InputChanged as e:
+            # Before any row was read (the head, or the ranking pass): the new version has its own event.
+            log.warning("%s: %s", job.source, e)
+            publish_failed_report(reports, job, f"{e}; a new upload is imported by its own event")
+            return JobResult(dict(job.report_source), changed=e)
+        reports.publish()
+    return result
+
+
+def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Reports, hooks: JobHooks) -> JobResult:
+    settings = job.settings
+    with ExitStack() as stack:
+        stream = stack.enter_context(job.open_input()) if job.saved is None and job.open_input else None
+        if stream is not None and hooks.on_stream is not None:
+            hooks.on_stream(stream)
+        limit = None
+        if client is not None and job.deadline_seconds is not None:
+            limit = stack.enter_context(client.time_limit(job.deadline_seconds(), job.deadline_label))
+        json_out, csv_out = stack.enter_context(reports.open())
+        writer = ReportWriter(
+            json_out,
+            csv_out,
+            source=dict(job.report_source),
+            started_at=job.started,
+            dry_run=settings.dry_run or client is None,
+        )
+        steward = submitter = None
+        if client is not None:
+            checked = LeaseChecked(client, lease)
+            bound = job.entries_at_most
+            if bound is None and stream is not None and job.size is not None:
+                bound = session.entries_bound(stream.peek(2)[:2], job.size)
+            steward, submitter = session.start(
+                checked, settings, entries_at_most=bound, second_pass=lambda: _second_pass(job)
+            )
+        run = process_stream(
+            stream,
+            job.name,
+            settings=settings,
+            submitter=submitter,
+            reports=writer,
+            source=job.source,
+            now=job.started,
+            on_batch=hooks.on_batch if submitter is not None else None,
+            on_outcome=hooks.on_outcome,
+            skip_reason=job.skip_reason,
+            steward=steward,
+            items=job.saved,
+        )
+    return JobResult(writer.source, run=run, time_limit=limit, changed=run.changed)
+
+
+def _second_pass(job: Job) -> Iterator[object]:
+    """The steward's ranking pass: the same input version read and validated again, with the same clock."""
+    if job.saved is not None:
+        yield from validate(job.saved, job.settings, source=job.source, now=job.started)
+        return
+    assert job.open_input is not None
+    from shared.readers import read
+
+    with job.open_input() as stream:
+        yield from validate(read(stream, job.name), job.settings, source=job.source, now=job.started)
+
+
+def publish_failed_report(reports: Reports, job: Job, message: str, *, dry_run: bool | None = None) -> None:
+    """A report with no entries, status `failed` and one file-level error (bad metadata, a changed input)."""
+    now = datetime.now(UTC)
+    with reports.open() as (json_out, csv_out):
+        w = ReportWriter(
+            json_out,
+            csv_out,
+            source=dict(job.report_source),
+            started_at=now,
+            dry_run=job.settings.dry_run if dry_run is None else dry_run,
+        )
+        w.error(FileProblem(message))
+        w.finish(Summary(), FAILED, finished_at=datetime.now(UTC))
+    reports.publish()
+
+
+def decode_once(items: Iterable[ReaderItem], *, format: str, max_rows: int | None = None) -> SavedItems:
+    """Keep the items of an input read once (see SavedItems); stops keeping rows past `max_rows`.
+
+    Past `max_rows` the rows are still counted (`SavedItems.rows`, for the caller's 413 message) but not kept.
+    """
+    saved = SavedItems(format=format)
+    for item in items:
+        if max_rows is not None and saved.rows >= max_rows and isinstance(item, RawRow):
+            saved.rows += 1
+            continue
+        saved.add(item)
+    return saved

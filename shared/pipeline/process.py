@@ -14,8 +14,14 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO, Protocol
 
 from shared.checks.validate import Validator
-from shared.core.errors import AccessDenied, DefenderError, DefenderUnavailable, IdentityUnavailable
-from shared.core.model import FileProblem, Ignored, Outcome, RawRow, Status, Summary
+from shared.core.errors import (
+    AccessDenied,
+    DefenderError,
+    DefenderUnavailable,
+    IdentityUnavailable,
+    InputChanged,
+)
+from shared.core.model import FileProblem, Ignored, Outcome, RawRow, ReaderItem, Status, Summary
 from shared.core.settings import Settings
 from shared.pipeline.reports import ReportWriter, run_status
 
@@ -23,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # Errors after which no further call can succeed in this run (STYLE.md "Errors"): the batch and every
 # later pending entry become `failed` with the error's message; no more calls are made.
-STOP_ERRORS = (AccessDenied, DefenderUnavailable, IdentityUnavailable)
+STOP_ERRORS = (AccessDenied, DefenderUnavailable, IdentityUnavailable)  # DeadlineReached is DefenderUnavailable
 # Decided entries allowed to queue behind a partly filled batch before that batch is sent early: bounds
 # memory for inputs where valid entries are rare (one valid row, then a million invalid ones).
 MAX_WAITING = 50_000
@@ -63,10 +69,22 @@ Reader = Callable[[BinaryIO, str], Iterable[RawRow | Ignored | FileProblem]]
 
 @dataclass
 class RunResult:
+    """What one input's run did.
+
+    `stop`: the error after which nothing more was sent (no access, Defender or the identity endpoint
+    unreachable, a time limit), with `stopped` the entries it failed; `first_failure`: the reason of the first
+    `failed` entry; `changed`: the input changed while it was read (the run did not describe one version).
+    """
+
     summary: Summary
     status: str
     errors: list[FileProblem]
     format: str
+    stop: DefenderError | None = None
+    stopped: int = 0
+    first_failure: str | None = None
+    changed: InputChanged | None = None
+    tenant: dict[str, Any] | None = None  # the report's `tenant` section, when a steward read the tenant
 
 
 def _default_reader(stream: BinaryIO, name: str) -> Iterable[RawRow | Ignored | FileProblem]:
@@ -86,6 +104,7 @@ class _Run:
         reports: ReportWriter,
         skip_reason: str,
         on_batch: Callable[[int, int], None] | None,
+        on_outcome: Callable[[Outcome], None] | None,
         steward: Reviewer | None,
     ) -> None:
         self.settings = settings
@@ -93,6 +112,7 @@ class _Run:
         self.reports = reports
         self.skip_reason = skip_reason
         self.on_batch = on_batch
+        self.on_outcome = on_outcome
         self.steward = steward
         self.summary = Summary()
         self.errors: list[FileProblem] = []
@@ -104,6 +124,8 @@ class _Run:
         self.entries_out = 0
         self.pending_seen = 0
         self.pending_done = 0
+        self.stopped = 0  # entries failed by `stop`
+        self.first_failure: str | None = None
 
     # -------------------------------------------------------------------------------- entries
 
@@ -113,6 +135,10 @@ class _Run:
         self.reports.add(o)
         self.summary.add(o)
         self.entries_out += 1
+        if o.status is Status.failed and self.first_failure is None:
+            self.first_failure = o.reason
+        if self.on_outcome is not None:
+            self.on_outcome(o)
 
     def decided(self, o: Outcome) -> None:
         if self.waiting:
@@ -135,6 +161,7 @@ class _Run:
             self.emit(_skipped(o, self.skip_reason))
         elif self.stop is not None:
             self.pending_done += 1
+            self.stopped += 1
             self.decided(o.final(Status.failed, self.stop.message))
         else:
             self.waiting.append(o)
@@ -170,6 +197,7 @@ class _Run:
             log.warning("stopping submissions: %s", e.message)
             done = _settled_prefix(batch, e.partial)
             results = [*done, *(o.final(Status.failed, e.message) for o in batch[len(done) :])]
+            self.stopped += len(batch) - len(done)
         except DefenderError as e:
             log.warning("batch of %d failed: %s", len(batch), e.message)
             results = [o.final(Status.failed, e.message) for o in batch]
@@ -204,7 +232,7 @@ def _settled_prefix(batch: Sequence[Outcome], partial: Sequence[Any]) -> list[Ou
 
 
 def process_stream(
-    stream: BinaryIO,
+    stream: BinaryIO | None,
     name: str,
     *,
     settings: Settings,
@@ -213,9 +241,11 @@ def process_stream(
     source: str,
     now: datetime | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
     skip_reason: str | None = None,
     reader: Reader | None = None,
     steward: Reviewer | None = None,
+    items: Iterable[ReaderItem] | None = None,
 ) -> RunResult:
     """Process one input end to end and finish its reports.
 
@@ -223,7 +253,11 @@ def process_stream(
       `skip_reason` (default "dry run" when DRY_RUN is set, else "validation only").
     - `on_batch(done, seen)`: after each submitted batch, entries settled by Defender so far and
       entries meant for submission seen so far (progress).
-    - `reader(stream, name)`: defaults to `shared.readers.read`; `steward`: optional quota hooks.
+    - `on_outcome(o)`: every final outcome, in report order, after the report has it.
+    - `reader(stream, name)`: defaults to `shared.readers.read`; `items`: the input's reader items when they
+      were decoded already (then `stream` is not read); `steward`: optional quota hooks.
+    - An input that changes while it is read (`InputChanged` from the stream) ends the reading with a
+      file-level problem; the run is `failed` (entries already read keep their outcomes).
     - Raises InternalError when entries in and out differ (a bug).
     """
     started = datetime.now(UTC)
@@ -235,29 +269,44 @@ def process_stream(
         reports=reports,
         skip_reason=skip_reason,
         on_batch=on_batch,
+        on_outcome=on_outcome,
         steward=steward,
     )
     calls0 = submitter.api_calls if submitter is not None else 0
     retries0 = submitter.retries if submitter is not None else 0
-    reading = (reader or _default_reader)(stream, name)
+    if items is not None:
+        reading: Iterable[ReaderItem] = items
+    elif stream is not None:
+        reading = (reader or _default_reader)(stream, name)
+    else:
+        raise ValueError("process_stream needs a stream or the items read from it")
     read_something = False
     nothing_read = False
+    changed: InputChanged | None = None
     log.info("processing %s", source)
     # validate.validate() inlined: one generator less per entry on the hot path.
     validated = Validator(settings, source=source, now=now).row
     take = run.take
-    for item in reading:
-        if isinstance(item, RawRow):
-            read_something = True
-            take(validated(item))
-        elif isinstance(item, Ignored):
-            read_something = True
-            run.summary.ignoredLines += 1
-        else:
-            run.errors.append(item)
-            reports.error(item)
-            if item.fatal and not read_something:
-                nothing_read = True
+    try:
+        for item in reading:
+            if isinstance(item, RawRow):
+                read_something = True
+                take(validated(item))
+            elif isinstance(item, Ignored):
+                read_something = True
+                run.summary.ignoredLines += 1
+            else:
+                run.errors.append(item)
+                reports.error(item)
+                if item.fatal and not read_something:
+                    nothing_read = True
+    except InputChanged as e:
+        # The run no longer describes one version of the input: what was read keeps its outcomes (what was
+        # submitted did reach Defender), the run is `failed`, and the new version has its own event.
+        changed = e
+        problem = FileProblem(str(e))
+        run.errors.append(problem)
+        reports.error(problem)
     run.flush()
     if run.entries_in != run.entries_out:
         raise InternalError(f"{run.entries_in} entries validated but {run.entries_out} reported")
@@ -271,10 +320,9 @@ def process_stream(
         steward.apply_counters(summary)
         extra = steward.report_extra()
     unreachable = run.stop is not None and not run.reached
-    status = run_status(summary, run.errors, nothing_read=nothing_read, unreachable=unreachable)
+    status = run_status(summary, run.errors, nothing_read=nothing_read or changed is not None, unreachable=unreachable)
     fmt = str(getattr(reading, "format", None) or "unknown")
-    reports.source.setdefault("format", fmt)
-    reports.finish(summary, status, finished_at=datetime.now(UTC), extra=extra)
+    reports.finish(summary, status, finished_at=datetime.now(UTC), extra=extra, format=fmt)
     log.info(
         "%s: %s, %d entries (%s), %.1f s",
         source,
@@ -283,4 +331,14 @@ def process_stream(
         ", ".join(f"{k} {v}" for k, v in summary.as_dict().items() if v and k != "total"),
         (datetime.now(UTC) - started).total_seconds(),
     )
-    return RunResult(summary=summary, status=status, errors=run.errors, format=fmt)
+    return RunResult(
+        summary=summary,
+        status=status,
+        errors=run.errors,
+        format=fmt,
+        stop=run.stop,
+        stopped=run.stopped,
+        first_failure=run.first_failure,
+        changed=changed,
+        tenant=(extra or {}).get("tenant"),
+    )

@@ -114,7 +114,7 @@ class ReportWriter:
     def __init__(
         self, json_out: TextIO, csv_out: TextIO, *, source: dict[str, Any], started_at: datetime, dry_run: bool
     ) -> None:
-        self.source = dict(source)  # `format` may be added once the reader knows it
+        self.source = dict(source)  # `format` is added by `finish` once the reader knows it
         self.started_at = started_at
         self.dry_run = dry_run
         self.entries = 0
@@ -169,12 +169,21 @@ class ReportWriter:
             self._errors_omitted += 1
 
     def finish(
-        self, summary: Summary, status: str, *, finished_at: datetime, extra: dict[str, Any] | None = None
+        self,
+        summary: Summary,
+        status: str,
+        *,
+        finished_at: datetime,
+        extra: dict[str, Any] | None = None,
+        format: str | None = None,
     ) -> None:
-        """Close the `indicators` array and write the other top-level keys; `extra` adds keys (e.g. `tenant`)."""
+        """Close the `indicators` array and write the other top-level keys; `extra` adds keys (e.g. `tenant`),
+        `format` the input's detected format to `source`."""
         if self._finished:
             raise RuntimeError("report already finished")
         self._finished = True
+        if format is not None:
+            self.source.setdefault("format", format)
         errors = list(self._errors)
         if self._errors_omitted:
             errors.append({"message": f"{self._errors_omitted} further file-level problems not listed"})

@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
+from shared.core.errors import InputChanged
 from shared.core.model import FileProblem, Ignored, RawRow, ReaderItem
 from shared.readers._cert import read_certificates
 from shared.readers._csv import read_csv
@@ -74,6 +75,8 @@ class Reading:
         # problem after the rows already yielded (STYLE.md "Errors").
         try:
             yield from self._items()
+        except InputChanged:
+            raise  # not a reading problem: the caller's run stops (see InputChanged)
         except _GZIP_ERRORS as exc:
             if self._gzip:
                 yield FileProblem(f"corrupt gzip data: {exc}")
@@ -92,6 +95,8 @@ def _read(src: Source, name: str, *, depth: int) -> Reading:
     gz = depth > 0
     try:
         prefix = src.peek()
+    except InputChanged:
+        raise
     except _GZIP_ERRORS as exc:
         return _problem("gzip" if gz else "unsupported", f"corrupt gzip data: {exc}" if gz else str(exc))
     except Exception as exc:

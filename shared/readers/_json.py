@@ -1,13 +1,10 @@
 """JSON documents (Defender body, bare arrays, `{"<key>": [...]}`, MISP events, STIX bundles) and NDJSON.
 
-A JSON document is strict: if it is not valid JSON the reader yields one FileProblem with the
-line and column and NO rows (CONTRACT.md "Inputs"). To keep memory flat on large documents, the
-reader walks the document itself and decodes one array element at a time with the C decoder
-(`JSONDecoder.raw_decode`), so only one element is held at once. To know the document is valid
-before yielding its first row, it makes two passes: the first walks the whole document (and
-copies the bytes to a SpooledTemporaryFile, in memory up to SPOOL_MEMORY_BYTES, on disk
-beyond), the second walks the copy and yields. Cost: the document is decoded twice and, above
-the spool threshold, written to local temporary storage once. Lines are real physical lines.
+A JSON document is strict: where it stops being valid JSON the reader yields one FileProblem with the
+line and column, after the rows of the elements completely read before that point (CONTRACT.md "Inputs").
+To keep memory flat on large documents, the reader walks the document itself and decodes one array
+element at a time with the C decoder (`JSONDecoder.raw_decode`), so only one element is held at once, and
+the document is decoded once. Lines are real physical lines.
 """
 
 from __future__ import annotations
@@ -15,7 +12,6 @@ from __future__ import annotations
 import codecs
 import json
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 
@@ -44,7 +40,7 @@ from shared.readers import _misp, _stix
 from shared.readers._stream import MAX_LINE_BYTES, binary_lines
 
 CHUNK_CHARS = 64 * 1024
-SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+LOOK_BACK_CHARS = 64
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 
@@ -90,9 +86,12 @@ class _Cursor:
 
     def _more(self, at_least: int = CHUNK_CHARS) -> None:
         self.where(self.pos)  # move the mark to pos before dropping what lies behind it
-        self.buf = self.buf[self.pos :]
-        self._mark -= self.pos
-        self.pos = 0
+        # A little of what lies behind stays, so an error's message can still look back at it (a trailing
+        # comma before `]` is named as such, `jsonerrors.explain`).
+        drop = max(0, self.pos - LOOK_BACK_CHARS)
+        self.buf = self.buf[drop:]
+        self._mark -= drop
+        self.pos -= drop
         chunk = self._read(max(at_least, CHUNK_CHARS))
         if chunk:
             self.buf += chunk
@@ -100,7 +99,13 @@ class _Cursor:
             self.eof = True
 
     def where(self, i: int) -> tuple[int, int]:
-        """1-based (line, column) of buf[i]; i never goes backwards between calls."""
+        """1-based (line, column) of buf[i]; i never goes backwards between calls, except to name an error
+        just behind the cursor (within the kept look-back), which does not move the mark."""
+        if i < self._mark:
+            newlines = self.buf.count("\n", i, self._mark)
+            if not newlines:
+                return self._line, self._col - (self._mark - i)
+            return self._line - newlines, i - self.buf.rfind("\n", 0, i)
         if i > self._mark:
             newlines = self.buf.count("\n", self._mark, i)
             if newlines:
@@ -232,25 +237,12 @@ def _text_reader(stream: BinaryIO) -> Callable[[int], str]:
 
 
 def read_json(stream: BinaryIO) -> Iterator[RawRow | FileProblem]:
-    """Validate the whole document (pass 1, spooling it), then yield its rows (pass 2)."""
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
-
-        def copying(n: int) -> bytes:
-            data = stream.read(n)
-            spool.write(data)
-            return data
-
-        class _Tee:
-            read = staticmethod(copying)
-
-        try:
-            for _ in walk(_text_reader(_Tee())):  # type: ignore[arg-type]
-                pass
-        except JsonSyntaxError as exc:
-            yield FileProblem(f"invalid JSON: {exc.msg}", line=exc.line, column=exc.column)
-            return
-        spool.seek(0)
-        yield from _rows(walk(_text_reader(spool)))  # type: ignore[arg-type]
+    """The document's rows as its elements are decoded, in one pass; invalid JSON ends the reading with a
+    FileProblem naming the line and column, after the rows of every element completely read before it."""
+    try:
+        yield from _rows(walk(_text_reader(stream)))
+    except JsonSyntaxError as exc:
+        yield FileProblem(f"invalid JSON: {exc.msg}", line=exc.line, column=exc.column)
 
 
 def _rows(events: Iterator[Event]) -> Iterator[RawRow | FileProblem]:

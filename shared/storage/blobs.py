@@ -16,8 +16,11 @@ import io
 import logging
 import tempfile
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
+
+from shared.core.errors import InputChanged
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ class ConnectionSettingsError(ValueError):
     """The `IndicatorStorage` connection is missing or half-configured; the message says what to set."""
 
 
-class BlobChanged(RuntimeError):
+class BlobChanged(InputChanged):
     """The input blob changed (new ETag) or disappeared while it was being read."""
 
 
@@ -188,9 +191,6 @@ class BlobStream(io.RawIOBase):
         self._offset = 0
         self._buf = memoryview(b"")
         self.requests = 0
-        # Set when the blob changed mid-read: readers turn read errors into a file-level problem and
-        # go on, so the caller asks here whether the run described one version of the blob.
-        self.changed: BlobChanged | None = None
 
     def readable(self) -> bool:
         return True
@@ -211,16 +211,13 @@ class BlobStream(io.RawIOBase):
                 max_concurrency=1,
             ).readall()
         except ResourceModifiedError as e:
-            self.changed = BlobChanged(f"the blob changed while it was read (expected ETag {self._etag})")
-            raise self.changed from e
+            raise BlobChanged(f"the blob changed while it was read (expected ETag {self._etag})") from e
         except ResourceNotFoundError as e:
-            self.changed = BlobChanged("the blob was deleted while it was read")
-            raise self.changed from e
+            raise BlobChanged("the blob was deleted while it was read") from e
         self.requests += 1
         self._offset += len(data)
         if len(data) != length:
-            self.changed = BlobChanged(f"the blob ended early at byte {self._offset} of {self._size}")
-            raise self.changed
+            raise BlobChanged(f"the blob ended early at byte {self._offset} of {self._size}")
         return data
 
     def readinto(self, b: Any) -> int:
@@ -295,6 +292,45 @@ class ReportFiles:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class BlobReports:
+    """One job's reports in the reports container (`pipeline.job.Reports`): spooled while the job writes
+    them, then uploaded CSV first and JSON last; `etag` (a blob input's) makes the JSON report the
+    idempotency marker of that version (`already_done`)."""
+
+    def __init__(self, container: Any, json_name: str, csv_name: str, *, etag: str | None = None) -> None:
+        self.container = container
+        self.json_name = json_name
+        self.csv_name = csv_name
+        self.etag = etag
+        self._files: ReportFiles | None = None
+
+    def already_done(self) -> bool:
+        return self.etag is not None and has_complete_report(self.container, self.json_name, self.etag)
+
+    @contextmanager
+    def open(self) -> Iterator[tuple[TextIO, TextIO]]:
+        """Fresh spooled streams; kept after the block for `publish` (closed at once if the block raised)."""
+        if self._files is not None:
+            self._files.close()
+        files = self._files = ReportFiles()
+        try:
+            yield files.json, files.csv
+        except BaseException:
+            files.close()
+            self._files = None
+            raise
+
+    def publish(self) -> None:
+        files = self._files
+        if files is None:
+            raise RuntimeError("no reports to publish: open() was not used")
+        try:
+            files.upload(self.container, self.json_name, self.csv_name, metadata=report_metadata(self.etag))
+        finally:
+            files.close()
+            self._files = None
 
 
 def _bare_etag(etag: str) -> str:

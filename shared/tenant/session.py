@@ -90,12 +90,12 @@ def start(
     settings: Settings,
     *,
     entries_at_most: int | None,
-    reopen: Callable[[], Iterable[object]],
+    second_pass: Callable[[], Iterable[object]],
 ) -> tuple[Any, Any]:
     """(steward, submitter) for `process_stream(steward=..., submitter=...)`, the tenant loaded.
 
     Must run under the tenant lock (its count is not raced then). The steward knows the client's identity
-    (`identities_of`): only records carrying our mark and created by us count as ours. `reopen()` gives the
+    (`identities_of`): only records carrying our mark and created by us count as ours. `second_pass()` gives the
     input's validated stream again, validated with the same `now` as the real pass (see
     `shared.tenant.steward.prepare`). When the tenant cannot be listed (or no token can be had), the steward is an
     `UnreadTenant` and the submitter a `Refused` (dry run: None, so entries are reported `skipped` "dry run"
@@ -105,7 +105,7 @@ def start(
     try:
         # Our identity first: ownership (feed sync, replacement) needs it before the first decision.
         steward = Steward(client, settings, identities=identities_of(client))
-        prepare(steward, entries_at_most=entries_at_most, reopen=reopen)
+        prepare(steward, entries_at_most=entries_at_most, second_pass=second_pass)
     except DefenderError as e:
         log.warning("the tenant's indicators could not be listed: %s", e)
         stand_in = UnreadTenant(client, e, list_calls0=list_calls0, dry_run=settings.dry_run)

@@ -8,7 +8,7 @@ its count of the tenant is not raced by another import of this app.
 How the orchestrator drives it, per input (issue 6):
 
     steward = Steward(client, settings)
-    prepare(steward, entries_at_most=n_or_None, reopen=...)  # load (List) + ranking pass only if it may not fit
+    prepare(steward, entries_at_most=n_or_None, second_pass=...)  # List + ranking pass only if it may not fit
     process_stream(..., steward=steward, now=same_now)       # calls, per input:
         steward.review(o)                    # classify + admit, every outcome with status None
         steward.after_submit(batch_results)  # replace/update: delete superseded ids (ours only) not reused
@@ -90,9 +90,6 @@ class Steward:
             self.priority = Priority.parse(priority or getattr(settings, "capacity_priority", None))
         self.dry_run = settings.dry_run
         self.feed = settings.feed or None
-        # Called before any delete; raises when the tenant's turn was lost (`pipeline.job.guarded` sets it to
-        # the lock's `check`), so no instance deletes while another may hold the turn.
-        self.guard: Callable[[], None] | None = None
         self.view: TenantView | None = None
         self.room = 0
         self._list_calls0 = getattr(client, "list_calls", 0)
@@ -365,8 +362,6 @@ class Steward:
         """
         gone: set[str] = set()
         for chunk in ownership.chunks(list(dict.fromkeys(ids))):
-            if self.guard is not None:
-                self.guard()
             gone |= self._delete_chunk(chunk)
         return gone
 
@@ -447,15 +442,15 @@ class Steward:
         summary.deleteCalls += self.delete_calls
 
 
-def prepare(steward: Steward, *, entries_at_most: int | None, reopen: Callable[[], Iterable[object]]) -> Threshold:
+def prepare(steward: Steward, *, entries_at_most: int | None, second_pass: Callable[[], Iterable[object]]) -> Threshold:
     """Load the tenant and plan capacity for one input: the entry point's single call before process_stream.
 
     `entries_at_most`: an upper bound on the input's entries when known (an HTTP body's count), else None.
-    When it fits the room no ranking is needed; otherwise `reopen()` must give the input's validated stream
+    When it fits the room no ranking is needed; otherwise `second_pass()` must give the input's validated stream
     again (validated with the same `now` as the real pass) for the ranking pass.
     """
     steward.load()
     if entries_at_most is None or not steward.fits(entries_at_most):
-        for item in reopen():
+        for item in second_pass():
             steward.rank(item)
     return steward.plan()

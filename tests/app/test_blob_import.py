@@ -311,11 +311,16 @@ def test_gzip_is_read_as_a_stream(blob_service, app_env, make_runtime, defender)
 
 
 class ReplacedMidRead:
-    """A BlobClient stand-in that lets a new version be uploaded after the first range was read."""
+    """A BlobClient stand-in that lets a new version be uploaded before range request number `at`.
 
-    def __init__(self, real: Any, new_data: bytes) -> None:
+    A blob larger than the room left is read twice: the head (request 1), the steward's ranking pass
+    (requests 2 to 5 for four ranges), then the processing pass goes on from its first range (request 6).
+    """
+
+    def __init__(self, real: Any, new_data: bytes, *, at: int = 6) -> None:
         self._real = real
         self._new = new_data
+        self._at = at
         self._reads = 0
         self.container_name = real.container_name
         self.blob_name = real.blob_name
@@ -325,7 +330,7 @@ class ReplacedMidRead:
 
     def download_blob(self, **kw: Any) -> Any:
         self._reads += 1
-        if self._reads == 2:
+        if self._reads == self._at:
             self._real.upload_blob(self._new, overwrite=True)
         return self._real.download_blob(**kw)
 
@@ -343,6 +348,22 @@ def test_blob_replaced_while_read_gives_a_failed_report(blob_service, app_env, m
     assert rep["source"]["etag"] == old_etag.strip('"')
     # What was read before the change stays reported as it happened (those entries did reach Defender).
     assert [e["indicatorValue"] for e in rep["indicators"]] == [public_ip(i) for i in range(100)]
+
+
+def test_blob_replaced_during_the_ranking_pass_sends_nothing(blob_service, app_env, make_runtime, defender):
+    """A change seen before the processing pass started: a `failed` report with no entries, no import call."""
+    rt = make_runtime()
+    lines = "\n".join(public_ip(i) for i in range(100)) + "\n"
+    data = (lines + ("# " + "y" * 1021 + "\n") * 3 * 1024).encode()
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "moving.txt", data)
+    calls0 = len(import_calls(defender))
+    run = blob_import.handle_blob(ReplacedMidRead(bc, b"new.example.com\n", at=3), runtime=rt)
+    rep = report(blob_service, app_env, "moving.txt")
+    assert run.status == rep["status"] == "failed"
+    assert "changed while it was read" in rep["errors"][0]["message"]
+    assert "imported by its own event" in rep["errors"][0]["message"]
+    assert rep["indicators"] == [] and rep["summary"]["apiCalls"] == 0
+    assert len(import_calls(defender)) == calls0
 
 
 def test_deleted_blob_is_nothing_to_do(blob_service, app_env, make_runtime, defender):

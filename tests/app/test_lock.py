@@ -149,20 +149,51 @@ def test_transient_renewal_failure_is_not_a_loss_until_the_lease_ran_out() -> No
         handle.check()
 
 
-def test_guarded_also_guards_the_stewards_deletes() -> None:
-    """The same lock check that runs before each batch runs before the steward's deletes."""
-    from shared.pipeline.job import GuardedSubmitter, guarded
+def test_lease_checked_client_checks_before_every_change_to_the_tenant() -> None:
+    """The same lock check runs before each import batch and before the steward's deletes; Lists pass."""
+    from shared.pipeline.job import LeaseChecked
 
-    class Turn:
+    class Lost(Exception):
+        pass
+
+    class Lease:
+        lost = False
+
         def check(self) -> None:
-            return None
+            if self.lost:
+                raise Lost
 
-    class Steward:
-        guard = None
+    class Client:
+        api_calls = retries = list_calls = delete_calls = 0
 
-    turn, steward, inner = Turn(), Steward(), object()
-    wrapped = guarded(inner, turn, steward)
-    assert isinstance(wrapped, GuardedSubmitter)
-    assert steward.guard == turn.check
-    steward2 = Steward()
-    assert guarded(None, turn, steward2) is None and steward2.guard == turn.check  # dry run: deletes still guarded
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def submit(self, batch):
+            self.calls.append("submit")
+            return list(batch)
+
+        def list_indicators(self, filter=None, page_size=10000):
+            self.calls.append("list")
+            return iter(())
+
+        def batch_delete(self, ids):
+            self.calls.append("batch_delete")
+
+        def delete(self, id):
+            self.calls.append("delete")
+
+        def identity_ids(self):
+            return ()
+
+    lease, client = Lease(), Client()
+    checked = LeaseChecked(client, lease)
+    checked.submit([])
+    checked.batch_delete(["1"])
+    checked.delete("1")
+    lease.lost = True
+    list(checked.list_indicators())  # read-only: no check needed
+    for call in (lambda: checked.submit([]), lambda: checked.batch_delete(["1"]), lambda: checked.delete("1")):
+        with pytest.raises(Lost):
+            call()
+    assert client.calls == ["submit", "batch_delete", "delete", "list"]

@@ -177,7 +177,25 @@ EXPECTED: dict[str, tuple[str, str, Counts, dict[str, Counts], list[tuple[str, i
         {"CertificateThumbprint": {"invalid": 1}},
         [],
     ),
-    PYPI: ("misp-json", "failed", {}, {}, [("invalid JSON: Illegal trailing comma before end of array", 37373, 12)]),
+    # Decoded once: what was read before the trailing comma keeps its outcomes, then the file-level error.
+    PYPI: (
+        "misp-json",
+        "completed_with_errors",
+        {"total": 987, "invalid": 28, "skipped": 959},
+        {
+            "DomainName": {"skipped": 1},
+            "FileMd5": {"skipped": 119},
+            "FileSha1": {"skipped": 119},
+            "FileSha256": {"skipped": 119},
+            "Url": {"skipped": 112},
+            "datetime": {"skipped": 1},
+            "domain": {"skipped": 1},
+            "filename": {"skipped": 119},
+            "port": {"skipped": 112},
+            "text": {"skipped": 256, "invalid": 28},
+        },
+        [("invalid JSON: Illegal trailing comma before end of array", 37373, 12)],
+    ),
     "eset__malware-ioc/stantinko/cryptominer/samples.sha256": (
         "text",
         "completed",
@@ -600,14 +618,14 @@ def test_talos_dropbox_urls_do_not_become_dropbox_domains(runs: Runs):
     ]
 
 
-def test_misp_json_with_trailing_comma_is_a_file_error_with_no_rows(runs: Runs):
-    """Trap: the eset pypi MISP event has `,` before `]` (line 37373): strict JSON, no rows, status failed."""
+def test_misp_json_with_trailing_comma_is_a_file_error_after_the_rows_read(runs: Runs):
+    """Trap: the eset pypi MISP event has `,` before `]` (line 37373): strict JSON, decoded once, so the
+    attributes before it keep their outcomes and the error follows them; status completed_with_errors."""
     run = runs(PYPI)
-    assert run.report["status"] == "failed"
-    assert run.entries == [] and run.csv_rows == []
+    assert run.report["status"] == "completed_with_errors"
+    assert len(run.entries) == len(run.csv_rows) == run.report["summary"]["total"] == 987
     message = "invalid JSON: Illegal trailing comma before end of array"
     assert run.report["errors"] == [{"message": message, "line": 37373, "column": 12}]
-    assert run.report["summary"]["total"] == 0
 
 
 CERT_THUMBPRINTS = {

@@ -91,7 +91,11 @@ def run_file(
         return iter(raw)
 
     steward = Steward(client, settings, identities=[APP], now=now if fixed else None)
-    prepare(steward, entries_at_most=len(raw), reopen=lambda: validate(iter(raw), settings, source="feed.txt", now=now))
+    prepare(
+        steward,
+        entries_at_most=len(raw),
+        second_pass=lambda: validate(iter(raw), settings, source="feed.txt", now=now),
+    )
     if before_finish is not None:
         original = steward.finish
 

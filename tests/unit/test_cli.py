@@ -96,13 +96,22 @@ def test_usage_errors_exit_2():
     assert cli(["frobnicate", "x"])[0] == 2
 
 
-def test_run_files_with_a_submitter_factory(tmp_path):
+def test_run_files_with_a_client_factory(tmp_path):
     class Sub:
-        api_calls = retries = 0
+        """A Defender client stand-in: an empty tenant, every import accepted."""
+
+        api_calls = retries = list_calls = delete_calls = 0
 
         def submit(self, batch):
             self.api_calls += 1
             return [o.final(Status.submitted, id="1") for o in batch]
+
+        def list_indicators(self, filter=None, page_size=10000):
+            self.list_calls += 1
+            return iter(())
+
+        def identity_ids(self):
+            return ()
 
     f = write(tmp_path / "a.txt", "8.8.8.8\n8.8.4.4\n")
     out: list[str] = []

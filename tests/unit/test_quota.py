@@ -651,17 +651,19 @@ def test_steward_after_submit_deletes_only_when_the_id_changed() -> None:
 
 
 def test_steward_deletes_nothing_once_the_tenant_turn_is_lost() -> None:
-    """The guard (the tenant lock's check) runs before every delete: a lost turn stops deletes, not imports."""
+    """The lease check (the tenant lock's) runs before every delete of the job's client: a lost turn stops
+    deletes, not the steward's decisions."""
+    from shared.pipeline.job import LeaseChecked
 
     class TurnLost(Exception):
         pass
 
-    def lost() -> None:
-        raise TurnLost
+    class Lost:
+        def check(self) -> None:
+            raise TurnLost
 
     client = FakeTenant([mine("1", value="1.1.1.1", action="Allowed")])
-    s = Steward(client, settings_(), now=NOW, identities=US)
-    s.guard = lost
+    s = Steward(LeaseChecked(client, Lost()), settings_(), now=NOW, identities=US)  # type: ignore[arg-type]
     a = s.review(pending(1, ind("1.1.1.1")))
     with pytest.raises(TurnLost):
         s.after_submit([a.final(Status.submitted, id="10")])
@@ -866,8 +868,8 @@ def test_prepare_ranks_only_when_the_input_may_not_fit() -> None:
         return [*rows, Summary()]  # anything that is not a pending outcome is passed over
 
     s = Steward(FakeTenant([]), settings_(max_tenant_indicators=3, capacity_reserve=2), now=NOW)  # room 1
-    assert prepare(s, entries_at_most=None, reopen=reopen).cut is not None and reopened == [1]
+    assert prepare(s, entries_at_most=None, second_pass=reopen).cut is not None and reopened == [1]
     assert [s.review(o).status for o in rows] == [Status.skipped, None]  # High wins the one slot
 
     s = Steward(FakeTenant([]), settings_(), now=NOW)  # room 8
-    assert prepare(s, entries_at_most=2, reopen=reopen).cut is None and reopened == [1]  # no second pass
+    assert prepare(s, entries_at_most=2, second_pass=reopen).cut is None and reopened == [1]  # no second pass

@@ -133,21 +133,25 @@ def test_misp_event_without_response_wrapper():
     assert out == [RawRow(1, {FIELD_VALUE: "a" * 32, FIELD_TYPE: "md5", FIELD_DESCRIPTION: "c"})]
 
 
-def test_invalid_json_gives_line_and_column_and_no_rows():
+def test_invalid_json_gives_line_and_column_after_the_rows_read():
+    """The document is decoded once: the elements completely read before the error keep their rows."""
     doc = b'{"Indicators": [\n  {"indicatorValue": "a.example"},\n  {"indicatorValue": "b.example"},\n]}'
     fmt, out = items(doc)
     assert fmt == "json"
-    assert len(out) == 1 and isinstance(out[0], FileProblem)
-    assert (out[0].line, out[0].column) == (4, 1)
-    assert out[0].message.startswith("invalid JSON")
+    assert [o.value for o in out[:2]] == ["a.example", "b.example"]  # type: ignore[union-attr]
+    assert len(out) == 3 and isinstance(out[2], FileProblem)
+    # The trailing comma is named at the comma itself, as Python 3.13 does (`core.jsonerrors`).
+    assert (out[2].line, out[2].column) == (3, 34)
+    assert out[2].message == "invalid JSON: Illegal trailing comma before end of array"
 
 
-def test_invalid_json_late_in_a_big_document_still_yields_no_rows():
+def test_invalid_json_late_in_a_big_document_keeps_the_rows_before_it():
     body = ",\n".join(json.dumps({"indicatorValue": f"h{i}.example"}) for i in range(20000))
     doc = ("[\n" + body + "\n,]").encode()
     _, out = items(doc)
-    assert len(out) == 1 and isinstance(out[0], FileProblem)
-    assert out[0].line == 20002
+    assert len(out) == 20001 and isinstance(out[-1], FileProblem)
+    assert all(isinstance(o, RawRow) for o in out[:-1])
+    assert out[-1].line == 20002
 
 
 def test_big_document_streams_elements_across_chunk_boundaries_with_real_lines():

@@ -89,7 +89,7 @@ class Lister:
 def run(settings: Settings, client: Lister, text: bytes) -> tuple[dict[str, Any], Any]:
     import json
 
-    steward, submitter = start(client, settings, entries_at_most=None, reopen=lambda: [])
+    steward, submitter = start(client, settings, entries_at_most=None, second_pass=lambda: [])
     jout, cout = io.StringIO(), io.StringIO()
     writer = ReportWriter(jout, cout, source={"name": "t.txt"}, started_at=_now(), dry_run=settings.dry_run)
     result = process_stream(
@@ -108,7 +108,7 @@ def _now() -> Any:
 def test_tenant_unreadable_fails_every_entry_with_the_reason_and_no_import() -> None:
     err = AccessDenied("Defender refused the token: the app lacks Ti.ReadWrite.All", status=403)
     client = Lister(err)
-    steward, submitter = start(client, Settings(), entries_at_most=None, reopen=lambda: [])
+    steward, submitter = start(client, Settings(), entries_at_most=None, second_pass=lambda: [])
     assert isinstance(steward, UnreadTenant) and isinstance(submitter, Refused)
     report, result = run(Settings(), Lister(err), b"evil.example.com\n8.8.8.8\n")
     assert result.status == "failed"
@@ -129,7 +129,7 @@ def test_tenant_unreadable_in_a_dry_run_reports_and_still_validates() -> None:
 
 
 def test_dry_run_gets_a_steward_but_no_submitter() -> None:
-    steward, submitter = start(Lister(), Settings(dry_run=True), entries_at_most=1, reopen=lambda: [])
+    steward, submitter = start(Lister(), Settings(dry_run=True), entries_at_most=1, second_pass=lambda: [])
     assert submitter is None and steward.view is not None and steward.view.active_count == 0
 
 
@@ -148,11 +148,11 @@ class Identified(Lister):
 
 
 def test_start_gives_the_steward_the_clients_identity() -> None:
-    steward, _ = start(Identified(("app-guid", "obj-guid")), Settings(), entries_at_most=1, reopen=lambda: [])
+    steward, _ = start(Identified(("app-guid", "obj-guid")), Settings(), entries_at_most=1, second_pass=lambda: [])
     assert steward.identities == ("app-guid", "obj-guid")
-    steward, _ = start(Lister(), Settings(), entries_at_most=1, reopen=lambda: [])  # a client without one
+    steward, _ = start(Lister(), Settings(), entries_at_most=1, second_pass=lambda: [])  # a client without one
     assert steward.identities == ()
-    steward, _ = start(Identified(()), Settings(), entries_at_most=1, reopen=lambda: [])  # claims unreadable
+    steward, _ = start(Identified(()), Settings(), entries_at_most=1, second_pass=lambda: [])  # claims unreadable
     assert steward.identities == ()
     assert identities_of(object()) == ()
 
@@ -161,6 +161,6 @@ def test_start_without_a_token_is_an_unread_tenant() -> None:
     from shared.core.errors import IdentityUnavailable
 
     client = Identified(error=IdentityUnavailable("no token for scope x from the managed identity"))
-    steward, submitter = start(client, Settings(), entries_at_most=1, reopen=lambda: [])
+    steward, submitter = start(client, Settings(), entries_at_most=1, second_pass=lambda: [])
     assert isinstance(steward, UnreadTenant) and isinstance(submitter, Refused)
     assert "no token" in steward.report_extra()["tenant"]["error"] and client.list_calls == 0
