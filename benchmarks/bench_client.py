@@ -37,7 +37,7 @@ from localdev.stack import stop_process  # noqa: E402 - after the path set-up ab
 from shared.core.batching import batches  # noqa: E402 - after the path set-up above
 from shared.core.model import Action, Indicator, IndicatorType, Outcome, Status  # noqa: E402 - after the path set-up above
 from shared.core.settings import Settings  # noqa: E402 - after the path set-up above
-from shared.defender import CallPacer, make_client  # noqa: E402 - after the path set-up above
+from shared.defender import CallPacer, client_policy, make_client  # noqa: E402 - after the path set-up above
 
 IMPORT = "/api/indicators/import"
 BATCH = 500
@@ -89,7 +89,9 @@ def run(n: int, max_calls: int, window: float, faults: bool) -> dict[str, Any]:
     try:
         settings = Settings(defender_api_url=url, max_calls_per_minute=max_calls, request_timeout_seconds=5)
         client = make_client(
-            settings, pacer=CallPacer(max_calls, window), backoff_factor=0.05, backoff_max=0.2, backoff_jitter=0.05
+            settings,
+            pacer=CallPacer(max_calls, window),
+            policy=client_policy(settings, backoff_factor=0.05, backoff_max=0.2, backoff_jitter=0.05),
         )
         list(client.list_indicators(page_size=1))  # warm up: imports, token, connection (not an import call)
         if faults:

@@ -194,14 +194,12 @@ def scaled_defender_factory(time_scale: float) -> Any:
     """A Defender client factory whose pacing window is 60 s / time_scale (to match the emulator's clock)."""
 
     def factory(settings: Any) -> Any:
-        from shared.defender import CallPacer, make_client
+        from shared.defender import CallPacer, client_policy, make_client
 
         return make_client(
             settings,
             pacer=CallPacer(settings.max_calls_per_minute, 60.0 / time_scale),
-            backoff_factor=0.05,
-            backoff_max=0.5,
-            backoff_jitter=0.0,
+            policy=client_policy(settings, backoff_factor=0.05, backoff_max=0.5, backoff_jitter=0.0),
         )
 
     return factory

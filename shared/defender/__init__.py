@@ -6,7 +6,8 @@ use so that importing this package stays cheap.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from shared.core.errors import (
     VALUE_ERROR_CODES,
@@ -24,7 +25,7 @@ from shared.defender.pacing import CallPacer
 if TYPE_CHECKING:
     import requests
 
-    from shared.defender.client import DefenderClient
+    from shared.defender.client import ClientClock, ClientPolicy, DefenderClient, TokenCredentialLike
 
 __all__ = [
     "VALUE_ERROR_CODES",
@@ -36,6 +37,7 @@ __all__ = [
     "DefenderUnavailable",
     "IdentityUnavailable",
     "NotFoundError",
+    "client_policy",
     "make_client",
 ]
 
@@ -43,23 +45,25 @@ __all__ = [
 def make_client(
     settings: Settings,
     *,
-    credential: Any = None,
+    credential: TokenCredentialLike | None = None,
     session: requests.Session | None = None,
     pacer: CallPacer | None = None,
-    **options: Any,
+    policy: ClientPolicy | None = None,
+    clock: ClientClock | None = None,
+    credential_factory: Callable[[], TokenCredentialLike] | None = None,
 ) -> DefenderClient:
     """A `DefenderClient` configured from settings. No I/O: the token is fetched on the first call.
 
     `credential` defaults to `credentials.build_credential(settings)` (and a fresh one of those after a
-    rejected token); `pacer` to `MAX_CALLS_PER_MINUTE` per 60 s. `options` go to `DefenderClient`
-    (e.g. `backoff_factor`, `sleep`, `clock` in tests).
+    rejected token); `pacer` to `MAX_CALLS_PER_MINUTE` per 60 s; `policy` to `client_policy(settings)`.
     """
     from shared.defender.client import DefenderClient
     from shared.defender.credentials import build_credential
 
     if credential is None:
         credential = build_credential(settings)
-        options.setdefault("credential_factory", lambda: build_credential(settings))
+        if credential_factory is None:
+            credential_factory = lambda: build_credential(settings)  # noqa: E731
     if pacer is None:
         pacer = CallPacer(settings.max_calls_per_minute, 60.0)
     return DefenderClient(
@@ -68,9 +72,29 @@ def make_client(
         scope=settings.defender_token_scope,
         client_id=settings.azure_client_id,
         pacer=pacer,
+        policy=policy or client_policy(settings),
         session=session,
+        credential_factory=credential_factory,
+        clock=clock,
+    )
+
+
+def client_policy(
+    settings: Settings,
+    *,
+    backoff_factor: float = 1.0,
+    backoff_max: float = 30.0,
+    backoff_jitter: float = 1.0,
+) -> ClientPolicy:
+    """The client's policy from the settings; the backoff is a parameter for tests and the demo, whose scaled
+    clocks retry in milliseconds."""
+    from shared.defender.client import ClientPolicy
+
+    return ClientPolicy(
         timeout=(5.0, settings.request_timeout_seconds),
         max_attempts=settings.max_attempts,
         retry_after_max=settings.retry_after_max_seconds,
-        **options,
+        backoff_factor=backoff_factor,
+        backoff_max=backoff_max,
+        backoff_jitter=backoff_jitter,
     )

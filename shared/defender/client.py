@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -104,12 +104,69 @@ class TimeLimit:
     reached: DeadlineReached | None = None
 
 
+@dataclass(frozen=True)
+class ClientPolicy:
+    """How the client waits and when it gives up (STYLE.md "Configuration": one small value, as azure-core's
+    `Configuration` groups its policies).
+
+    - `timeout`: (connect, read) seconds of one call (DEFENDER_REQUEST_TIMEOUT_SECONDS is the read part);
+    - `max_attempts`: attempts per call for 429, 5xx and network errors (DEFENDER_MAX_ATTEMPTS; at least 1);
+    - `retry_after_max`: the longest `Retry-After` honoured (DEFENDER_RETRY_AFTER_MAX_SECONDS);
+    - `backoff_factor`, `backoff_max`, `backoff_jitter`: capped exponential backoff with jitter, in seconds.
+    """
+
+    timeout: tuple[float, float] = (5.0, 60.0)
+    max_attempts: int = 6
+    retry_after_max: float = 120.0
+    backoff_factor: float = 1.0
+    backoff_max: float = 30.0
+    backoff_jitter: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+
+    def retry(self) -> ImportRetry:
+        """The urllib3 `Retry` used as the attempt loop's policy object (never mounted on the session)."""
+        return ImportRetry(
+            total=self.max_attempts - 1,
+            connect=None,
+            read=None,
+            status=None,
+            other=None,
+            redirect=0,
+            backoff_factor=self.backoff_factor,
+            backoff_max=self.backoff_max,
+            backoff_jitter=self.backoff_jitter,
+            status_forcelist=frozenset({429, 500, 502, 503, 504}),
+            # POST is safe: import is an upsert (defender-api.md §3.2); BatchDelete of an id twice is a 404, handled.
+            allowed_methods=frozenset({"GET", "POST", "DELETE"}),
+            respect_retry_after_header=True,
+            retry_after_max=self.retry_after_max,  # type: ignore[arg-type]  # seconds, a float is fine
+            raise_on_status=False,
+        )
+
+
+@dataclass(frozen=True)
+class ClientClock:
+    """The client's clocks, injectable in tests: `monotonic` for waits and limits, `sleep`, `wall` (epoch
+    seconds) for token expiry."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    wall: Callable[[], float] = time.time
+
+
 class DefenderClient:
     """Import, list and delete Defender custom indicators with one session and one token.
 
     `submit(batch)` is the `Submitter` the pipeline calls: every outcome handed in comes back with
     exactly one final status, in the same order. Counters: `api_calls` (import attempts sent),
     `retries` (import attempts beyond the first of each call), `list_calls`, `delete_calls`.
+
+    `pacer` paces imports (MAX_CALLS_PER_MINUTE); List, BatchDelete and single deletes get their own pacers of
+    the same window length (so a scaled test clock scales them all) unless `other_pacers` names them
+    (`list`, `batchdelete`, `delete`). `credential_factory` gives a fresh credential after a rejected token.
     """
 
     def __init__(
@@ -119,61 +176,41 @@ class DefenderClient:
         *,
         scope: str,
         pacer: CallPacer,
+        policy: ClientPolicy | None = None,
         client_id: str | None = None,
         session: requests.Session | None = None,
-        timeout: tuple[float, float] = (5.0, 60.0),
-        max_attempts: int = 6,
-        retry_after_max: float = 120.0,
-        backoff_factor: float = 1.0,
-        backoff_max: float = 30.0,
-        backoff_jitter: float = 1.0,
-        list_pacer: CallPacer | None = None,
-        batch_delete_pacer: CallPacer | None = None,
-        delete_pacer: CallPacer | None = None,
         credential_factory: Callable[[], TokenCredentialLike] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
+        other_pacers: Mapping[str, CallPacer] | None = None,
+        clock: ClientClock | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
+        policy = policy or ClientPolicy()
+        clock = clock or ClientClock()
         self.api_url = api_url.rstrip("/")
         self.scope = scope
         self.client_id = client_id
+        self.policy = policy
         self.pacer = pacer
         window = pacer.window_seconds
-        # List and delete have their own limits (defender-api.md §2); same window length as imports
-        # so that a scaled test clock scales them all.
-        self.list_pacer = list_pacer or CallPacer(LIST_CALLS_PER_MINUTE, window, clock=clock, sleep=sleep)
-        self.batch_delete_pacer = batch_delete_pacer or CallPacer(
-            BATCH_DELETE_CALLS_PER_MINUTE, window, clock=clock, sleep=sleep
+        given = dict(other_pacers or {})
+        # List and delete have their own limits (defender-api.md §2).
+        self.list_pacer = given.get("list") or CallPacer(
+            LIST_CALLS_PER_MINUTE, window, clock=clock.monotonic, sleep=clock.sleep
         )
-        self.delete_pacer = delete_pacer or CallPacer(DELETE_CALLS_PER_MINUTE, window, clock=clock, sleep=sleep)
-        self.timeout = timeout
+        self.batch_delete_pacer = given.get("batchdelete") or CallPacer(
+            BATCH_DELETE_CALLS_PER_MINUTE, window, clock=clock.monotonic, sleep=clock.sleep
+        )
+        self.delete_pacer = given.get("delete") or CallPacer(
+            DELETE_CALLS_PER_MINUTE, window, clock=clock.monotonic, sleep=clock.sleep
+        )
+        self.timeout = policy.timeout
         self._credential = credential
         self._credential_factory = credential_factory
         self._session = session
-        self._sleep = sleep
-        self._clock = clock
-        self._wall_clock = wall_clock
+        self._sleep = clock.sleep
+        self._clock = clock.monotonic
+        self._wall_clock = clock.wall
         self._token: AccessTokenLike | None = None
-        self._retry = ImportRetry(
-            total=max_attempts - 1,
-            connect=None,
-            read=None,
-            status=None,
-            other=None,
-            redirect=0,
-            backoff_factor=backoff_factor,
-            backoff_max=backoff_max,
-            backoff_jitter=backoff_jitter,
-            status_forcelist=frozenset({429, 500, 502, 503, 504}),
-            # POST is safe: import is an upsert (defender-api.md §3.2); BatchDelete of an id twice is a 404, handled.
-            allowed_methods=frozenset({"GET", "POST", "DELETE"}),
-            respect_retry_after_header=True,
-            retry_after_max=retry_after_max,  # type: ignore[arg-type]  # seconds, a float is fine
-            raise_on_status=False,
-        )
+        self._retry = policy.retry()
         self.api_calls = 0
         self.retries = 0
         self.list_calls = 0

@@ -11,7 +11,7 @@ import pytest
 
 from localdev.stack import scaled_defender_factory
 from shared.app import runtime
-from shared.defender import CallPacer, make_client
+from shared.defender import CallPacer, client_policy, make_client
 
 # The Defender emulator's default clock is real time; tests that need pacing scale both sides.
 
@@ -46,7 +46,9 @@ def app_env(azurite, fresh_containers, defender, identity_env, monkeypatch) -> d
 def fast_defender_factory(settings: Any) -> Any:
     """Real pacing window, but retries back off in milliseconds (tests of failure paths stay quick)."""
     return make_client(
-        settings, pacer=CallPacer(settings.max_calls_per_minute, 60.0), backoff_factor=0.01, backoff_max=0.05
+        settings,
+        pacer=CallPacer(settings.max_calls_per_minute, 60.0),
+        policy=client_policy(settings, backoff_factor=0.01, backoff_max=0.05),
     )
 
 

@@ -18,7 +18,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from shared.core.model import Action, Indicator, IndicatorType, Outcome
-from shared.defender.client import DefenderClient
+from shared.defender.client import ClientClock, ClientPolicy, DefenderClient
 from shared.defender.pacing import CallPacer
 
 
@@ -160,17 +160,21 @@ def make(
 ) -> DefenderClient:
     clock = session.clock
     pacer = CallPacer(max_calls, window, clock=clock, sleep=clock.sleep)
-    options.setdefault("backoff_jitter", 0.0)
+    policy = {k: options.pop(k) for k in POLICY_FIELDS if k in options}
+    policy.setdefault("backoff_jitter", 0.0)
     return DefenderClient(
         API,
         credential or FakeCredential("token-one"),
         scope=SCOPE,
         pacer=pacer,
+        policy=ClientPolicy(**policy),
         session=session,  # type: ignore[arg-type]
-        sleep=clock.sleep,
-        clock=clock,
+        clock=ClientClock(monotonic=clock, sleep=clock.sleep),
         **options,
     )
+
+
+POLICY_FIELDS = ("timeout", "max_attempts", "retry_after_max", "backoff_factor", "backoff_max", "backoff_jitter")
 
 
 def outcomes(n: int, prefix: str = "") -> list[Outcome]:

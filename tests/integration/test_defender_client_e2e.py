@@ -31,7 +31,7 @@ from shared.core.model import (
     Status,
 )
 from shared.core.settings import Settings
-from shared.defender import AccessDenied, CallPacer, make_client
+from shared.defender import AccessDenied, CallPacer, client_policy, make_client
 from shared.defender.client import DefenderClient
 from shared.defender.credentials import build_credential
 from shared.pipeline.process import process_stream
@@ -73,10 +73,11 @@ def client(scaled: Any) -> Iterator[DefenderClient]:
 
 def new_client(defender: Any, *, credential: Any = None, **kw: Any) -> DefenderClient:
     settings = settings_for(defender, **kw)
-    options: dict[str, Any] = {"backoff_factor": 0.05, "backoff_max": 0.2, "backoff_jitter": 0.05}
-    if credential is not None:
-        options["credential_factory"] = lambda: build_credential(settings)
-    return make_client(settings, credential=credential, pacer=CallPacer(30, WINDOW), **options)
+    policy = client_policy(settings, backoff_factor=0.05, backoff_max=0.2, backoff_jitter=0.05)
+    factory = (lambda: build_credential(settings)) if credential is not None else None
+    return make_client(
+        settings, credential=credential, pacer=CallPacer(30, WINDOW), policy=policy, credential_factory=factory
+    )
 
 
 def outcomes(n: int, seed: str = "e2e") -> list[Outcome]:
