@@ -1,9 +1,10 @@
 """Normalisation: one raw value (and an optional type hint) → one typed, canonical candidate.
 
-Core module: standard library and `idna` only, no I/O. Owns trimming, unwrapping, refanging, lower-casing,
-IDN → punycode, canonical IP forms, type inference and the type corrections the contract allows
-(CONTRACT.md "Normalisation"). Whether the canonical value is acceptable to Defender is
-`rules.py`'s job; this module only refuses what it cannot even put into a typed form.
+Core module: standard library and `idna` only, no I/O. Owns lower-casing, IDN → punycode, canonical IP
+forms, type inference and the type corrections the contract allows (CONTRACT.md "Normalisation"); it trims,
+unwraps and refangs by `core/text.py`, the vocabulary the text reader decides by too. Whether the canonical
+value is acceptable to Defender is `rules.py`'s job; this module only refuses what it cannot even put into a
+typed form.
 """
 
 from __future__ import annotations
@@ -12,19 +13,9 @@ import ipaddress
 import re
 
 from shared.core.model import IndicatorType, Problem
+from shared.core.text import TRIM, WRAP_OPENERS, refang, unwrap
 
 T = IndicatorType
-
-# Every character `str.isspace()` accepts (NBSP U+00A0 included) plus the zero-width characters
-# that are not whitespace to Python but are invisible in a spreadsheet cell: ZWSP, ZWNJ, ZWJ,
-# WORD JOINER and the BOM (U+FEFF). tests/unit/test_normalise.py checks the list is complete.
-WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B))
-WHITESPACE += "\u2028\u2029\u202f\u205f\u3000"
-ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
-# LEFT-TO-RIGHT and RIGHT-TO-LEFT MARK: invisible too; the Windows certificate dialog puts an LRM in
-# front of the thumbprint it lets you copy.
-ZERO_WIDTH += "\u200e\u200f"
-TRIM = WHITESPACE + ZERO_WIDTH
 
 HASH_LENGTHS = {T.FileMd5: 32, T.FileSha1: 40, T.FileSha256: 64, T.CertificateThumbprint: 40}
 _HASH_BY_LENGTH = {32: T.FileMd5, 40: T.FileSha1, 64: T.FileSha256}
@@ -37,40 +28,12 @@ _DROP_HEX = str.maketrans("", "", "0123456789abcdefABCDEF")
 # as fingerprint tools write them; group 1 is the separator. Pairs only: a full-form IPv6 address
 # (`2a00:1450:…`, groups of four) or a GUID in a hash column is not a hash written with separators.
 _SEPARATED_HEX = re.compile(r"[0-9a-fA-F]{2}([:\s-])[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2})*").fullmatch
-_HAS_DEFANG = re.compile(r"[\[\(\{\\]|hxxp|dot", re.IGNORECASE).search
 _HAS_SPACE = re.compile(f"[{re.escape(TRIM)}]").search
 # Domain-ish: letters, digits, hyphens, dots (and non-ASCII for IDN) — for inference only.
 _DOMAINISH = re.compile(r"(?:[^\W_]|-)+(?:\.(?:[^\W_]|-)+)+\.?").fullmatch
 _CIDR = re.compile(r"[0-9a-fA-F:.]+/\d{1,3}").fullmatch
 _IP_RANGE = re.compile(r"[0-9a-fA-F:.]+\s*-\s*[0-9a-fA-F:.]+").fullmatch
 _IPV4ISH = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}").fullmatch
-
-# A value wrapped in one matching pair (opening character → closing character, note): quotes as a
-# spreadsheet or a chat message keeps them, backticks from Markdown, `<URL>` as e-mail clients and
-# Markdown autolinks write it (RFC 3986 Appendix C suggests `<>` as delimiters around a URI in text).
-_WRAPS = {
-    '"': ('"', "quotes removed"),
-    "'": ("'", "quotes removed"),
-    "`": ("`", "quotes removed"),
-    "\u201c": ("\u201d", "quotes removed"),
-    "\u2018": ("\u2019", "quotes removed"),
-    "<": (">", "angle brackets removed"),
-}
-WRAP_OPENERS = frozenset(_WRAPS)  # one set look-up on the first character keeps plain values cheap
-
-# Refang table, applied in order; case-insensitive. Sources: the corpus (SOURCES.md files 1, 3, 7,
-# 8, 9, 23) and common defanging conventions (CONTRACT.md "Inputs", plain text).
-_REFANG = [
-    (re.compile(r"^h(?:xx|\*\*|XX)p(s?)(?=\[?:)", re.IGNORECASE), r"http\1"),
-    (re.compile(r"^fxp(?=\[?:)", re.IGNORECASE), "ftp"),
-    (re.compile(r"\[://\]|\[:\]//|\[:/\]/"), "://"),
-    (re.compile(r"\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)|\{dot\}|\\\.", re.IGNORECASE), "."),
-    (re.compile(r"\[@\]|\(@\)|\[at\]|\(at\)|\{at\}", re.IGNORECASE), "@"),
-    (re.compile(r"\[:\]|\(:\)"), ":"),
-    (re.compile(r"\[/\]"), "/"),
-    # A single bracketed character left over (`6f4c:[e]001`, SOURCES.md file 9).
-    (re.compile(r"\[([0-9A-Za-z])\]"), r"\1"),
-]
 
 
 class Candidate:
@@ -155,33 +118,6 @@ _MAX_HINTS = 256
 def clean(text: str) -> str:
     """Trim Unicode whitespace (NBSP included) and zero-width characters at both ends."""
     return text.strip(TRIM)
-
-
-def refang(value: str) -> str:
-    """Undo common defanging (`hxxp`, `[.]`, `(.)`, `[dot]`, `[:]`, `[at]`, `\\.` …)."""
-    if not _HAS_DEFANG(value):
-        return value
-    for pattern, repl in _REFANG:
-        value = pattern.sub(repl, value)
-    return value
-
-
-def unwrap(value: str) -> tuple[str, str] | None:
-    """(inner value trimmed, note) when one matching pair wraps the whole (trimmed) value, else None.
-
-    Only when nothing of the same kind is inside: `<https://a.example/?<id>>` is not an autolink but a
-    URL holding a placeholder, which rules.py rejects (`url-placeholder`).
-    """
-    pair = _WRAPS.get(value[:1])
-    if pair is None or len(value) < 2:
-        return None
-    close, note = pair
-    if value[-1] != close:
-        return None
-    inner = value[1:-1]
-    if value[0] in inner or close in inner:
-        return None
-    return inner.strip(TRIM), note
 
 
 def hash_type_for_length(n: int) -> IndicatorType | None:

@@ -18,9 +18,12 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from shared.checks.normalise import HASH_LENGTHS, TRIM, canonical_ip, split_url
+from shared.checks.normalise import HASH_LENGTHS, canonical_ip, split_url
 from shared.core.model import Action, IndicatorType, Problem, Severity
-from shared.core.settings import LEGACY_ACTIONS, Settings
+from shared.core.settings import Settings
+from shared.core.text import TRIM
+from shared.core.times import format_utc, parse_iso_utc
+from shared.core.vocab import FILE_TYPES, NETWORK_TYPES, legacy_action, yes_no
 
 T = IndicatorType
 
@@ -29,9 +32,6 @@ MAX_DOMAIN_LENGTH = 253
 MAX_TITLE_LENGTH = 4000
 MAX_DESCRIPTION_LENGTH = 10000
 MAX_RECOMMENDED_ACTIONS_LENGTH = 10000
-
-NETWORK_TYPES = frozenset({T.IpAddress, T.DomainName, T.Url})
-FILE_TYPES = frozenset({T.FileMd5, T.FileSha1, T.FileSha256})
 
 _HEX = re.compile(r"[0-9a-f]+").fullmatch
 _DROP_LOWER_HEX = str.maketrans("", "", "0123456789abcdef")  # `not s.translate(...)`: a faster _HEX(s)
@@ -273,7 +273,7 @@ VALID_ACTIONS: dict[IndicatorType, frozenset[Action]] = {
 }
 
 _ACTION_NAMES = {a.value.lower(): a for a in Action}
-# Legacy names (`LEGACY_ACTIONS`, settings.py) are mapped with generateAlert true (CONTRACT.md).
+# Legacy names (`core.vocab.LEGACY_ACTIONS`) are mapped with generateAlert true (CONTRACT.md).
 
 
 class ActionChoice:
@@ -305,7 +305,7 @@ def resolve_action(raw: str | None, t: IndicatorType, settings: Settings) -> Act
         key = text.lower()
         action = _ACTION_NAMES.get(key)
         if action is None:
-            legacy = LEGACY_ACTIONS.get(key)
+            legacy = legacy_action(key)
             if legacy is None:
                 return Problem(
                     "action-unknown",
@@ -341,21 +341,13 @@ def _action_for_type(
     return ActionChoice(action, force or action is Action.Audit, notes)
 
 
-_TRUE = frozenset({"true", "1", "yes", "y", "t"})
-_FALSE = frozenset({"false", "0", "no", "n", "f"})
-
-
 def resolve_generate_alert(raw: str | None, settings: Settings, choice: ActionChoice) -> bool | Problem | None:
-    """Row value (`true/false/TRUE/1/0`), else the file's `generate_alert`, else unset; Audit forces true."""
-    text = raw.strip(TRIM).lower() if raw else ""
-    value: bool | None
-    if text in _TRUE:
-        value = True
-    elif text in _FALSE:
-        value = False
-    elif text:
-        return Problem("generate-alert", f"generateAlert must be true or false, got {raw!r}")
-    else:
+    """Row value (a yes/no word of `core.vocab`: `true/false/TRUE/1/0/on/off`), else the file's
+    `generate_alert`, else unset; Audit forces true. An empty cell takes the file's value."""
+    value = yes_no(raw) if raw else None
+    if value is None:
+        if raw and raw.strip(TRIM):
+            return Problem("generate-alert", f"generateAlert must be true or false, got {raw!r}")
         value = settings.generate_alert
     if choice.force_alert:
         return True
@@ -381,33 +373,26 @@ _US_DATE = re.compile(
 
 
 def parse_datetime(text: str) -> datetime | None:
-    """Any supported date form → aware UTC datetime, or None when unparseable."""
+    """Any date form a user may write → aware UTC datetime, or None when unparseable.
+
+    The US form is read here; everything else is `core.times.parse_iso_utc`, the parser the tenant's
+    records use for Defender's answers, so an ISO expiry means the same instant to both. Users' dates
+    differ from Defender's only by the US form (Microsoft's own exports, SOURCES.md file 15).
+    """
     t = text.strip(TRIM)
     m = _US_DATE(t)
+    if not m:
+        return parse_iso_utc(t)
+    month, day, year = int(m[1]), int(m[2]), int(m[3])
+    hour, minute, sec = int(m[4] or 0), int(m[5] or 0), int(m[6] or 0)
+    if m[7]:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if m[7].lower() == "pm" else 0)
     try:
-        if m:
-            month, day, year = int(m[1]), int(m[2]), int(m[3])
-            hour, minute, sec = int(m[4] or 0), int(m[5] or 0), int(m[6] or 0)
-            if m[7]:
-                if not 1 <= hour <= 12:
-                    return None
-                hour = hour % 12 + (12 if m[7].lower() == "pm" else 0)
-            return datetime(year, month, day, hour, minute, sec, tzinfo=UTC)
-        if t.endswith(("z", "Z")):
-            t = t[:-1] + "+00:00"
-        dt = datetime.fromisoformat(t)
+        return datetime(year, month, day, hour, minute, sec, tzinfo=UTC)
     except ValueError:
         return None
-    if dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    try:
-        return dt.astimezone(UTC)
-    except OverflowError:  # `9999-12-31T23:59:59-01:00` lies past the last datetime once in UTC
-        return None
-
-
-def format_utc(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def resolve_expiration(raw: str | None, t: IndicatorType, settings: Settings, now: datetime) -> str | Problem | None:

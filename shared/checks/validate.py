@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 
-from shared.checks.normalise import TRIM, normalise
+from shared.checks.normalise import normalise
 from shared.checks.rules import (
     MAX_DESCRIPTION_LENGTH,
     MAX_RECOMMENDED_ACTIONS_LENGTH,
@@ -55,6 +55,7 @@ from shared.core.model import (
     Status,
 )
 from shared.core.settings import Settings
+from shared.core.text import TRIM
 
 _TYPE_NAME = {t: t.value for t in IndicatorType}  # Enum.value is a slow descriptor on the hot path
 _ACTION_NAME = {a: a.value for a in Action}

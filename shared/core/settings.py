@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.core.model import Action, IndicatorType, Severity
+from shared.core.vocab import legacy_action, secure_url, yes_no
 
 DEFAULT_API_URL = "https://api.securitycenter.microsoft.com"
 DEFAULT_SCOPE = "https://api.securitycenter.microsoft.com/.default"
@@ -21,19 +22,17 @@ DEFAULT_SCOPE = "https://api.securitycenter.microsoft.com/.default"
 # (datetime ends at year 9999), and an indicator that should never expire says 0.
 MAX_EXPIRATION_DAYS = 36500
 
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", ""}
-
 
 class SettingsError(ValueError):
     """One or more settings are invalid; the message lists every one of them."""
 
 
 def parse_bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in _TRUE:
-        return True
-    if t in _FALSE:
+    """A yes/no word (`core.vocab.yes_no`); an empty value is false. Raises ValueError otherwise."""
+    value = yes_no(text)
+    if value is not None:
+        return value
+    if not text.strip():
         return False
     raise ValueError(f"expected true or false, got {text!r}")
 
@@ -46,14 +45,10 @@ def _enum_ci(enum: type[StrEnum], text: str) -> Any:
     raise ValueError(f"expected one of {', '.join(m.value for m in enum)}, got {text!r}")
 
 
-# Legacy action names Defender still lists (defender-api.md §1.5), mapped as in rows (CONTRACT.md
-# "Normalisation"): `Alert` → `Audit`, `AlertAndBlock` → `Block`, both with generateAlert true.
-LEGACY_ACTIONS = {"alert": Action.Audit, "alertandblock": Action.Block}
-
-
 def _action(text: str) -> tuple[Action, str | None]:
-    """A current action name, or a legacy one mapped: (action, the legacy name as written or None)."""
-    legacy = LEGACY_ACTIONS.get(text.strip().lower())
+    """A current action name, or a legacy one mapped as in rows (`core.vocab.LEGACY_ACTIONS`): (action,
+    the legacy name as written or None)."""
+    legacy = legacy_action(text)
     if legacy is not None:
         return legacy, text.strip()
     return _enum_ci(Action, text), None
@@ -298,6 +293,6 @@ def _capacity_priority(text: str) -> str:
 
 
 def _check_url(url: str) -> str | None:
-    if not (url.startswith("https://") or url.startswith("http://127.") or url.startswith("http://localhost")):
+    if not secure_url(url):
         return "must be an https:// URL (plain http only on loopback)"
     return None

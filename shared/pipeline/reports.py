@@ -11,10 +11,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TextIO
 
 from shared.core.model import FileProblem, Outcome, Status, Summary
+from shared.core.times import format_utc
 
 SCHEMA_VERSION = 1
 CSV_COLUMNS = ("line", "status", "indicatorType", "indicatorValue", "action", "id", "reason")
@@ -84,10 +85,6 @@ def _row_parts(
     tail = (_csv_cell(action), _csv_cell(oid), _csv_cell(reason))
     plain = not any(_needs_quotes(c) for c in (*head, *tail))
     return json_tail, head, tail, ",".join(head), ",".join(tail), plain
-
-
-def _utc(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def report_names(blob_path: str) -> tuple[str, str]:
@@ -189,8 +186,8 @@ class ReportWriter:
             errors.append({"message": f"{self._errors_omitted} further file-level problems not listed"})
         tail: dict[str, Any] = {
             "source": self.source,
-            "startedAt": _utc(self.started_at),
-            "finishedAt": _utc(finished_at),
+            "startedAt": format_utc(self.started_at),
+            "finishedAt": format_utc(finished_at),
             "dryRun": self.dry_run,
             "status": status,
             "summary": summary.as_dict(),

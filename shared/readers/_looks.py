@@ -1,26 +1,14 @@
 """Does a token look like an indicator? Used by the text reader to tell IOC lines from prose.
 
-Pure, no I/O. This only DECIDES; the value passed on is the original token, and the separate
-normalise/validate step refangs and checks it properly (CONTRACT.md "Normalisation").
+Pure, no I/O. This only DECIDES, on a token already refanged by `core.text.refang` (the table
+normalisation uses too); the value passed on is the original token, and the separate normalise/validate
+step refangs and checks it properly (CONTRACT.md "Normalisation").
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-
-# Defanging seen in the wild (CONTRACT.md "Inputs": hxxp, [.], (.), [:], [at], ...).
-_REFANG = (
-    (re.compile(r"\[\s*(?:\.|dot)\s*\]|\(\s*(?:\.|dot)\s*\)|\{\s*(?:\.|dot)\s*\}", re.I), "."),
-    (re.compile(r"\[\s*(?::|colon)\s*\]", re.I), ":"),
-    (re.compile(r"\[://\]"), "://"),
-    (re.compile(r"\[\s*(?:@|at)\s*\]|\(\s*(?:@|at)\s*\)", re.I), "@"),
-    (re.compile(r"\[/\]"), "/"),
-    (re.compile(r"^(h[xX]{2}p|hxxp|meow)(s?)(?=[:\[])", re.I), r"http\2"),
-    (re.compile(r"^fxp(?=[:\[])", re.I), "ftp"),
-    # Any single character in brackets (`6f4c:[e]001` in Unit 42's IPv6 lists).
-    (re.compile(r"\[([0-9A-Za-z:.])\]"), r"\1"),
-)
 
 _HASH = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}")
 _IPV4 = re.compile(r"(?:\d{1,3}\.){3}\d{1,3}")
@@ -38,13 +26,6 @@ _FILE_ENDINGS = frozenset(
     "conf txt csv json xml yml yaml doc docx docm xls xlsx xlsm ppt pptx pdf rtf iso img gz tgz 7z rar "
     "php asp aspx jsp html htm png jpg jpeg gif svg".split()
 )
-
-
-def refang(token: str) -> str:
-    out = token
-    for pattern, repl in _REFANG:
-        out = pattern.sub(repl, out)
-    return out
 
 
 def kind(token: str) -> str | None:

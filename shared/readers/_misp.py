@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from shared.core.model import FIELD_DESCRIPTION, FIELD_TYPE, FIELD_VALUE, IndicatorType, RawRow
+from shared.core.vocab import yes_no
 
 # MISP types Defender can take, and the Defender type each becomes (defender-api.md §1.5).
 MISP_TYPES: dict[str, IndicatorType] = {
@@ -34,12 +35,16 @@ SKIP_TO_IDS = "MISP to_ids is false"
 
 
 def to_ids_false(value: object) -> bool:
-    """MISP writes `to_ids` as a JSON bool, or `0`/`1`, `False`/`True` in CSV exports."""
+    """MISP writes `to_ids` as a JSON bool, or `0`/`1`, `False`/`True` in CSV exports.
+
+    Only a no word (`core.vocab.NO_WORDS`) turns detection off: an empty or unknown value keeps MISP's
+    default, true.
+    """
     if isinstance(value, bool):
         return not value
     if value is None:
         return False
-    return str(value).strip().lower() in {"0", "false", "no", "f", "n"}
+    return yes_no(str(value)) is False
 
 
 def attribute_rows(

@@ -1,9 +1,11 @@
 """Plain-text and Markdown lists: one indicator per line, prose counted as Ignored, never mined.
 
 A line is an indicator line when, after its bullet marker, backticks and comment part are
-removed, what is left is a single token that looks like an indicator once refanged, also when
-wrapped in one pair of quotes or angle brackets (CONTRACT.md "Inputs": plain text). The original
-token is passed on; refanging and unwrapping are validation's job.
+removed, what is left is a single token (spaces inside defanging brackets aside) that looks like an
+indicator once refanged, also when wrapped in one pair of quotes or angle brackets (CONTRACT.md "Inputs":
+plain text). Refanging and unwrapping use `core/text.py`, the vocabulary validation uses, so a line
+read as an indicator is refanged the same way later. The original token is passed on; refanging and
+unwrapping it are validation's job.
 Each line is decoded on its own, so a byte that is not UTF-8 only spoils its own line.
 """
 
@@ -13,15 +15,17 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from shared.checks.normalise import WRAP_OPENERS, unwrap
 from shared.core.model import FIELD_VALUE, Ignored, RawRow
-from shared.readers._looks import kind, refang
+from shared.core.text import WRAP_OPENERS, refang, unwrap
+from shared.readers._looks import kind
 from shared.readers._stream import binary_lines
 
 _BULLET = re.compile(r"^(?:[-*+•]|\d{1,4}[.)]|>)\s+")
 _INLINE_COMMENT = re.compile(r"\s+(?:#|//).*$")
 _TABLE_SEPARATOR = re.compile(r"^[\s:|-]+$")
 _WS = re.compile(r"\s")
+# Whitespace just inside a bracket: maybe a spaced defang (`evil[ . ]example`, `user[ at ]host`).
+_SPACED_BRACKET = re.compile(r"[\[\(\{]\s|\s[\]\)\}]")
 # Headings under which lines are sources, not indicators (the Unit 42 reports list their
 # reference links as bullets under "References" / "REFERENCE:").
 _REFERENCE_HEADING = re.compile(r"reference|further reading|see also|credit|acknowledg", re.I)
@@ -111,7 +115,7 @@ def _line_item(number: int, body: str, *, markdown: bool, separators: str) -> Ra
         if sep in token:
             candidates.append(_clean(token.split(sep, 1)[0]))
     for candidate in candidates:
-        if not candidate or _WS.search(candidate):
+        if not candidate or _spaced(candidate):
             continue
         k = _kind(candidate)
         if k in _INDICATOR_KINDS:
@@ -131,11 +135,22 @@ def _table_row(number: int, s: str) -> Iterator[RawRow | Ignored]:
     found = False
     for cell in s.strip().strip("|").split("|"):
         token = _clean(cell)
-        if token and not _WS.search(token) and _kind(token) in _INDICATOR_KINDS:
+        if token and not _spaced(token) and _kind(token) in _INDICATOR_KINDS:
             found = True
             yield RawRow(number, {FIELD_VALUE: token})
     if not found:
         yield Ignored(number, "table row without indicators")
+
+
+def _spaced(token: str) -> bool:
+    """Does the token hold whitespace, other than inside defanging brackets that refanging removes?
+
+    `evil[ . ]example.com` alone on its line is one defanged token (core.text.REFANG's spaced forms),
+    read like `evil[.]example.com`; prose keeps its spaces once refanged and stays prose.
+    """
+    if not _WS.search(token):
+        return False
+    return not _SPACED_BRACKET.search(token) or _WS.search(refang(token)) is not None
 
 
 def _kind(token: str) -> str | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from shared.core.errors import InputChanged
+from shared.core.vocab import secure_url
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def parse_connection(env: Mapping[str, str], name: str = CONNECTION_NAME) -> Sto
             f"{name} is not set: set {name} (a connection string, or UseDevelopmentStorage=true locally) "
             f"or {name}__blobServiceUri with {name}__credential=managedidentity"
         )
-    if not (uri.startswith("https://") or uri.startswith("http://127.") or uri.startswith("http://localhost")):
+    if not secure_url(uri):
         raise ConnectionSettingsError(f"{name}__blobServiceUri must be an https:// URL, got {safe_uri(uri)!r}")
     if credential is not None and credential.lower() != "managedidentity":
         raise ConnectionSettingsError(f"{name}__credential must be 'managedidentity', got {credential!r}")

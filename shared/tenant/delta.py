@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from shared.core.model import Indicator
+from shared.core.vocab import NETWORK_TYPES
 from shared.tenant.ownership import owned_by_app
 from shared.tenant.records import TenantRecord, parse_time
 
@@ -20,9 +21,6 @@ class Kind(Enum):
     unchanged = "unchanged"
     update = "update"
     replace = "replace"
-
-
-NETWORK_TYPES = frozenset({"IpAddress", "DomainName", "Url"})
 
 
 @dataclass(frozen=True, slots=True)

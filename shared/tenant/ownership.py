@@ -7,7 +7,7 @@ Pure: standard library only, no I/O.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -139,8 +139,3 @@ def sync_plan(
         if reason:
             reason += "; set sync_force=true to delete anyway"
     return SyncPlan(delete_ids=stale, held_back_reason=reason, feed_count=len(own))
-
-
-def chunks(ids: Sequence[str], size: int = 500) -> list[list[str]]:
-    """BatchDelete takes at most 500 ids a call (defender-api.md §2, §5)."""
-    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]

@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from shared.core.model import Indicator
-
-_HASH_TYPES = frozenset({"FileSha1", "FileSha256", "FileMd5", "CertificateThumbprint"})
+from shared.core.times import parse_iso_utc
+from shared.core.vocab import HASH_TYPES, legacy_action, yes_no
 
 
 def tenant_key(indicator_type: str, value: str) -> tuple[str, str]:
@@ -32,7 +32,7 @@ def tenant_key(indicator_type: str, value: str) -> tuple[str, str]:
     A value this cannot parse is kept as given: at worst it is not recognised and gets resubmitted.
     """
     v = value.strip()
-    if indicator_type in _HASH_TYPES:
+    if indicator_type in HASH_TYPES:
         return indicator_type, v.lower()
     if indicator_type == "DomainName":
         return indicator_type, v.lower().rstrip(".")
@@ -57,30 +57,19 @@ def tenant_key(indicator_type: str, value: str) -> tuple[str, str]:
 
 
 def parse_time(text: Any) -> datetime | None:
-    """Defender's DateTimeOffset (`2025-01-02T03:04:05Z`, `.0000000Z`, `+00:00`) as aware UTC; None if absent."""
+    """Defender's DateTimeOffset (`2025-01-02T03:04:05Z`, `.0000000Z`, `+00:00`) as aware UTC; None if absent.
+
+    Built on `core.times.parse_iso_utc`, the ISO parser validation's `parse_datetime` uses for users'
+    dates, so both read an expiry as the same instant. What differs is Defender's side: a value may be
+    absent or already a datetime, and the fraction is dropped because the second is all we compare
+    (delta.expiry_unchanged). Users' US `M/D/YYYY` is not read here: Defender never writes it.
+    """
     if text is None or text == "":
         return None
     if isinstance(text, datetime):
         return text if text.tzinfo else text.replace(tzinfo=UTC)
-    s = str(text).strip()
-    if s.endswith(("Z", "z")):
-        s = s[:-1] + "+00:00"
-    if "." in s:
-        # Python < 3.11 style parsers choke on 7 fractional digits; the second is all we compare.
-        head, _, rest = s.partition(".")
-        tz = ""
-        for sign in ("+", "-"):
-            if sign in rest:
-                tz = sign + rest.split(sign, 1)[1]
-                break
-        s = head + tz
-    try:
-        dt = datetime.fromisoformat(s)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    dt = parse_iso_utc(str(text).strip())
+    return dt.replace(microsecond=0) if dt is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +102,7 @@ class TenantRecord:
             groups = [g for g in (p.strip() for p in groups.split(",")) if g]
         alert = item.get("generateAlert")
         if isinstance(alert, str):
-            alert = alert.strip().lower() == "true"
+            alert = yes_no(alert) is True
         ext = item.get("externalId", item.get("externalID"))
         return cls(
             id=str(item.get("id", "")),
@@ -137,9 +126,10 @@ class TenantRecord:
 
 
 def _legacy_action(action: str) -> str:
-    # Legacy actions as validation maps them (CONTRACT.md "Normalisation"), so an old AlertAndBlock
-    # record compares equal to a Block row instead of being "replaced" by it.
-    return {"Alert": "Audit", "AlertAndBlock": "Block"}.get(action, action)
+    # Legacy actions as validation maps them (core.vocab.LEGACY_ACTIONS, CONTRACT.md "Normalisation"), so
+    # an old AlertAndBlock record compares equal to a Block row instead of being "replaced" by it.
+    mapped = legacy_action(action)
+    return mapped.value if mapped is not None else action
 
 
 class TenantView:

@@ -30,6 +30,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from shared.core.batching import batches
 from shared.core.errors import DefenderError, NotFoundError
 from shared.core.model import Outcome, Status, Summary
 from shared.core.settings import Settings
@@ -45,6 +46,7 @@ CAPACITY_REASON = "tenant capacity"
 # defaulted (delta.looks_defaulted). A day also covers validation rounding to whole days.
 DEFAULTED_EXPIRY_TOLERANCE = timedelta(days=1)
 MAX_DELETE_ATTEMPTS = 3  # BatchDelete 404 recovery rounds (each re-lists the tenant)
+BATCH_DELETE_MAX_IDS = 500  # BatchDelete takes at most 500 ids a call (defender-api.md §2, §5)
 
 
 class TenantClient(Protocol):
@@ -361,7 +363,7 @@ class Steward:
         404 are recorded for the report and leave the ids in place.
         """
         gone: set[str] = set()
-        for chunk in ownership.chunks(list(dict.fromkeys(ids))):
+        for chunk in batches(dict.fromkeys(ids), BATCH_DELETE_MAX_IDS):
             gone |= self._delete_chunk(chunk)
         return gone
 

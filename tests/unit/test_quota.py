@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.core.batching import batches
 from shared.core.errors import DefenderUnavailable, NotFoundError
 from shared.core.model import Action, Indicator, IndicatorType, Outcome, Severity, Status, Summary
 from shared.core.settings import Settings
@@ -22,7 +23,7 @@ from shared.tenant import capacity, delta, ownership, records
 from shared.tenant.capacity import Priority
 from shared.tenant.delta import Decision, Kind
 from shared.tenant.records import TenantRecord, TenantView
-from shared.tenant.steward import CAPACITY_REASON, Steward, prepare
+from shared.tenant.steward import BATCH_DELETE_MAX_IDS, CAPACITY_REASON, Steward, prepare
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -530,8 +531,16 @@ def test_sync_without_known_identity_relies_on_the_mark() -> None:
 
 
 def test_chunks_of_500() -> None:
+    """BatchDelete takes at most 500 ids a call (defender-api.md §2, §5): core's one chunker cuts them."""
     ids = [str(i) for i in range(1201)]
-    assert [len(c) for c in ownership.chunks(ids)] == [500, 500, 201]
+    assert [len(c) for c in batches(ids, BATCH_DELETE_MAX_IDS)] == [500, 500, 201]
+
+
+def test_steward_deletes_in_calls_of_500_ids_each_id_once() -> None:
+    ids = [str(i) for i in range(1201)]
+    client = FakeTenant([rec(i, value=f"9.9.{int(i) // 256}.{int(i) % 256}") for i in ids])
+    gone = Steward(client, settings_(), now=NOW)._delete([*ids, "0", "1"])
+    assert [len(b) for b in client.batches] == [500, 500, 201] and gone == set(ids) and client.records == {}
 
 
 def test_core_module_imports_no_sdk() -> None:
