@@ -23,6 +23,7 @@ from typing import Any
 
 from shared.core.model import Outcome, RawRow, Status
 from shared.core.settings import OVERRIDE_KEYS
+from shared.core.text import quote
 from shared.pipeline.job import SavedItems, decode_once
 
 JSON_TYPES = frozenset({"application/json", "text/json"})
@@ -138,6 +139,7 @@ def decode_json_body(body: bytes, *, max_rows: int) -> SavedItems:
     without `Indicators`, `Indicators` not an array, a document that is neither object nor array.
     """
     from shared.readers._json import JsonSyntaxError, element_rows, walk
+    from shared.readers._unicode import scrubbed
 
     try:
         text = body.decode("utf-8-sig")
@@ -153,7 +155,7 @@ def decode_json_body(body: bytes, *, max_rows: int) -> SavedItems:
                     _shape_problem(text)  # a scalar document, or `Indicators` that is no array: 400
                 continue
             elements += 1
-            for row in element_rows(line, obj, strict=True, key=key):
+            for row in scrubbed(element_rows(line, obj, strict=True, key=key)):
                 if saved.rows >= max_rows and isinstance(row, RawRow):
                     saved.rows += 1  # counted for the 413 message, not kept
                 else:
@@ -173,7 +175,7 @@ def _shape_problem(text: str) -> None:
         return
     if isinstance(doc, dict):
         if "Indicators" not in doc:
-            keys = ", ".join(repr(k) for k in list(doc)[:5]) or "none"
+            keys = ", ".join(quote(k, 60) for k in list(doc)[:5]) or "none"
             raise HttpProblem(
                 400,
                 "missing key 'Indicators': send {\"Indicators\": [...]} (the key is case-sensitive, as in "
@@ -196,7 +198,10 @@ def overrides_from_params(params: Mapping[str, str]) -> dict[str, str]:
     unknown = sorted(k for k in out if k.strip().lower() not in OVERRIDE_KEYS)
     if unknown:
         known = ", ".join(sorted((OVERRIDE_KEYS - {"dryrun"}) | {"dryRun"}))
-        raise HttpProblem(400, f"unknown query parameter {', '.join(map(repr, unknown))}; accepted: {known}")
+        shown = ", ".join(quote(k, 60) for k in unknown[:5]) + (
+            f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        )
+        raise HttpProblem(400, f"unknown query parameter {shown}; accepted: {known}")
     return out
 
 

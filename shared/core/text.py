@@ -112,3 +112,38 @@ def refang(value: str) -> str:
     for pattern, repl, _forms in REFANG:
         value = pattern.sub(repl, value)
     return value
+
+
+# A lone UTF-16 surrogate (U+D800 to U+DFFF) is no character: JSON's `"\ud800"` escape decodes to one, and
+# no text holding it can be written as UTF-8 (a report, Defender's request body, an HTTP answer).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def has_surrogate(text: str) -> bool:
+    """Whether `text` holds a lone surrogate (ASCII text, most values, is answered without a regex)."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def scrub(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD: what is left encodes as UTF-8."""
+    if text.isascii():
+        return text
+    return _SURROGATE.sub(REPLACEMENT, text)
+
+
+def surrogate_name(text: str) -> str:
+    """`U+D800`: the first lone surrogate of `text`, for messages."""
+    m = _SURROGATE.search(text)
+    return f"U+{ord(m.group(0)):04X}" if m else ""
+
+
+# Messages quote at most this much of any input (an HTTP error echoing a 10 MB key is 10 MB).
+QUOTE_LIMIT = 200
+
+
+def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """`repr(text)`, cut to about `limit` characters with a note of the full length when longer."""
+    if len(text) <= limit:
+        return repr(scrub(text))
+    return repr(scrub(text[:limit])) + f"… ({len(text)} characters)"

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from shared.core.model import FileProblem, Outcome, Status, Summary
+from shared.core.text import scrub
 from shared.core.times import format_utc
 
 SCHEMA_VERSION = 1
@@ -77,6 +78,8 @@ def _row_parts(
 ) -> _Parts:
     """The parts of one entry's JSON object and CSV row that do not depend on its line and value."""
     status_text = _STATUS[status]
+    # Whatever reached the writer, what it writes encodes as UTF-8 (readers already take lone surrogates out).
+    typ, action, oid, reason = (None if t is None else scrub(t) for t in (typ, action, oid, reason))
     json_tail = (
         f', "indicatorType": {_json_text(typ)}, "action": {_json_text(action)}, "status": "{status_text}", '
         f'"id": {_json_text(oid)}, "reason": {_json_text(reason)}' + (', "position": true}' if position else "}")
@@ -140,6 +143,8 @@ class ReportWriter:
                 self._parts[key] = parts
         json_tail, head, tail, csv_head, csv_tail, csv_plain = parts
         value = outcome.value
+        if not value.isascii():
+            value = scrub(value)
         line = str(outcome.line)
         sep = "\n" if self.entries == 0 else ",\n"
         self._json.write(f'{sep}{{"line": {line}, "indicatorValue": {_enc(value)}{json_tail}')
@@ -197,5 +202,5 @@ class ReportWriter:
             if key in tail or key in ("schemaVersion", "indicators"):
                 raise ValueError(f"extra key {key!r} would overwrite a report field")
             tail[key] = val
-        body = json.dumps(tail, ensure_ascii=False, indent=None)
+        body = scrub(json.dumps(tail, ensure_ascii=False, indent=None))
         self._json.write(("\n]" if self.entries else "]") + ", " + body[1:] + "\n")

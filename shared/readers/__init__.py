@@ -26,6 +26,7 @@ from shared.readers._misp import MISP_TYPES
 from shared.readers._sniff import Detected, sniff
 from shared.readers._stream import Source, buffered
 from shared.readers._text import read_text
+from shared.readers._unicode import scrubbed
 
 __all__ = ["FORMATS", "MISP_TYPES", "Reading", "read"]
 
@@ -126,9 +127,9 @@ def _items(found: Detected, src: Source, name: str) -> Callable[[], Iterable[Rea
     if fmt in ("defender-csv", "csv", "tsv", "misp-csv"):
         return lambda: read_csv(buffered(src), name, found.delimiter)
     if fmt in ("json", "misp-json", "threatfox-json", "stix2"):
-        return lambda: read_json(buffered(src))
+        return lambda: scrubbed(read_json(buffered(src)))
     if fmt == "ndjson":
-        return lambda: read_ndjson(buffered(src))
+        return lambda: scrubbed(read_ndjson(buffered(src)))
     if fmt == "certificate":
         return lambda: read_certificates(buffered(src))
     return lambda: read_text(buffered(src), markdown=fmt == "markdown", separators=found.separators)
