@@ -89,6 +89,12 @@ def indicator_rows(line: int, obj: Mapping[str, Any], *, position: bool = False)
     except _Unexpressible as exc:
         yield RawRow(line, {FIELD_VALUE: pattern, **extra}, position, invalid=str(exc))
         return
+    except RecursionError:
+        # Nesting (parentheses within parentheses) deeper than the interpreter's stack: this one pattern is
+        # invalid, the bundle goes on. Chains of one operator, however long, are read in a loop (`_convert`).
+        why = "STIX pattern is nested too deeply to be read"
+        yield RawRow(line, {FIELD_VALUE: pattern[:200], **extra}, position, invalid=why)
+        return
     # STIX 2.1 §3.2 `revoked`: the producer withdrew the indicator; it must not become a block.
     skip = REVOKED_REASON if obj.get("revoked") is True else None
     for group in branches:
@@ -224,9 +230,28 @@ def _rule_children(ctx: Any) -> list[Any]:
     return [c for c in ctx.getChildren() if isinstance(c, ParserRuleContext)]
 
 
+# Binary rules of the grammar and the operator each stands for.
+_BINARY = {
+    "ObservationExpressions": "followedby",
+    "ObservationExpressionOr": "obs-or",
+    "ObservationExpressionAnd": "obs-and",
+    "ComparisonExpression": "or",
+    "ComparisonExpressionAnd": "and",
+}
+
+
+def _rule_name(ctx: Any) -> str:
+    return type(ctx).__name__.removesuffix("Context")
+
+
 def _convert(ctx: Any) -> Any:
-    """ANTLR parse tree -> ("or"|"and"|"obs-or"|"obs-and"|"followedby"|"qualified"|"simple", ...) or Cmp."""
-    name = type(ctx).__name__.removesuffix("Context")
+    """ANTLR parse tree -> ("or"|"and"|"obs-or"|"obs-and"|"followedby", operand, ...) | ("qualified", text,
+    tree) | ("simple", tree) | Cmp.
+
+    A chain of one operator (`[a] OR [b] OR …`, which the grammar nests one level per term) becomes one n-ary
+    node, walked in a loop: a feed's 1,000-term OR must not recurse 1,000 frames deep.
+    """
+    name = _rule_name(ctx)
     kids = _rule_children(ctx)
     if name.startswith("PropTest") and name != "PropTestParen":
         return _comparison(ctx, name)
@@ -234,15 +259,14 @@ def _convert(ctx: Any) -> Any:
         return ("qualified", _source_text(kids[-1]), _convert(kids[0]))
     if name == "ObservationExpressionSimple":
         return ("simple", _convert(kids[0]))
-    if len(kids) == 2:
-        op = {
-            "ObservationExpressions": "followedby",
-            "ObservationExpressionOr": "obs-or",
-            "ObservationExpressionAnd": "obs-and",
-            "ComparisonExpression": "or",
-            "ComparisonExpressionAnd": "and",
-        }[name]
-        return (op, _convert(kids[0]), _convert(kids[1]))
+    if len(kids) == 2 and name in _BINARY:
+        operands = [kids[1]]
+        left = kids[0]
+        while _rule_name(left) == name and len(pair := _rule_children(left)) == 2:
+            operands.append(pair[1])
+            left = pair[0]
+        operands.append(left)
+        return (_BINARY[name], *(_convert(o) for o in reversed(operands)))
     if len(kids) == 1:
         return _convert(kids[0])
     raise _Unexpressible(f"STIX pattern element {name} is not supported")
@@ -298,8 +322,8 @@ def _observation_branches(tree: Any) -> Iterator[list[Cmp]]:
     """Observation-level OR branches, each turned into AND-groups (disjunctive normal form)."""
     kind = tree[0]
     if kind == "obs-or":
-        yield from _observation_branches(tree[1])
-        yield from _observation_branches(tree[2])
+        for operand in tree[1:]:
+            yield from _observation_branches(operand)
     elif kind in ("obs-and", "followedby"):
         word = "AND" if kind == "obs-and" else "FOLLOWEDBY"
         raise _Unexpressible(f"STIX observations joined by {word} cannot be expressed as Defender indicators")
@@ -316,12 +340,11 @@ def _dnf(node: Any) -> list[list[Cmp]]:
         if node.op == "IN":  # `x IN ('a','b')` is `x = 'a' OR x = 'b'`
             return [[Cmp(node.obj, node.path, "=", (v,))] for v in node.values]
         return [[node]]
-    kind, left, right = node
-    a, b = _dnf(left), _dnf(right)
-    if kind == "or":
-        out = a + b
-    else:
-        out = [x + y for x, y in itertools.product(a, b)]
-    if len(out) > _MAX_BRANCHES:
-        raise _Unexpressible("STIX pattern has too many alternatives")
+    kind, *operands = node
+    out = _dnf(operands[0])
+    for operand in operands[1:]:
+        more = _dnf(operand)
+        out = out + more if kind == "or" else [x + y for x, y in itertools.product(out, more)]
+        if len(out) > _MAX_BRANCHES:
+            raise _Unexpressible("STIX pattern has too many alternatives")
     return out
