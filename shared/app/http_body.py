@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.core.model import Outcome, RawRow, Status
+from shared.core.model import FileProblem, Outcome, RawRow, Status
 from shared.core.settings import OVERRIDE_KEYS
 from shared.core.text import quote
 from shared.pipeline.job import SavedItems, decode_once
@@ -103,7 +103,7 @@ def body_name(headers: Mapping[str, str]) -> str:
         return "http.txt"
     shown = mtype or "none"
     accepted = "application/json, application/x-ndjson, text/csv or text/plain"
-    raise HttpProblem(415, f"unsupported content type {shown!r}: send {accepted}")
+    raise HttpProblem(415, f"unsupported content type {quote(shown, 80)}: send {accepted}")
 
 
 def check_body(headers: Mapping[str, str], body: bytes, *, max_bytes: int, max_indicators: int) -> Body:
@@ -120,11 +120,30 @@ def check_body(headers: Mapping[str, str], body: bytes, *, max_bytes: int, max_i
 
         reading = read(io.BytesIO(body), name)
         items = decode_once(reading, format=reading.format, max_rows=max_indicators)
+        _refused(items, reading.format)
     if items.rows > max_indicators:
         raise HttpProblem(
             413, f"request holds {items.rows} indicators; the limit is {max_indicators} (MAX_HTTP_INDICATORS)"
         )
     return Body(name, len(body), items)
+
+
+def _refused(items: SavedItems, fmt: str) -> None:
+    """415 or 400 with the reader's reason for a text or CSV body it refused before any row (binary bytes, a
+    PDF, a CSV header naming no indicator column): the caller gets the reason, not a 200 with nothing in it."""
+    if items.rows:
+        return
+    problem = next((i for i in items if isinstance(i, FileProblem) and i.fatal), None)
+    if problem is None:
+        return
+    where = f" (line {problem.line})" if problem.line else ""
+    if fmt == "unsupported" or problem.message.startswith("unsupported format"):
+        raise HttpProblem(415, f"the body cannot be read as {fmt_name(fmt)}: {problem.message}{where}")
+    raise HttpProblem(400, f"the body cannot be read: {problem.message}{where}")
+
+
+def fmt_name(fmt: str) -> str:
+    return "CSV or text" if fmt in ("unsupported", "empty") else fmt
 
 
 # Where a Defender import body keeps its indicators: a bare array's elements, or `Indicators`'s (the key is
@@ -162,6 +181,8 @@ def decode_json_body(body: bytes, *, max_rows: int) -> SavedItems:
                     saved.add(row)
     except JsonSyntaxError as e:
         raise HttpProblem(400, f"malformed JSON at line {e.line}, column {e.column}: {e.msg}") from None
+    except RecursionError:
+        raise HttpProblem(400, "the JSON body is nested too deeply (arrays or objects within each other)") from None
     if not elements:
         _shape_problem(text)  # an empty array is fine; `{}` or another object is a 400 naming the key
     return saved
@@ -170,7 +191,10 @@ def decode_json_body(body: bytes, *, max_rows: int) -> SavedItems:
 def _shape_problem(text: str) -> None:
     """Raise the 400 for a well-formed document that is no import body (only for bodies without elements:
     the one case in which such a body is decoded a second time)."""
-    doc = json.loads(text)
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        raise HttpProblem(400, "the JSON body is nested too deeply (arrays or objects within each other)") from None
     if isinstance(doc, list):
         return
     if isinstance(doc, dict):

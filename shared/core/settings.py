@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.core.model import Action, IndicatorType, Severity
+from shared.core.text import quote
 from shared.core.vocab import legacy_action, secure_url, yes_no
 
 DEFAULT_API_URL = "https://api.securitycenter.microsoft.com"
@@ -34,7 +35,7 @@ def parse_bool(text: str) -> bool:
         return value
     if not text.strip():
         return False
-    raise ValueError(f"expected true or false, got {text!r}")
+    raise ValueError(f"expected true or false, got {quote(text)}")
 
 
 def _enum_ci(enum: type[StrEnum], text: str) -> Any:
@@ -42,7 +43,7 @@ def _enum_ci(enum: type[StrEnum], text: str) -> Any:
     for member in enum:
         if member.value.lower() == t:
             return member
-    raise ValueError(f"expected one of {', '.join(m.value for m in enum)}, got {text!r}")
+    raise ValueError(f"expected one of {', '.join(m.value for m in enum)}, got {quote(text)}")
 
 
 def _action(text: str) -> tuple[Action, str | None]:
@@ -63,14 +64,17 @@ def parse_expiration_by_type(text: str) -> dict[IndicatorType, int]:
             continue
         name, sep, days = part.partition("=")
         if not sep:
-            raise ValueError(f"expected Type=days, got {part!r}")
+            raise ValueError(f"expected Type=days, got {quote(part)}")
         t = _enum_ci(IndicatorType, name)
         out[t] = _expiration_days(days)
     return out
 
 
 def _expiration_days(text: str) -> int:
-    d = int(text.strip())
+    try:
+        d = int(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a whole number of days, got {quote(text)}") from None
     if not 0 <= d <= MAX_EXPIRATION_DAYS:
         raise ValueError(f"days must be 0 to {MAX_EXPIRATION_DAYS} (0 = never expire), got {d}")
     return d
@@ -212,10 +216,7 @@ class Settings:
         for `dry_run`. Unknown keys are ignored. Raises SettingsError listing every bad value.
         A legacy `action` (`Alert`, `AlertAndBlock`) is mapped as DEFAULT_ACTION's is (`_legacy_default`).
         """
-        norm = {k.strip().lower(): v for k, v in metadata.items()}
-        if "dryrun" in norm and "dry_run" not in norm:
-            norm["dry_run"] = norm["dryrun"]
-        errors: list[str] = []
+        norm, errors = _override_names(metadata)
         kw: dict[str, object] = {}
 
         def take(key: str, attr: str, conv) -> None:  # type: ignore[no-untyped-def]
@@ -254,6 +255,34 @@ class Settings:
         return new
 
 
+def _override_names(metadata: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Override keys by their one name (lower case, `dryRun` read as `dry_run`), and the contradictions found.
+
+    Two spellings of one override that disagree (`dryRun=true&dry_run=false`) are an error, never a silent
+    choice: submitting for real what the caller meant as a dry run cannot be undone.
+    """
+    norm: dict[str, str] = {}
+    given: dict[str, list[str]] = {}
+    errors: list[str] = []
+    for key, value in metadata.items():
+        name = key.strip().lower()
+        name = "dry_run" if name == "dryrun" else name
+        given.setdefault(name, []).append(key)
+        if name in norm and _differ(name, norm[name], value):
+            spellings = " and ".join(quote(k, 40) for k in given[name])
+            errors.append(f"{name}: given twice with different values ({spellings}); give it once")
+        norm.setdefault(name, value)
+    if "dry_run" in norm:
+        norm["dryrun"] = norm["dry_run"]
+    return norm, errors
+
+
+def _differ(name: str, a: str, b: str) -> bool:
+    if name in ("dry_run", "generate_alert", "sync", "sync_force"):
+        return yes_no(a) != yes_no(b) or (yes_no(a) is None and a.strip().lower() != b.strip().lower())
+    return a.strip() != b.strip()
+
+
 def _legacy_default(parsed: tuple[Action, str | None], origin: str, given_alert: object) -> dict[str, object]:
     """Settings fields for a parsed default action; a legacy name also brings generateAlert true.
 
@@ -283,7 +312,8 @@ def parse_priority_fields(text: str | None) -> tuple[str, ...]:
     parts = tuple(p.strip().lower() for p in (text or DEFAULT_PRIORITY).split(",") if p.strip())
     bad = [p for p in parts if p not in PRIORITY_FIELDS]
     if bad or len(set(parts)) != len(parts):
-        raise ValueError(f"capacity priority must list some of {', '.join(PRIORITY_FIELDS)} once each, got {text!r}")
+        fields = ", ".join(PRIORITY_FIELDS)
+        raise ValueError(f"capacity priority must list some of {fields} once each, got {quote(text or '')}")
     return parts
 
 

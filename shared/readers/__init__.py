@@ -83,6 +83,8 @@ class Reading:
                 yield FileProblem(f"corrupt gzip data: {exc}")
             else:
                 yield FileProblem(f"could not read the file: {exc}")
+        except RecursionError:
+            yield FileProblem("the document is nested too deeply to be read (arrays or objects within each other)")
         except Exception as exc:
             yield FileProblem(f"could not read the file: {exc.__class__.__name__}: {exc}")
 

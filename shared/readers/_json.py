@@ -149,7 +149,9 @@ class _Cursor:
                     self._more(len(self.buf))  # doubling keeps re-decoding linear overall
                     continue
                 self.fail(*explain(exc.doc, exc.pos, exc.msg))
-            except (ValueError, RecursionError) as exc:
+            except RecursionError:
+                self.fail("nested too deeply (arrays or objects within each other)")
+            except ValueError as exc:
                 self.fail(f"invalid JSON value ({exc.__class__.__name__})")
             if end == len(self.buf) and not self.eof and isinstance(obj, int | float):
                 self._more(len(self.buf))  # a number cut by the chunk boundary
@@ -407,15 +409,37 @@ def _plan(keys: tuple[str, ...]) -> _Plan:
     return defender, value_key, type_keys, aliases
 
 
+_MAX_LIST_DEPTH = 8  # lists inside lists deeper than this hold no value worth reading (and must not recurse)
+
+
 def _text(value: Any) -> str | None:
-    """JSON scalars and lists as the raw strings validation expects; objects are not a value."""
+    """JSON scalars and lists as the raw strings validation expects; objects are not a value.
+
+    A list gives its scalars joined with `,`, nested lists flattened in a loop down to `_MAX_LIST_DEPTH`
+    (a body of 1,000 nested arrays must not recurse 1,000 deep).
+    """
     if value is None or isinstance(value, dict):
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join(t for t in (_text(v) for v in value) if t is not None)
-    return str(value)
+    if not isinstance(value, list):
+        return str(value)
+    parts: list[str] = []
+    stack = [(iter(value), 0)]
+    while stack:
+        items, depth = stack[-1]
+        item = next(items, _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list):
+            if depth + 1 < _MAX_LIST_DEPTH:
+                stack.append((iter(item), depth + 1))
+        elif item is not None and not isinstance(item, dict):
+            parts.append(_text(item) or "")
+    return ",".join(parts)
+
+
+_END = object()
 
 
 def _misp_object(line: int, obj: Mapping[str, Any]) -> Iterator[RawRow]:
