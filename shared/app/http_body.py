@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.core.model import FileProblem, Outcome, RawRow, Status
+from shared.core.model import FileProblem, Outcome, RawRow, ReadLimits, Status, warning
 from shared.core.settings import OVERRIDE_KEYS
 from shared.core.text import quote
 from shared.pipeline.job import SavedItems, decode_once
@@ -106,7 +106,9 @@ def body_name(headers: Mapping[str, str]) -> str:
     raise HttpProblem(415, f"unsupported content type {quote(shown, 80)}: send {accepted}")
 
 
-def check_body(headers: Mapping[str, str], body: bytes, *, max_bytes: int, max_indicators: int) -> Body:
+def check_body(
+    headers: Mapping[str, str], body: bytes, *, max_bytes: int, max_indicators: int, limits: ReadLimits | None = None
+) -> Body:
     """Check size, content type and shape, decoding the body once; raise HttpProblem (413, 415, 400) or
     return the Body with its items."""
     check_size(headers, body, max_bytes)
@@ -118,7 +120,7 @@ def check_body(headers: Mapping[str, str], body: bytes, *, max_bytes: int, max_i
     else:
         from shared.readers import read
 
-        reading = read(io.BytesIO(body), name)
+        reading = read(io.BytesIO(body), name, limits=limits)
         items = decode_once(reading, format=reading.format, max_rows=max_indicators)
         _refused(items, reading.format)
     if items.rows > max_indicators:
@@ -160,11 +162,8 @@ def decode_json_body(body: bytes, *, max_rows: int) -> SavedItems:
     from shared.readers._json import JsonSyntaxError, element_rows, walk
     from shared.readers._unicode import scrubbed
 
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise HttpProblem(400, f"the body is not UTF-8 (byte {e.start + 1})") from None
     saved = SavedItems(format="json")
+    text = _body_text(body, saved)
     elements = 0
     try:
         for path, obj, line in walk(io.StringIO(text).read):
@@ -186,6 +185,26 @@ def decode_json_body(body: bytes, *, max_rows: int) -> SavedItems:
     if not elements:
         _shape_problem(text)  # an empty array is fine; `{}` or another object is a 400 naming the key
     return saved
+
+
+def _body_text(body: bytes, saved: SavedItems) -> str:
+    """The JSON body as text, as files are read: UTF-16/32 after a byte order mark, else UTF-8, a line that is
+    not UTF-8 read as Windows-1252; each with a file-level warning in the report."""
+    from shared.readers._stream import TextLines, bom_encoding
+
+    bom = bom_encoding(body[:4])
+    if bom is not None:
+        size, codec, label = bom
+        saved.add(warning(f"the body is {label} text (byte order mark): decoded as {label}"))
+        return body[size:].decode(codec, "replace")
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        lines = TextLines(io.BytesIO(body))
+        text = "".join(lines.blocks())
+        shown = ", ".join(map(str, lines.fallback[:10]))
+        saved.add(warning(f"not UTF-8, read as Windows-1252: line {shown}", lines.fallback[0]))
+        return text
 
 
 def _shape_problem(text: str) -> None:

@@ -65,7 +65,11 @@ def http_import(
         settings = rt.settings.with_overrides(overrides_from_params(params))
         feeds.check_sync(settings)
         parsed = check_body(
-            headers, body, max_bytes=settings.max_http_body_bytes, max_indicators=settings.max_http_indicators
+            headers,
+            body,
+            max_bytes=settings.max_http_body_bytes,
+            max_indicators=settings.max_http_indicators,
+            limits=settings.read_limits,
         )
     except SettingsError as e:
         return HttpAnswer(400, error_body(400, f"query parameters: {e}"))

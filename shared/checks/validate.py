@@ -117,6 +117,7 @@ class Validator:
         self._description = default_description(settings.default_description, source)
         self._rbac = resolve_rbac(None, settings)
         self._severity = settings.default_severity
+        self._longest = settings.max_value_length
         self._default_action: dict[IndicatorType, ActionChoice | Problem] = {}
         self._default_expiry: dict[IndicatorType, str | None] = {}
         self._default_alert: dict[IndicatorType, bool | None] = {}
@@ -135,6 +136,8 @@ class Validator:
         hint = fields.get(FIELD_TYPE)
         if row.invalid is not None or row.skip is not None:
             return self._decided_by_reader(row, raw_value, hint)
+        if len(raw_value) > self._longest:
+            return self._too_long(row, raw_value, hint)
         c = normalise(raw_value, hint)
         if isinstance(c, Problem):
             return self._invalid(row, raw_value.strip(TRIM), _hint_name(hint), fields.get(FIELD_ACTION), c, ())
@@ -289,6 +292,17 @@ class Validator:
         reason = "; ".join((*notes, problem.message)) if notes else problem.message
         action = raw_action.strip(TRIM) or None if raw_action else None
         return Outcome(row.line, value, type_name, action, _INVALID, reason, None, None, row.position, notes)
+
+    def _too_long(self, row: RawRow, raw_value: str, hint: str | None) -> Outcome:
+        """A value longer than MAX_VALUE_LENGTH: refused before any pattern runs over it (a 20 MB value must
+        not cost gigabytes of regular-expression backtracking); the report shows its start."""
+        problem = Problem(
+            "value-too-long",
+            f"the value is {len(raw_value)} characters long; values longer than {self._longest} "
+            "(MAX_VALUE_LENGTH) are not read as indicators",
+        )
+        shown = raw_value[:200].strip(TRIM) + "…"
+        return self._invalid(row, shown, _hint_name(hint), row.fields.get(FIELD_ACTION), problem, ())
 
     def _decided_by_reader(self, row: RawRow, raw_value: str, hint: str | None) -> Outcome:
         """A reader's own verdict (bad NDJSON line, inexpressible STIX pattern, MISP to_ids false) stands."""

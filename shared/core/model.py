@@ -173,12 +173,17 @@ class Ignored:
 @_slot_init
 @dataclass(frozen=True, slots=True)
 class FileProblem:
-    """A file-level problem. `fatal` means the reader stopped here; rows already read keep their outcomes."""
+    """A file-level problem. `fatal` means the reader stopped here; rows already read keep their outcomes.
+
+    `warning`: a note about how the file was read (decoded from UTF-16, a trailing comma tolerated) that does
+    not make the run `completed_with_errors`; it is listed in the report's `errors` with `"level": "warning"`.
+    """
 
     message: str
     line: int | None = None
     column: int | None = None
     fatal: bool = True
+    warning: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"message": self.message}
@@ -186,7 +191,34 @@ class FileProblem:
             out["line"] = self.line
         if self.column is not None:
             out["column"] = self.column
+        if self.warning:
+            out["level"] = "warning"
         return out
+
+
+def warning(message: str, line: int | None = None) -> FileProblem:
+    """A non-fatal file-level note (see FileProblem.warning)."""
+    return FileProblem(message, line, None, False, True)
+
+
+# Defaults of the reading bounds (CONTRACT.md "Settings": MAX_VALUE_LENGTH, MAX_GZIP_BYTES, MAX_GZIP_RATIO).
+DEFAULT_MAX_VALUE_LENGTH = 8192
+DEFAULT_MAX_GZIP_BYTES = 2 * 1024**3
+DEFAULT_MAX_GZIP_RATIO = 200.0
+
+
+@_slot_init
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """What bounds the readers' memory and time, by configuration rather than by the input.
+
+    `max_value_length`: the longest value a reader runs its pattern heuristics on (validation refuses longer
+    ones); `max_gzip_bytes` / `max_gzip_ratio`: decompression stops past either.
+    """
+
+    max_value_length: int = DEFAULT_MAX_VALUE_LENGTH
+    max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES
+    max_gzip_ratio: float = DEFAULT_MAX_GZIP_RATIO
 
 
 ReaderItem = RawRow | Ignored | FileProblem

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from shared.core.model import Action, IndicatorType, Severity
+from shared.core.model import (
+    DEFAULT_MAX_GZIP_BYTES,
+    DEFAULT_MAX_GZIP_RATIO,
+    DEFAULT_MAX_VALUE_LENGTH,
+    Action,
+    IndicatorType,
+    ReadLimits,
+    Severity,
+)
 from shared.core.text import quote
 from shared.core.vocab import legacy_action, secure_url, yes_no
 
@@ -138,10 +146,20 @@ class Settings:
     # Set when `default_action` is a legacy name mapped (`legacy action Alert mapped to Audit (file
     # metadata)`): rows that take the default carry the note and send generateAlert true.
     default_action_note: str | None = None
+    # Bounds on what one input may cost (CONTRACT.md "Settings" [hostile]).
+    max_value_length: int = DEFAULT_MAX_VALUE_LENGTH
+    max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES
+    max_gzip_ratio: float = DEFAULT_MAX_GZIP_RATIO
+    duplicate_index_max_mb: int = 256
     # Operational tunables (not in the contract; documented in the README).
     request_timeout_seconds: float = 60.0
     retry_after_max_seconds: float = 120.0
     max_attempts: int = 6
+
+    @property
+    def read_limits(self) -> ReadLimits:
+        """The readers' bounds (MAX_VALUE_LENGTH, MAX_GZIP_BYTES, MAX_GZIP_RATIO)."""
+        return ReadLimits(self.max_value_length, self.max_gzip_bytes, self.max_gzip_ratio)
 
     def expiration_days_for(self, t: IndicatorType) -> int:
         return self.expiration_days_by_type.get(t, self.default_expiration_days)
@@ -196,6 +214,10 @@ class Settings:
         take("MAX_TENANT_INDICATORS", "max_tenant_indicators", int, positive)
         take("CAPACITY_RESERVE", "capacity_reserve", int, non_negative)
         take("CAPACITY_PRIORITY", "capacity_priority", _capacity_priority)
+        take("MAX_VALUE_LENGTH", "max_value_length", int, lambda v: None if v >= 256 else "must be 256 or more")
+        take("MAX_GZIP_BYTES", "max_gzip_bytes", int, positive)
+        take("MAX_GZIP_RATIO", "max_gzip_ratio", float, lambda v: None if v >= 1 else "must be 1 or more")
+        take("DUPLICATE_INDEX_MAX_MB", "duplicate_index_max_mb", int, positive)
         take("DEFENDER_REQUEST_TIMEOUT_SECONDS", "request_timeout_seconds", float)
         take("DEFENDER_RETRY_AFTER_MAX_SECONDS", "retry_after_max_seconds", float)
         take("DEFENDER_MAX_ATTEMPTS", "max_attempts", int, positive)

@@ -318,7 +318,8 @@ def _second_pass(job: Job) -> Iterator[object]:
     from shared.readers import read
 
     with job.open_input() as stream:
-        yield from validate(read(stream, job.name), job.settings, source=job.source, now=job.started)
+        items = read(stream, job.name, limits=job.settings.read_limits)
+        yield from validate(items, job.settings, source=job.source, now=job.started)
 
 
 def publish_failed_report(reports: Reports, job: Job, message: str, *, dry_run: bool | None = None) -> None:

@@ -87,10 +87,12 @@ class RunResult:
     tenant: dict[str, Any] | None = None  # the report's `tenant` section, when a steward read the tenant
 
 
-def _default_reader(stream: BinaryIO, name: str) -> Iterable[RawRow | Ignored | FileProblem]:
+def default_reader(settings: Settings) -> Reader:
+    """`shared.readers.read` within the settings' bounds (MAX_VALUE_LENGTH, MAX_GZIP_BYTES, MAX_GZIP_RATIO)."""
     from shared.readers import read  # the readers package; imported on use
 
-    return read(stream, name)  # type: ignore[no-any-return]
+    limits = settings.read_limits
+    return lambda stream, name: read(stream, name, limits=limits)  # type: ignore[no-any-return]
 
 
 class _Run:
@@ -277,7 +279,7 @@ def process_stream(
     if items is not None:
         reading: Iterable[ReaderItem] = items
     elif stream is not None:
-        reading = (reader or _default_reader)(stream, name)
+        reading = (reader or default_reader(settings))(stream, name)
     else:
         raise ValueError("process_stream needs a stream or the items read from it")
     read_something = False
@@ -316,7 +318,7 @@ def process_stream(
         summary.retries += submitter.retries - retries0
     extra = None
     if steward is not None:
-        steward.finish(summary, file_error=bool(run.errors))
+        steward.finish(summary, file_error=any(not e.warning for e in run.errors))
         steward.apply_counters(summary)
         extra = steward.report_extra()
     unreachable = run.stop is not None and not run.reached

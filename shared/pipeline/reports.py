@@ -103,7 +103,7 @@ def run_status(summary: Summary, errors: Sequence[FileProblem], *, nothing_read:
     """
     if nothing_read or unreachable:
         return FAILED
-    if summary.failed or summary.invalid or errors:
+    if summary.failed or summary.invalid or any(not e.warning for e in errors):
         return COMPLETED_WITH_ERRORS
     return COMPLETED
 

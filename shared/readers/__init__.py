@@ -13,22 +13,31 @@ text and Markdown, certificates, and gzip of any of these. Values are never norm
 from __future__ import annotations
 
 import gzip
+import itertools
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
 from shared.core.errors import InputChanged
-from shared.core.model import FileProblem, Ignored, RawRow, ReaderItem
+from shared.core.model import FileProblem, Ignored, RawRow, ReaderItem, ReadLimits, warning
 from shared.readers._cert import read_certificates
 from shared.readers._csv import read_csv
 from shared.readers._json import read_json, read_ndjson
 from shared.readers._misp import MISP_TYPES
 from shared.readers._sniff import Detected, sniff
-from shared.readers._stream import Source, buffered
+from shared.readers._stream import (
+    Bounded,
+    Counted,
+    DecompressionLimit,
+    Source,
+    Transcoded,
+    bom_encoding,
+    buffered,
+)
 from shared.readers._text import read_text
 from shared.readers._unicode import scrubbed
 
-__all__ = ["FORMATS", "MISP_TYPES", "Reading", "read"]
+__all__ = ["FORMATS", "MISP_TYPES", "ReadLimits", "Reading", "read"]
 
 FORMATS = frozenset(
     {
@@ -78,6 +87,8 @@ class Reading:
             yield from self._items()
         except InputChanged:
             raise  # not a reading problem: the caller's run stops (see InputChanged)
+        except DecompressionLimit as exc:
+            yield FileProblem(str(exc))
         except _GZIP_ERRORS as exc:
             if self._gzip:
                 yield FileProblem(f"corrupt gzip data: {exc}")
@@ -89,17 +100,19 @@ class Reading:
             yield FileProblem(f"could not read the file: {exc.__class__.__name__}: {exc}")
 
 
-def read(stream: BinaryIO, name: str) -> Reading:
-    """Detect the format of `stream` (named `name`) and return its lazy items."""
-    return _read(Source(stream), name, depth=0)
+def read(stream: BinaryIO, name: str, *, limits: ReadLimits | None = None) -> Reading:
+    """Detect the format of `stream` (named `name`) and return its lazy items, within `limits`."""
+    return _read(Source(stream), name, depth=0, limits=limits or ReadLimits())
 
 
-def _read(src: Source, name: str, *, depth: int) -> Reading:
+def _read(src: Source, name: str, *, depth: int, limits: ReadLimits, transcoded: bool = False) -> Reading:
     gz = depth > 0
     try:
         prefix = src.peek()
     except InputChanged:
         raise
+    except DecompressionLimit as exc:
+        return _problem("gzip", str(exc))
     except _GZIP_ERRORS as exc:
         return _problem("gzip" if gz else "unsupported", f"corrupt gzip data: {exc}" if gz else str(exc))
     except Exception as exc:
@@ -108,30 +121,44 @@ def _read(src: Source, name: str, *, depth: int) -> Reading:
         # Nothing to read: a failed report says so, rather than a "completed" one with no entries
         # that looks like a file full of comments (CONTRACT.md "Reports": nothing could be read).
         return _problem("empty", "the file is empty" + (" (after gzip decompression)" if gz else ""))
+    bom = None if transcoded else bom_encoding(prefix)
+    if bom is not None:
+        # Excel's "Unicode text" export and PowerShell's default: UTF-16 (or 32) with a byte order mark.
+        size, codec, label = bom
+        inner = _read(Source(Transcoded(src, codec, size)), name, depth=depth, limits=limits, transcoded=True)
+        note = warning(f"the file is {label} text (byte order mark): decoded as {label}")
+        return Reading(inner.format, lambda: itertools.chain([note], inner), gzip_inside=gz)
     found = sniff(name, prefix)
     if found.format == "gzip":
         if depth >= _MAX_GZIP_DEPTH:
             return _problem("unsupported", "unsupported format: gzip nested too deeply")
         inner_name = name[:-3] if name.lower().endswith(".gz") else name
-        inner = _read(Source(gzip.GzipFile(fileobj=buffered(src), mode="rb")), inner_name, depth=depth + 1)
+        compressed = Counted(buffered(src))
+        plain = Bounded(
+            gzip.GzipFile(fileobj=compressed, mode="rb"),
+            compressed,
+            max_bytes=limits.max_gzip_bytes,
+            max_ratio=limits.max_gzip_ratio,
+        )
+        inner = _read(Source(plain), inner_name, depth=depth + 1, limits=limits)
         return Reading("gzip+" + inner.format, lambda: inner, gzip_inside=True)
-    return Reading(found.format, _items(found, src, name), gzip_inside=gz)
+    return Reading(found.format, _items(found, src, name, limits), gzip_inside=gz)
 
 
 def _problem(fmt: str, message: str) -> Reading:
     return Reading(fmt, lambda: [FileProblem(message)])
 
 
-def _items(found: Detected, src: Source, name: str) -> Callable[[], Iterable[ReaderItem]]:
+def _items(found: Detected, src: Source, name: str, limits: ReadLimits) -> Callable[[], Iterable[ReaderItem]]:
     fmt = found.format
     if fmt == "unsupported":
         return lambda: [FileProblem(f"unsupported format: {found.what}")]
     if fmt in ("defender-csv", "csv", "tsv", "misp-csv"):
-        return lambda: read_csv(buffered(src), name, found.delimiter)
+        return lambda: read_csv(buffered(src), name, found.delimiter, limits=limits)
     if fmt in ("json", "misp-json", "threatfox-json", "stix2"):
         return lambda: scrubbed(read_json(buffered(src)))
     if fmt == "ndjson":
         return lambda: scrubbed(read_ndjson(buffered(src)))
     if fmt == "certificate":
         return lambda: read_certificates(buffered(src))
-    return lambda: read_text(buffered(src), markdown=fmt == "markdown", separators=found.separators)
+    return lambda: read_text(buffered(src), markdown=fmt == "markdown", separators=found.separators, limits=limits)

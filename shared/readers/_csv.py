@@ -1,15 +1,15 @@
 """CSV and TSV with a header row: Defender portal template, generic IOC CSVs, MISP CSV exports.
 
-Streams records with the stdlib `csv` module over a text wrapper (`newline=""` so quoted fields
-keep their line breaks; `errors="replace"` so a byte that is not UTF-8 spoils only the value that
-holds it, which validation then rejects). `line` is the physical line where a record starts, also
+Streams records with the stdlib `csv` module over decoded physical lines (`_stream.TextLines`: line ends
+kept, so quoted fields keep their line breaks; CR, LF and CRLF alike; a line that is not UTF-8 read as
+Windows-1252, and the entries of its record say so). A record with a field over the csv module's limit is an
+`invalid` entry and the reading goes on. `line` is the physical line where a record starts, also
 when an earlier record held quoted newlines. Values are passed raw: no trimming, no refanging.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,9 +21,11 @@ from shared.core.model import (
     FileProblem,
     Ignored,
     RawRow,
+    ReadLimits,
 )
 from shared.readers import _columns as cols
 from shared.readers._misp import attribute_rows
+from shared.readers._stream import CP1252_NOTE, TextLines
 
 # MISP CSV exports carry YARA rules as multi-line values; 16 MiB bounds one record's memory.
 FIELD_SIZE_LIMIT = 16 * 1024 * 1024
@@ -49,6 +51,7 @@ class Layout:
     fields: list[tuple[int, str]] = field(default_factory=list)
     to_ids: int | None = None
     comment: int | None = None
+    longest: int = 8192  # cells longer than this are one value: no list pattern is run over them
 
 
 def layout_of(header: list[str]) -> Layout | None:
@@ -114,7 +117,7 @@ class _Lines:
     here, so a `#` inside a quoted multi-line field is never mistaken for a comment.
     """
 
-    def __init__(self, text: io.TextIOBase) -> None:
+    def __init__(self, text: TextLines) -> None:
         self._text = text
         self.number = 0
         self.record_start = 0
@@ -168,9 +171,11 @@ class _Lines:
         return sum(1 for _ in csv.reader([*self.spanned, "probe\n"], delimiter=delimiter)) < 2
 
 
-def read_csv(stream: BinaryIO, name: str, delimiter: str | None = None) -> Iterator[RawRow | Ignored | FileProblem]:
+def read_csv(
+    stream: BinaryIO, name: str, delimiter: str | None = None, *, limits: ReadLimits | None = None
+) -> Iterator[RawRow | Ignored | FileProblem]:
     """Records -> RawRows; the header decides the layout (see `layout_of`)."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
+    text = TextLines(stream)
     lines = _Lines(text)
     reader = None
     lay: Layout | None = None
@@ -207,22 +212,40 @@ def read_csv(stream: BinaryIO, name: str, delimiter: str | None = None) -> Itera
             line=lines.record_start or 1,
         )
         return
+    lay.longest = (limits or ReadLimits()).max_value_length
     if pending is not None:
-        yield from _record(lay, *pending)
-    try:
-        for record in reader:
+        yield from _noted(text, pending[0], pending[0], _record(lay, *pending))
+    while True:
+        try:
+            for record in reader:
+                start = lines.record_start
+                lines.at_record_start = True
+                items = _record(lay, start, record)
+                if text.fallback:
+                    items = _noted(text, start, lines.number, items)
+                yield from items
+            break
+        except csv.Error as exc:
+            # One bad record (a field over the csv module's limit): an invalid entry, and the rest of the file
+            # is still read (the reader resumes at the next physical line).
             start = lines.record_start
             lines.at_record_start = True
-            yield from _record(lay, start, record)
-    except csv.Error as exc:
-        yield FileProblem(f"CSV error: {exc}", line=lines.record_start)
-        return
+            yield RawRow(start, {FIELD_VALUE: ""}, invalid=f"this record cannot be read as CSV: {exc}")
     if lines.unclosed_quote(delimiter):
         yield FileProblem(
             f"a quoted field opened in the record of line {lines.spanned_from} is never closed: lines "
             f"{lines.spanned_from} to {lines.number} were read as that one record (check the quotes)",
             line=lines.spanned_from,
         )
+
+
+def _noted(text: TextLines, first: int, last: int, items: list[RawRow | Ignored]) -> list[RawRow | Ignored]:
+    """The record's entries, each noting that a line of it was read as Windows-1252 when one was."""
+    if not text.take_fallback(first, last):
+        return items
+    return [
+        RawRow(i.line, i.fields, i.position, i.invalid, i.skip, CP1252_NOTE) if type(i) is RawRow else i for i in items
+    ]
 
 
 def _prepend(first: str, rest: _Lines) -> Iterator[str]:
@@ -261,7 +284,7 @@ def _record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]
     i = lay.value
     value = record[i] if i is not None and i < n else ""
     if i is not None and value.strip():
-        for part in _split(value):
+        for part in _split(value, lay.longest):
             fields = {**common, FIELD_VALUE: part}
             if type_cell:
                 fields[FIELD_TYPE] = type_cell
@@ -270,7 +293,7 @@ def _record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]
         cell = record[i] if i < n else ""
         if not cell.strip():
             continue
-        for part in _split(cell):
+        for part in _split(cell, lay.longest):
             out.append(RawRow(line, {**common, FIELD_VALUE: part, FIELD_TYPE: hint}))
     if not out:
         fields = {**common, FIELD_VALUE: value}
@@ -280,8 +303,13 @@ def _record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]
     return out
 
 
-def _split(cell: str) -> list[str]:
-    """A cell of several hashes (`"sha1,sha256,md5"`, Volexity) or `;`-separated hosts gives each; else one value."""
+def _split(cell: str, longest: int = 8192) -> list[str]:
+    """A cell of several hashes (`"sha1,sha256,md5"`, Volexity) or `;`-separated hosts gives each; else one value.
+
+    A cell longer than `longest` (MAX_VALUE_LENGTH) is one value, which validation refuses for its length.
+    """
+    if len(cell) > longest:
+        return [cell]
     if len(cell) >= _MIN_HASH_LIST and _HASH_LIST.match(cell):
         return [p for p in _HASH_SPLIT.split(cell.strip()) if p]
     if ";" in cell and _HOST_LIST.match(cell):

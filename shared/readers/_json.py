@@ -9,7 +9,6 @@ the document is decoded once. Lines are real physical lines.
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -34,10 +33,11 @@ from shared.core.model import (
     FIELD_VALUE,
     FileProblem,
     RawRow,
+    warning,
 )
 from shared.readers import _columns as cols
 from shared.readers import _misp, _stix
-from shared.readers._stream import MAX_LINE_BYTES, binary_lines
+from shared.readers._stream import CP1252_NOTE, MAX_LINE_BYTES, TextLines, binary_lines, decode_line
 
 CHUNK_CHARS = 64 * 1024
 LOOK_BACK_CHARS = 64
@@ -225,26 +225,43 @@ def _value(cur: _Cursor, path: tuple[str, ...]) -> Iterator[Event]:
         yield path, obj, line
 
 
-def _text_reader(stream: BinaryIO) -> Callable[[int], str]:
-    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+def _text_reader(lines: TextLines) -> Callable[[int], str]:
+    """read(n) over the decoded text: whole lines (so at least n characters unless at the end), a lone CR
+    read as a line end like LF and CRLF (JSON takes all three as whitespace; lines are counted at LF)."""
+    blocks = lines.blocks()
+    pending = ""
 
     def read(n: int) -> str:
-        while True:
-            data = stream.read(n)
-            text = decoder.decode(data, final=not data)
-            if text or not data:
-                return text
+        nonlocal pending
+        parts, size = [pending], len(pending)
+        while size < n:
+            text = next(blocks, None)
+            if text is None:
+                break
+            if "\r" in text:
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            parts.append(text)
+            size += len(text)
+        out = "".join(parts)
+        pending = out[n:] if len(out) > 2 * n else ""
+        return out[:n] if pending else out
 
     return read
 
 
 def read_json(stream: BinaryIO) -> Iterator[RawRow | FileProblem]:
     """The document's rows as its elements are decoded, in one pass; invalid JSON ends the reading with a
-    FileProblem naming the line and column, after the rows of every element completely read before it."""
+    FileProblem naming the line and column, after the rows of every element completely read before it. Lines
+    that are not UTF-8 are read as Windows-1252 and named in a file-level warning at the end."""
+    lines = TextLines(stream)
     try:
-        yield from _rows(walk(_text_reader(stream)))
+        yield from _rows(walk(_text_reader(lines)))
     except JsonSyntaxError as exc:
         yield FileProblem(f"invalid JSON: {exc.msg}", line=exc.line, column=exc.column)
+    if lines.fallback_count:
+        shown = ", ".join(map(str, lines.fallback[:10]))
+        more = f" ({lines.fallback_count} lines in all)" if lines.fallback_count > 10 else ""
+        yield warning(f"not UTF-8, read as Windows-1252: line {shown}{more}", lines.fallback[0])
 
 
 def _rows(events: Iterator[Event]) -> Iterator[RawRow | FileProblem]:
@@ -449,24 +466,37 @@ def _misp_object(line: int, obj: Mapping[str, Any]) -> Iterator[RawRow]:
 
 
 def read_ndjson(stream: BinaryIO) -> Iterator[RawRow | FileProblem]:
-    """One JSON value per line; a line that is not JSON is an invalid row and the rest go on."""
+    """One JSON value per line; a line that is not JSON is an invalid row and the rest go on. A line that is
+    not UTF-8 is read as Windows-1252 and its entries say so."""
     for number, raw, truncated in binary_lines(stream):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
-        text = raw.decode("utf-8", "replace")
+        text, fell_back = decode_line(raw)
         if not text.strip():
             continue
-        if truncated:
-            yield RawRow(number, {FIELD_VALUE: text[:200]}, invalid=f"line longer than {MAX_LINE_BYTES} bytes")
-            continue
-        try:
-            obj = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            col = getattr(exc, "colno", None)
-            where = f" (column {col})" if col else ""
-            yield RawRow(number, {FIELD_VALUE: text}, invalid=f"not valid JSON{where}: {getattr(exc, 'msg', exc)}")
-            continue
-        rows = list(element_rows(number, obj, strict=True))
-        if not rows and isinstance(obj, dict) and not _stix.is_stix_object(obj):
-            rows = [RawRow(number, {FIELD_VALUE: ""}, invalid=NOT_INDICATOR_OBJECT)]
+        rows = _ndjson_line(number, text, truncated)
+        if fell_back:
+            rows = [_with_note(r, CP1252_NOTE) for r in rows]
         yield from rows
+
+
+def _ndjson_line(number: int, text: str, truncated: bool) -> list[RawRow]:
+    if truncated:
+        return [RawRow(number, {FIELD_VALUE: text[:200]}, invalid=f"line longer than {MAX_LINE_BYTES} bytes")]
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        return [RawRow(number, {FIELD_VALUE: text[:200]}, invalid="not valid JSON: nested too deeply")]
+    except ValueError as exc:
+        col = getattr(exc, "colno", None)
+        where = f" (column {col})" if col else ""
+        return [RawRow(number, {FIELD_VALUE: text}, invalid=f"not valid JSON{where}: {getattr(exc, 'msg', exc)}")]
+    rows = list(element_rows(number, obj, strict=True))
+    if not rows and isinstance(obj, dict) and not _stix.is_stix_object(obj):
+        rows = [RawRow(number, {FIELD_VALUE: ""}, invalid=NOT_INDICATOR_OBJECT)]
+    return rows
+
+
+def _with_note(row: RawRow, note: str) -> RawRow:
+    full = f"{row.note}; {note}" if row.note else note
+    return RawRow(row.line, row.fields, row.position, row.invalid, row.skip, full)

@@ -61,8 +61,6 @@ def sniff(name: str, prefix: bytes) -> Detected:
             return Detected("unsupported", what)
     if looks_like_der(prefix):
         return Detected("certificate")
-    if prefix[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return Detected("unsupported", "UTF-16 text (save the file as UTF-8)")
     if _binary(prefix):
         return Detected("unsupported", "binary data")
     text = prefix.decode("utf-8", "replace").lstrip("\ufeff")

@@ -15,10 +15,10 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from shared.core.model import FIELD_VALUE, Ignored, RawRow
+from shared.core.model import FIELD_VALUE, Ignored, RawRow, ReadLimits
 from shared.core.text import WRAP_OPENERS, refang, unwrap
 from shared.readers._looks import kind
-from shared.readers._stream import binary_lines
+from shared.readers._stream import CP1252_NOTE, binary_lines, decode_line
 
 _BULLET = re.compile(r"^(?:[-*+•]|\d{1,4}[.)]|>)\s+")
 _INLINE_COMMENT = re.compile(r"\s+(?:#|//).*$")
@@ -47,32 +47,39 @@ EMAIL_REASON = "an email address is not a Defender indicator type"
 PATH_REASON = "a path without a host is not an indicator"
 
 
-def read_text(stream: BinaryIO, *, markdown: bool = False, separators: str = ";") -> Iterator[RawRow | Ignored]:
+def read_text(
+    stream: BinaryIO, *, markdown: bool = False, separators: str = ";", limits: ReadLimits | None = None
+) -> Iterator[RawRow | Ignored]:
     """Indicator lines -> RawRow (one per table cell holding one); other non-blank lines -> Ignored.
 
     Plain text: `#` and `//` lines are comments (skipped). Markdown: `#` lines are headings
     (Ignored); fenced code blocks and tables are read like any other line. `separators` are
     the characters that may end the value and start a comment (`;` for LOKI's `value;comment`,
-    plus `,` and tab for a header-less CSV).
+    plus `,` and tab for a header-less CSV). A line that is not UTF-8 is read as Windows-1252 and its entry
+    says so; a line longer than `limits.max_value_length` holds no indicator line's token (no pattern
+    is tried on it), unless it starts like a URL: then it is an entry that validation refuses for its length.
     """
     in_fence = False
     in_references = False
+    longest = (limits or ReadLimits()).max_value_length
     for number, raw, truncated in binary_lines(stream):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
-        s = raw.decode("utf-8", "replace").strip()
+        s, fell_back = decode_line(raw)
+        s = s.strip()
         if not s:
             continue
-        if truncated:
-            yield Ignored(number, "line too long to be an indicator line")
+        if truncated or len(s) > longest:
+            yield _overlong(number, s, longest)
             continue
+        note = CP1252_NOTE if fell_back else None
         if len(s) in _HASH_LENGTHS and not s.translate(_DROP_HEX):
             # A bare hash (most lines of big hash lists): no marker, bullet, comment, label or defanging
             # to look through, so the steps below would pass it on as it is.
             if in_references and not in_fence:
                 yield Ignored(number, "reference section")
             else:
-                yield RawRow(number, {FIELD_VALUE: s})
+                yield RawRow(number, {FIELD_VALUE: s}, note=note)
             continue
         if s.startswith(("```", "~~~")):
             if not (len(s) > 3 and s.endswith(s[:3])):
@@ -91,7 +98,7 @@ def read_text(stream: BinaryIO, *, markdown: bool = False, separators: str = ";"
             yield Ignored(number, "HTML comment")
             continue
         if s.startswith("|"):
-            yield from _table_row(number, s)
+            yield from _table_row(number, s, note)
             continue
         body = _BULLET.sub("", s, count=1)
         if body.endswith(":") and len(body) <= 80 and not in_fence:
@@ -102,10 +109,10 @@ def read_text(stream: BinaryIO, *, markdown: bool = False, separators: str = ";"
         if in_references and not in_fence:
             yield Ignored(number, "reference section")
             continue
-        yield _line_item(number, body, markdown=markdown, separators=separators)
+        yield _line_item(number, body, markdown=markdown, separators=separators, note=note)
 
 
-def _line_item(number: int, body: str, *, markdown: bool, separators: str) -> RawRow | Ignored:
+def _line_item(number: int, body: str, *, markdown: bool, separators: str, note: str | None = None) -> RawRow | Ignored:
     token = _clean(_INLINE_COMMENT.sub("", body))
     candidates = [token]
     labelled = _LABELLED.match(token)
@@ -119,15 +126,15 @@ def _line_item(number: int, body: str, *, markdown: bool, separators: str) -> Ra
             continue
         k = _kind(candidate)
         if k in _INDICATOR_KINDS:
-            return RawRow(number, {FIELD_VALUE: candidate})
+            return RawRow(number, {FIELD_VALUE: candidate}, note=note)
         if k == "email":
-            return RawRow(number, {FIELD_VALUE: candidate}, invalid=EMAIL_REASON)
+            return RawRow(number, {FIELD_VALUE: candidate}, invalid=EMAIL_REASON, note=note)
         if k == "path" and not markdown:
-            return RawRow(number, {FIELD_VALUE: candidate}, invalid=PATH_REASON)
+            return RawRow(number, {FIELD_VALUE: candidate}, invalid=PATH_REASON, note=note)
     return Ignored(number)
 
 
-def _table_row(number: int, s: str) -> Iterator[RawRow | Ignored]:
+def _table_row(number: int, s: str, note: str | None = None) -> Iterator[RawRow | Ignored]:
     """A Markdown table row: one RawRow per cell that holds one indicator, else one Ignored."""
     if _TABLE_SEPARATOR.fullmatch(s):
         yield Ignored(number, "table separator")
@@ -137,9 +144,20 @@ def _table_row(number: int, s: str) -> Iterator[RawRow | Ignored]:
         token = _clean(cell)
         if token and not _spaced(token) and _kind(token) in _INDICATOR_KINDS:
             found = True
-            yield RawRow(number, {FIELD_VALUE: token})
+            yield RawRow(number, {FIELD_VALUE: token}, note=note)
     if not found:
         yield Ignored(number, "table row without indicators")
+
+
+_URLISH = re.compile(r"(?:h(?:tt|xx|XX)ps?|ftp|fxp)(?:://|\[:\]//|\[://\])", re.I)
+
+
+def _overlong(number: int, s: str, longest: int) -> RawRow | Ignored:
+    """A line too long for an indicator line: no pattern is run over it. One that starts like a URL and holds
+    no space is an entry (validation refuses it for its length); anything else is prose."""
+    if _URLISH.match(s) and not _WS.search(s[:longest]):
+        return RawRow(number, {FIELD_VALUE: s})
+    return Ignored(number, "line too long to be an indicator line")
 
 
 def _spaced(token: str) -> bool:

@@ -25,7 +25,8 @@ def check(headers: dict[str, str], body: bytes, **kw: int) -> object:
         (JSON, b'{"Indicators": {"a": 1}}', 400, "'Indicators' must be an array"),
         (JSON, b'"just a string"', 400, "expected a JSON object or array"),
         (JSON, b"", 400, "empty"),
-        (JSON, b"\xff\xfe{}", 400, "not UTF-8"),
+        (JSON, "{}".encode("utf-16"), 400, "missing key 'Indicators'"),  # UTF-16 with a BOM is read
+        (JSON, b"[\xff]", 400, "malformed JSON at line 1, column 2"),  # not UTF-8: read as Windows-1252
         ({"Content-Type": "application/xml"}, b"<x/>", 415, "unsupported content type 'application/xml'"),
         ({}, b"a", 415, "unsupported content type 'none'"),
         (JSON, b"[" + b'"a",' * 400 + b'"a"]', 413, "limit is 1000 (MAX_HTTP_BODY_BYTES)"),

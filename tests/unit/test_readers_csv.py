@@ -184,11 +184,13 @@ def test_comment_lines_between_records_are_skipped_but_not_inside_quotes():
     assert out[0].fields[FIELD_DESCRIPTION] == "one\n# not a comment"
 
 
-def test_invalid_utf8_spoils_only_its_own_row():
-    data = b"value,description\nbad\xff.example,x\ngood.example,caf\xc3\xa9\n"
+def test_a_line_that_is_not_utf8_is_read_as_windows_1252_with_a_note():
+    """Issue "Hostile and unlucky input": Latin-1 must not reach Defender as `caf\ufffd` without a word."""
+    data = b"value,description\nbad\xff.example,x\ngood.example,caf\xc3\xa9\nlatin.example,caf\xe9\n"
     out = rows(data)
-    assert out[0].value == "bad\ufffd.example"
-    assert out[1].value == "good.example" and out[1].fields[FIELD_DESCRIPTION] == "café"
+    assert out[0].value == "bad\xff.example" and out[0].note == "line read as Windows-1252: it is not UTF-8"
+    assert out[1].value == "good.example" and out[1].fields[FIELD_DESCRIPTION] == "café" and out[1].note is None
+    assert out[2].fields[FIELD_DESCRIPTION] == "café" and out[2].note
 
 
 def test_tsv_by_name_and_by_content():

@@ -207,10 +207,10 @@ def test_empty_json_document_is_a_file_problem():
 @pytest.mark.parametrize(
     ("doc", "message", "line", "column"),
     [
-        ('[1, 2,]', "Illegal trailing comma before end of array", 1, 6),
+        ("[1, 2,]", "Illegal trailing comma before end of array", 1, 6),
         ('{"a": [1,\n 2,\n]}', "Illegal trailing comma before end of array", 2, 3),
         ('{"a": 1,}', "Illegal trailing comma before end of object", 1, 8),
-        ('[1, 2', "Expecting ',' delimiter", 1, 6),
+        ("[1, 2", "Expecting ',' delimiter", 1, 6),
     ],
 )
 def test_json_errors_read_the_same_on_every_python(doc, message, line, column):
