@@ -28,6 +28,7 @@ from shared.checks.rules import (
     resolve_severity,
     resolve_text,
 )
+from shared.checks.spill import SpillStore
 from shared.core.model import (
     FIELD_ACTION,
     FIELD_APPLICATION,
@@ -79,31 +80,63 @@ _RARE_FIELDS = frozenset(
 _TYPE_OFFSET = {t: i << 56 for i, t in enumerate(IndicatorType)}  # distinct below 2**60 for up to 16 types
 
 
+# What one distinct indicator costs the in-memory index (dict slot, key and line objects), measured on CPython
+# 3.11: about 100 bytes (benchmarks/bench_dupindex.py prints the figure).
+ENTRY_BYTES = 100
+
+
 class DuplicateIndex:
-    """First line of each distinct (type, value), in memory that grows only with distinct indicators.
+    """First line of each distinct (type, value), in memory that grows only with distinct indicators, up to
+    `max_mb` (DUPLICATE_INDEX_MAX_MB): beyond it the entries spill to a temporary file (`checks.spill`).
 
     Keys are 60-bit integers (32 bytes each in CPython instead of the whole string): the interpreter's
     string hash of the value (SipHash, keyed per process: PEP 456) plus a per-type offset, so one value
     under two types gives two keys. Two distinct indicators share a key with probability about n²/2⁶¹ —
     below one in a million for a million distinct indicators; such a clash would report the second as
     a duplicate of the first, never lose a row.
+
+    Spilling: when the in-memory part holds `max_mb` worth of entries it moves them to the spill store and
+    starts again; a key not in memory is then looked up there. Memory stays under the ceiling whatever the
+    input; each look-up of a new key costs one indexed read of the file after the first spill.
     """
 
-    __slots__ = ("_first",)
+    __slots__ = ("_first", "_max", "_spill", "spills")
 
-    def __init__(self) -> None:
+    def __init__(self, max_mb: float = 256) -> None:
         self._first: dict[int, int] = {}
+        self._max = max(1, int(max_mb * 1024 * 1024) // ENTRY_BYTES)
+        self._spill: SpillStore | None = None
+        self.spills = 0
 
     def first_line(self, t: IndicatorType, value: str, line: int) -> int | None:
         """The line of an earlier entry with the same key, or None (and remember this one)."""
         key = (hash(value) + _TYPE_OFFSET[t]) & _KEY_MASK
         first = self._first.get(key)
         if first is None:
+            if self._spill is not None:
+                first = self._spill.get(key)
+                if first is not None:
+                    return first
             self._first[key] = line
+            if len(self._first) >= self._max:
+                self._flush()
         return first
 
+    def _flush(self) -> None:
+        if self._spill is None:
+            self._spill = SpillStore()
+        self._spill.put_many(self._first)
+        self._first = {}
+        self.spills += 1
+
+    def close(self) -> None:
+        """Delete the spill file, if there is one."""
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
     def __len__(self) -> int:
-        return len(self._first)
+        return len(self._first) + (self._spill.size if self._spill is not None else 0)
 
 
 class Validator:
@@ -112,7 +145,7 @@ class Validator:
     def __init__(self, settings: Settings, *, source: str, now: datetime | None = None) -> None:
         self.settings = settings
         self.now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-        self.dupes = DuplicateIndex()
+        self.dupes = DuplicateIndex(settings.duplicate_index_max_mb)
         self._title = settings.default_title
         self._description = default_description(settings.default_description, source)
         self._rbac = resolve_rbac(None, settings)
@@ -347,8 +380,11 @@ def validate(
     """
     v = Validator(settings, source=source, now=now)
     row = v.row
-    for item in items:
-        if isinstance(item, RawRow):
-            yield row(item)
-        else:
-            yield item
+    try:
+        for item in items:
+            if isinstance(item, RawRow):
+                yield row(item)
+            else:
+                yield item
+    finally:
+        v.dupes.close()

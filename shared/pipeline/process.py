@@ -287,7 +287,8 @@ def process_stream(
     changed: InputChanged | None = None
     log.info("processing %s", source)
     # validate.validate() inlined: one generator less per entry on the hot path.
-    validated = Validator(settings, source=source, now=now).row
+    validator = Validator(settings, source=source, now=now)
+    validated = validator.row
     take = run.take
     try:
         for item in reading:
@@ -309,6 +310,8 @@ def process_stream(
         problem = FileProblem(str(e))
         run.errors.append(problem)
         reports.error(problem)
+    finally:
+        validator.dupes.close()
     run.flush()
     if run.entries_in != run.entries_out:
         raise InternalError(f"{run.entries_in} entries validated but {run.entries_out} reported")
