@@ -61,7 +61,16 @@ _CHOICES = {
     "result_order": ("request", "reversed", "shuffled"),
     "past_expiration": ("reject", "accept"),
 }
-FAULT_KINDS = ("status", "throttle", "reset", "hang", "malformed_json", "drop_results", "extra_result")
+FAULT_KINDS = (
+    "status",
+    "throttle",
+    "reset",
+    "hang",
+    "malformed_json",
+    "drop_results",
+    "extra_result",
+    "misreport_results",
+)
 _STATUS_CODES = {500: "InternalServerError", 502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}
 
 
@@ -96,6 +105,16 @@ class DefenderOptions:
         for group, windows in self.limits.items():
             if group not in DEFAULT_LIMITS or not all(len(w) == 2 for w in windows):
                 raise ValueError(f"limits: unknown group {group!r} or a window that is not [calls, seconds]")
+
+
+def _misreport(values: list[dict[str, Any]], how: str, items: int) -> None:
+    """A stand-in that stored every indicator but answers wrongly for the first `items` results: `rewrite`
+    names them in another form (`.` written `[.]`), `duplicate` repeats the last result in their place."""
+    for i in range(min(items, len(values))):
+        if how == "duplicate" and len(values) > 1:
+            values[i] = dict(values[-1])
+        else:
+            values[i]["indicator"] = str(values[i]["indicator"]).replace(".", "[.]") + "/"
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -447,6 +466,8 @@ class DefenderEmulator(HttpEmulator):
         elif kind == "extra_result":
             extra = {"id": str(10**9 + len(self._calls)), "isFailed": False, "failureReason": None}
             values.append({"indicator": fault.get("indicator", "unexpected.example.org"), **extra})
+        elif kind == "misreport_results":
+            _misreport(values, fault.get("how", "rewrite"), int(fault.get("items", 1)))
         return reply
 
     def _retry_after_header(self, fault: dict[str, Any]) -> dict[str, str]:
@@ -532,7 +553,7 @@ class DefenderEmulator(HttpEmulator):
             raise ValueError(f"kind must be one of {', '.join(FAULT_KINDS)}")
         if int(count) < 1:
             raise ValueError("count must be >= 1")
-        altering = kind in ("malformed_json", "drop_results", "extra_result")
+        altering = kind in ("malformed_json", "drop_results", "extra_result", "misreport_results")
         params.setdefault("process", altering or (kind == "hang" and params.get("then") == "respond"))
         with self._lock:
             self._faults.append({"kind": kind, "count": int(count), **params})

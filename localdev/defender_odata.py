@@ -1,5 +1,5 @@
 """The slice of OData that ``GET /api/indicators`` answers (defender-api.md §5): ``$filter`` with ``eq``
-comparisons joined by ``and``, ``$top`` (at most 10,000) and ``$skip``. Anything else is a 400
+comparisons joined by ``and`` and ``or``, ``$top`` (at most 10,000) and ``$skip``. Anything else is a 400
 ``ODataError``, so a client relying on more than the documented surface fails here first. No I/O.
 """
 
@@ -27,6 +27,9 @@ FILTERABLE = frozenset(
 # Listed as filterable but not supported by the emulator (dates need ge/le, lists need any()).
 _NOT_EMULATED = frozenset({"expirationTime", "creationTimeDateTimeUtc", "rbacGroupNames", "rbacGroupIds"})
 _TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<word>[A-Za-z_$][A-Za-z0-9_.]*)|(?P<num>-?\d+)|(?P<other>\S))")
+
+
+OR = "$or"  # marks an `or` between groups of `and`-joined terms in a parsed filter
 
 
 class ODataError(Exception):
@@ -82,12 +85,27 @@ def parse_filter(text: str) -> list[tuple[str, Any]]:
         i += 3
         if i == len(toks):
             return terms
-        if toks[i] != ("word", "and"):
-            raise ODataError(f"Syntax error at '{toks[i][1]}': only 'and' may join comparisons")
+        if toks[i] == ("word", "or"):
+            terms.append((OR, None))
+        elif toks[i] != ("word", "and"):
+            raise ODataError(f"Syntax error at '{toks[i][1]}': only 'and' and 'or' may join comparisons")
         i += 1
 
 
 def matches(record: Mapping[str, Any], terms: list[tuple[str, Any]]) -> bool:
+    """`and` binds tighter than `or` (OData's precedence): any group of `and`-joined terms all true."""
+    group: list[tuple[str, Any]] = []
+    for term in [*terms, (OR, None)]:
+        if term[0] == OR:
+            if _all(record, group):
+                return True
+            group = []
+        else:
+            group.append(term)
+    return False
+
+
+def _all(record: Mapping[str, Any], terms: list[tuple[str, Any]]) -> bool:
     for name, want in terms:
         have = record.get(name)
         if name == "generateAlert":

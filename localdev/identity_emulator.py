@@ -43,6 +43,7 @@ class IdentityOptions:
     tenant_id: str = DEFAULT_TENANT_ID
     system_client_id: str = DEFAULT_SYSTEM_CLIENT_ID  # identity of the system-assigned MI
     client_ids: list[str] | None = None  # user-assigned identities that exist; None = any
+    omit_expires_on: bool = False  # a misbehaving endpoint: token answers without `expires_on`
 
 
 def _error(status: int, message: str) -> Reply:
@@ -144,16 +145,16 @@ class IdentityEmulator(HttpEmulator):
             roles=roles,
             lifetime=opts.lifetime,
         )
-        return Reply(
-            200,
-            {
-                "access_token": token,
-                "expires_on": str(claims["exp"]),
-                "resource": resource,
-                "token_type": "Bearer",
-                "client_id": client_id,
-            },
-        )
+        answer = {
+            "access_token": token,
+            "expires_on": str(claims["exp"]),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": client_id,
+        }
+        if opts.omit_expires_on:
+            del answer["expires_on"]
+        return Reply(200, answer)
 
     # -- admin ------------------------------------------------------------------------------------------
     def _admin(self, request: Request) -> Reply:

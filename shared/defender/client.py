@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import requests
@@ -245,6 +245,23 @@ class DefenderClient:
         finally:
             self._local.limit = previous
 
+    @contextmanager
+    def lease_checked(self, check: Callable[[], None]) -> Iterator[None]:
+        """Calls this thread makes inside the block run `check()` before every attempt and before and after every
+        wait (call slot, Retry-After, backoff): a tenant turn lost in the middle of a call's retries stops it
+        before the next attempt, not minutes later between batches. `check` raises when the turn is lost."""
+        previous = getattr(self._local, "lease_check", None)
+        self._local.lease_check = check
+        try:
+            yield
+        finally:
+            self._local.lease_check = previous
+
+    def _check_lease(self) -> None:
+        check: Callable[[], None] | None = getattr(self._local, "lease_check", None)
+        if check is not None:
+            check()
+
     def _remaining(self) -> float | None:
         """Seconds left under this thread's time limit; None without one."""
         limit: TimeLimit | None = getattr(self._local, "limit", None)
@@ -310,7 +327,46 @@ class DefenderClient:
         out, extra = wire.match_results(batch, results)
         for r in extra:
             log.warning("Defender returned a result for %r that matches no indicator of the batch", r.indicator)
+        if any(o.status is Status.failed and o.reason == wire.NO_RESULT for o in out):
+            out = self._settle(out)
         return out
+
+    def _settle(self, out: list[Outcome]) -> list[Outcome]:
+        """Entries Defender's answer had no result for (refanged, duplicated or missing in it): looked up by List,
+        `$filter=indicatorValue eq …` for at most 20 values a call, so they end `submitted` with the id Defender
+        stored them under, or `failed` with what the look-up found (CONTRACT.md "Outcome": exactly one status)."""
+        missing = [i for i, o in enumerate(out) if o.status is Status.failed and o.reason == wire.NO_RESULT]
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        error: str | None = None
+        for start in range(0, len(missing), wire.MAX_FILTER_VALUES):
+            chunk = [out[i] for i in missing[start : start + wire.MAX_FILTER_VALUES]]
+            values = list(dict.fromkeys(_sent_value(o) for o in chunk))
+            try:
+                for listed in self.list_indicators(wire.value_filter(values), page_size=wire.MAX_FILTER_VALUES * 8):
+                    key = (str(listed.get("indicatorType")), str(listed.get("indicatorValue", "")).casefold())
+                    found.setdefault(key, listed)
+            except DefenderError as e:
+                error = e.message
+                log.warning("looking up %d entries without a result failed: %s", len(chunk), e.message)
+                break
+        settled = list(out)
+        for i in missing:
+            o = out[i]
+            ind = o.indicator
+            record = found.get((ind.indicatorType.value, _sent_value(o).casefold())) if ind is not None else None
+            if record is not None and ind is not None and record.get("action") in (ind.action.value, None):
+                note = "Defender's answer had no result for it; List shows it stored"
+                base = replace(o, reason=None, notes=(*o.notes, note))
+                settled[i] = base.final(Status.submitted, id=None if record.get("id") is None else str(record["id"]))
+            elif error is not None:
+                settled[i] = replace(o, reason=None).final(
+                    Status.failed, f"{wire.NO_RESULT}; looking it up by List failed: {error}"
+                )
+            else:
+                settled[i] = replace(o, reason=None).final(
+                    Status.failed, f"{wire.NO_RESULT}; List does not show it stored: resend it"
+                )
+        return settled
 
     def _submit_part(self, part: list[Outcome], done: list[Outcome]) -> list[Outcome]:
         try:
@@ -417,15 +473,18 @@ class DefenderClient:
         attempt = 0
         while True:
             attempt += 1
+            self._check_lease()
             permit = self._permit(pacer, kind)
             if attempt > 1 and kind == "import":
                 self.retries += 1
             if permit.waited:
                 log.debug("paced: waited %.2f s for a %s call slot", permit.waited, kind)
             try:
+                if permit.waited:
+                    self._check_lease()
                 token = self._access_token()  # after the pacing wait, so the token is fresh when sent
                 timeout, capped = self._timeouts(kind)
-            except (IdentityUnavailable, DeadlineReached):
+            except BaseException:
                 permit.release()
                 raise
             self._count(kind)
@@ -533,8 +592,10 @@ class DefenderClient:
         if remaining is not None and (seconds > remaining or remaining <= 0):
             raise self._stopped(f"{why.format(_secs(seconds))} with {_secs(remaining)} left", kind, wait=seconds)
         if seconds > 0:
+            self._check_lease()
             log.debug("waiting %.2f s (%s)", seconds, why.format(_secs(seconds)))
             self._sleep(seconds)
+            self._check_lease()
 
     def _count(self, kind: str) -> None:
         if kind == "import":
@@ -623,9 +684,27 @@ class DefenderClient:
             who = f"client id {self.client_id}" if self.client_id else "the system-assigned identity"
             raise IdentityUnavailable(
                 f"no token for scope {self.scope} from the managed identity ({who}): {type(e).__name__}: "
-                f"{_first_line(str(e))}. Check that the identity is assigned to the app, AZURE_CLIENT_ID"
-                " and DEFENDER_TOKEN_SCOPE (locally: sign in with az login)"
+                f"{_first_line(str(e))}.{_identity_hint(str(e))} Check that the identity is assigned to the app,"
+                " AZURE_CLIENT_ID and DEFENDER_TOKEN_SCOPE (locally: sign in with az login)"
             ) from e
+
+
+def _identity_hint(message: str) -> str:
+    """What azure-identity's message leaves out. A token answer without `expires_on` (or `expires_in`) is
+    reported by its App Service credential as "configuration not found … (invalid_scope)", which sends an
+    operator to the wrong place."""
+    if "invalid_scope" in message and "configuration not found" in message:
+        return (
+            " The identity endpoint's answer probably lacked `expires_on` (or `expires_in`): azure-identity"
+            " reports a token answer without an expiry this way; the identity and scope may well be right."
+        )
+    if "timed out" in message.lower() or "timeout" in message.lower():
+        return " The identity endpoint did not answer in time (10 s to connect, 20 s to read)."
+    return ""
+
+
+def _sent_value(o: Outcome) -> str:
+    return o.indicator.indicatorValue if o.indicator is not None else o.value
 
 
 def make_session(pool_size: int = 4) -> requests.Session:

@@ -35,6 +35,11 @@ from typing import Any
 
 from shared.core.settings import Settings
 
+# A fixed bound on each token request (azure-core transport options, passed through the credential): a hung
+# identity endpoint held the tenant lock for 300 s with the defaults. Connect 10 s, read 20 s, one retry: a
+# token request gives up within about a minute, and the job retries later (IdentityUnavailable).
+IDENTITY_TRANSPORT: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 20, "retry_total": 1}
+
 
 def running_in_azure(env: Mapping[str, str]) -> bool:
     """True where the platform offers a managed identity endpoint (App Service/Functions, or MSI_ENDPOINT)."""
@@ -53,12 +58,12 @@ def build_credential(settings: Settings, env: Mapping[str, str] | None = None) -
         from azure.identity import ManagedIdentityCredential
 
         if client_id:
-            return ManagedIdentityCredential(client_id=client_id)
-        return ManagedIdentityCredential()
+            return ManagedIdentityCredential(client_id=client_id, **IDENTITY_TRANSPORT)
+        return ManagedIdentityCredential(**IDENTITY_TRANSPORT)
 
     from azure.identity import DefaultAzureCredential
 
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(IDENTITY_TRANSPORT)
     authority = (env.get("AZURE_AUTHORITY_HOST") or "").strip()
     if authority:
         kwargs["authority"] = authority

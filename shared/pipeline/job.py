@@ -193,8 +193,9 @@ class LeaseChecked:
     """The Defender client, checked against the tenant's lease before every call that changes the tenant.
 
     A lease lost mid-import (renewals refused, or none succeeded for a lease period) raises before the next
-    import batch or delete instead of calling on while another instance may hold the tenant's turn. Lists
-    are read-only and pass through.
+    import batch or delete, and inside one call before its next attempt (the client's `lease_checked`),
+    instead of calling on while another instance may hold the tenant's turn. Lists are read-only and pass
+    through.
     """
 
     def __init__(self, client: DefenderLike, lease: Lease) -> None:
@@ -217,20 +218,29 @@ class LeaseChecked:
     def delete_calls(self) -> int:
         return self._client.delete_calls
 
+    def _inside(self) -> AbstractContextManager[Any]:
+        """The client checks the lease itself before every attempt and around every wait inside one call
+        (`DefenderClient.lease_checked`); a client without that hook is checked before the call only."""
+        guard = getattr(self._client, "lease_checked", None)
+        return guard(self._lease.check) if guard is not None else nullcontext()
+
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
         self._lease.check()
-        return self._client.submit(batch)
+        with self._inside():
+            return self._client.submit(batch)
 
     def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, Any]]:
         return self._client.list_indicators(filter, page_size)
 
     def batch_delete(self, ids: Sequence[str]) -> Any:
         self._lease.check()
-        return self._client.batch_delete(ids)
+        with self._inside():
+            return self._client.batch_delete(ids)
 
     def delete(self, id: str) -> Any:
         self._lease.check()
-        return self._client.delete(id)
+        with self._inside():
+            return self._client.delete(id)
 
     def identity_ids(self) -> tuple[str, ...]:
         return self._client.identity_ids()

@@ -278,11 +278,14 @@ def test_missing_result_fails_that_indicator(session: ScriptedSession) -> None:
         del doc["value"][1]
         return response(200, doc)
 
-    client = make(session.script(partial))
+    client = make(session.script(partial, response(200, {"value": []})))  # ... and List does not show it
     batch = outcomes(3)
     out = client.submit(batch)
     one_final_status_each(batch, out)
-    assert [(o.status, o.reason) for o in out][1] == (Status.failed, "no result returned")
+    assert [(o.status, o.reason) for o in out][1] == (
+        Status.failed,
+        "no result returned; List does not show it stored: resend it",
+    )
     assert out[0].status is out[2].status is Status.submitted
 
 

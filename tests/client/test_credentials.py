@@ -6,7 +6,7 @@ import pytest
 
 from shared.core.settings import Settings
 from shared.defender import make_client
-from shared.defender.credentials import build_credential, running_in_azure
+from shared.defender.credentials import IDENTITY_TRANSPORT, build_credential, running_in_azure
 
 AZURE_VARS = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "AZURE_AUTHORITY_HOST")
 
@@ -41,9 +41,9 @@ def test_managed_identity_in_azure_with_user_assigned_client_id(monkeypatch: pyt
     monkeypatch.setattr(azure.identity, "ManagedIdentityCredential", Recorder)
     env = {"IDENTITY_ENDPOINT": "http://127.0.0.1:9/msi/token", "IDENTITY_HEADER": "h"}
     cred = build_credential(Settings(azure_client_id="uami-client"), env)
-    assert isinstance(cred, Recorder) and cred.kwargs == {"client_id": "uami-client"}
+    assert isinstance(cred, Recorder) and cred.kwargs == {"client_id": "uami-client", **IDENTITY_TRANSPORT}
     system = build_credential(Settings(), {"MSI_ENDPOINT": "http://127.0.0.1:9/msi/token"})
-    assert isinstance(system, Recorder) and system.kwargs == {}
+    assert isinstance(system, Recorder) and system.kwargs == IDENTITY_TRANSPORT
 
 
 def test_default_credential_locally_with_authority_and_client_id(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,9 +53,13 @@ def test_default_credential_locally_with_authority_and_client_id(monkeypatch: py
     env = {"AZURE_AUTHORITY_HOST": "https://login.microsoftonline.us"}
     cred = build_credential(Settings(azure_client_id="uami-client"), env)
     assert isinstance(cred, Recorder)
-    assert cred.kwargs == {"authority": "https://login.microsoftonline.us", "managed_identity_client_id": "uami-client"}
+    assert cred.kwargs == {
+        "authority": "https://login.microsoftonline.us",
+        "managed_identity_client_id": "uami-client",
+        **IDENTITY_TRANSPORT,
+    }
     plain = build_credential(Settings(), {})
-    assert isinstance(plain, Recorder) and plain.kwargs == {}
+    assert isinstance(plain, Recorder) and plain.kwargs == IDENTITY_TRANSPORT
 
 
 def test_the_real_classes_construct_without_io() -> None:
@@ -77,3 +81,11 @@ def test_make_client_builds_lazily_from_settings() -> None:
     assert (client.pacer.max_calls, client.pacer.window_seconds) == (12, 60.0)
     assert client.timeout == (5.0, 7.0)
     assert client.api_calls == 0
+
+
+def test_the_identity_request_has_a_fixed_transport_bound() -> None:
+    """Issue "Hostile and unlucky input": a hung identity endpoint held the tenant lock for 300 s."""
+    assert IDENTITY_TRANSPORT == {"connection_timeout": 10, "read_timeout": 20, "retry_total": 1}
+    cred = build_credential(Settings(), {"IDENTITY_ENDPOINT": "http://127.0.0.1:9/msi/token", "IDENTITY_HEADER": "h"})
+    transport = cred._credential._client._pipeline._transport
+    assert (transport.connection_config.timeout, transport.connection_config.read_timeout) == (10, 20)

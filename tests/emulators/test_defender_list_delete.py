@@ -50,6 +50,15 @@ def test_filter_eq_and(defender_api, five, expression, positions):
     assert got == [five[p] for p in positions]
 
 
+def test_filter_with_or_matches_either_side(defender, defender_api, five):
+    """`or` joins groups of `and` (the client looks up at most 20 values a call this way)."""
+    values = [r["indicatorValue"] for r in defender.admin.indicators()][:2]
+    expression = " or ".join(f"indicatorValue eq '{v}'" for v in values)
+    assert sorted(r["indicatorValue"] for r in defender_api.list(filter=expression).json()["value"]) == sorted(values)
+    both = f"indicatorValue eq '{values[0]}' and action eq 'Nope' or indicatorValue eq '{values[1]}'"
+    assert [r["indicatorValue"] for r in defender_api.list(filter=both).json()["value"]] == [values[1]]
+
+
 def test_filter_on_created_by(defender, defender_api, five):
     me = defender.admin.indicators()[0]["createdBy"]
     assert len(defender_api.list(filter=f"createdBy eq '{me}'").json()["value"]) == 5
@@ -60,7 +69,7 @@ def test_filter_on_created_by(defender, defender_api, five):
     [
         "action ne 'Block'",
         "contains(title, 'x')",
-        "action eq 'Block' or severity eq 'High'",
+        "action eq 'Block' xor severity eq 'High'",
         "colour eq 'red'",
         "expirationTime eq '2030-01-01T00:00:00Z'",
         "action eq",

@@ -313,10 +313,25 @@ def test_missing_and_extra_results(scaled: Any, client: DefenderClient, caplog: 
     scaled.admin.add_fault("drop_results", drop=2, path=IMPORT)
     scaled.admin.add_fault("extra_result", indicator="stray.example.org", path=IMPORT)
     first = submit_all(client, outcomes(5, "a"))
-    assert [o.reason for o in first if o.status is Status.failed] == ["no result returned"] * 2
+    # Defender stored the two it gave no result for: a look-up by List settles them (issue "Hostile input").
+    assert all(o.status is Status.submitted for o in first)
+    assert [o.id for o in first] == [stored_ids(scaled)[o.value] for o in first]
+    assert sum(1 for o in first if o.reason and "List shows it stored" in o.reason) == 2
     second = submit_all(client, outcomes(5, "b"))
     assert all(o.status is Status.submitted for o in second)
     assert any("stray.example.org" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+@pytest.mark.parametrize("how", ["rewrite", "duplicate"])
+def test_a_misreporting_answer_is_settled_by_list(scaled: Any, client: DefenderClient, how: str) -> None:
+    """A stand-in that stores every indicator but names some results wrongly: each entry still ends with the
+    id it is stored under, found by `$filter=indicatorValue eq …`."""
+    scaled.admin.add_fault("misreport_results", how=how, items=3, path=IMPORT)
+    got = submit_all(client, outcomes(30, how))
+    assert all(o.status is Status.submitted for o in got)
+    assert {o.value: o.id for o in got} == stored_ids(scaled)
+    lists = [c for c in scaled.admin.calls() if c["path"].lower() == "/api/indicators" and c["method"] == "GET"]
+    assert len(lists) == 1
 
 
 def test_the_pacing_window_is_never_exceeded(scaled: Any, client: DefenderClient) -> None:
