@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from shared.app.runtime import Runtime, get_runtime
 from shared.core.settings import Settings, SettingsError
 from shared.pipeline.job import Job, publish_failed_report, run_job
-from shared.pipeline.reports import report_names
+from shared.pipeline.reports import report_names, report_stem
 from shared.storage.blobs import BlobInfo, BlobReports, blob_info, open_blob
 from shared.storage.tenant_lock import LockLost, LockTimeout
 from shared.tenant import feeds
@@ -109,6 +109,8 @@ def blob_job(rt: Runtime, blob_client: BlobClient, info: BlobInfo, *, settings: 
             "name": info.name,
             "etag": info.etag.strip('"'),
             "size": info.size,
+            # A name past Azure's limit gives shortened report names; `name` stays the original (report_stem).
+            **({"reportNameShortened": True} if report_stem(info.name)[1] else {}),
         },
         settings=settings or rt.settings,
         started=datetime.now(UTC),  # also validation's clock, the same for the ranking pass and the real one

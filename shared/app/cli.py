@@ -16,6 +16,7 @@ inputs with the same file name).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -64,27 +65,52 @@ class Tally:
 
 
 class LocalReports:
-    """A file's reports in the report directory (`pipeline.job.Reports`); written in place, nothing to upload."""
+    """A file's reports in the report directory (`pipeline.job.Reports`): written to temporary files beside the
+    final names and renamed by `publish` (CSV first, JSON last, as in Azure), so a killed run never leaves a
+    half-written JSON report at the final path. `opened`: reports were published (the final files exist)."""
 
     def __init__(self, json_name: str, csv_name: str) -> None:
         self.json_name = json_name
         self.csv_name = csv_name
         self.opened = False
+        suffix = f".tmp-{os.getpid()}"
+        self._tmp = (json_name + suffix, csv_name + suffix)
+        self._written = False
 
     def already_done(self) -> bool:
         return False
 
     @contextmanager
     def open(self) -> Iterator[tuple[TextIO, TextIO]]:
-        with (
-            open(self.json_name, "w", encoding="utf-8", newline="\n") as jf,
-            open(self.csv_name, "w", encoding="utf-8", newline="") as cf,
-        ):
-            self.opened = True
-            yield jf, cf
+        json_tmp, csv_tmp = self._tmp
+        try:
+            with (
+                open(json_tmp, "w", encoding="utf-8", newline="\n") as jf,
+                open(csv_tmp, "w", encoding="utf-8", newline="") as cf,
+            ):
+                yield jf, cf
+        except BaseException:
+            self._discard()
+            raise
+        self._written = True
 
     def publish(self) -> None:
-        return None
+        if not self._written:
+            raise RuntimeError("no reports to publish: open() was not used")
+        json_tmp, csv_tmp = self._tmp
+        os.replace(csv_tmp, self.csv_name)
+        os.replace(json_tmp, self.json_name)  # last: a JSON report at its final name is complete
+        self._written = False
+        self.opened = True
+
+    def discard(self) -> None:
+        """Remove temporary files a failed run left (nothing at the final names is touched)."""
+        self._discard()
+
+    def _discard(self) -> None:
+        for name in self._tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(name)
 
 
 def duplicate_names(paths: Sequence[Path]) -> list[str]:
@@ -164,6 +190,7 @@ def _run_file(
         )
         result = run_job(job, client=client, turn=NoTurn(), reports=reports, hooks=hooks)
     except OSError as e:
+        reports.discard()
         entry.update(status=FAILED, error=f"{e.strerror or e}: {e.filename or path}")
         if not reports.opened:  # no report was written: do not point at files that do not exist (or are stale)
             del entry["reports"]
@@ -171,6 +198,7 @@ def _run_file(
             printer(f"{path}: cannot be processed: {entry['error']}")
         return entry
     except Exception as e:  # the CLI's one catch-all: report and go on with the next file
+        reports.discard()
         logging.getLogger(__name__).exception("processing %s failed", path)
         entry.update(status=FAILED, error=f"{type(e).__name__}: {e}")
         if not json_output:

@@ -9,6 +9,7 @@ report is ever held whole in memory.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -90,9 +91,30 @@ def _row_parts(
     return json_tail, head, tail, ",".join(head), ",".join(tail), plain
 
 
+# Azure's limit on a blob name, in characters (Naming and Referencing Containers, Blobs, and Metadata).
+MAX_BLOB_NAME = 1024
+_LONGEST_SUFFIX = len(".report.json")  # .report.html is as long; .report.csv shorter
+
+
+def report_stem(blob_path: str) -> tuple[str, bool]:
+    """The part of the report names before `.report.json` / `.csv` / `.html`, and whether it was shortened.
+
+    The full path is kept (CONTRACT.md "Reports") unless a report name would pass Azure's 1,024-character
+    limit; then it is `<first part>…<sha256[:16]>` (the hash of the whole path, so two long names that share
+    their start still get different reports). The idempotency lookup uses this same rule.
+    """
+    if len(blob_path) + _LONGEST_SUFFIX <= MAX_BLOB_NAME:
+        return blob_path, False
+    digest = hashlib.sha256(blob_path.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    keep = MAX_BLOB_NAME - _LONGEST_SUFFIX - len(digest) - 1
+    return f"{blob_path[:keep]}…{digest}", True
+
+
 def report_names(blob_path: str) -> tuple[str, str]:
-    """`<path>` → (`<path>.report.json`, `<path>.report.csv`): the full path is kept (CONTRACT.md)."""
-    return f"{blob_path}.report.json", f"{blob_path}.report.csv"
+    """`<path>` → (`<path>.report.json`, `<path>.report.csv`): the full path is kept (CONTRACT.md), shortened
+    only past Azure's blob-name limit (`report_stem`)."""
+    stem, _ = report_stem(blob_path)
+    return f"{stem}.report.json", f"{stem}.report.csv"
 
 
 def run_status(summary: Summary, errors: Sequence[FileProblem], *, nothing_read: bool, unreachable: bool) -> str:
