@@ -168,6 +168,22 @@ param maxTenantIndicators int = 15000
 @minValue(0)
 param capacityReserve int = 500
 
+@description('MAX_VALUE_LENGTH: longest value read as a candidate indicator (longer ones are invalid).')
+@minValue(256)
+param maxValueLength int = 8192
+
+@description('MAX_GZIP_BYTES: decompression of a .gz input stops past this many bytes.')
+@minValue(1)
+param maxGzipBytes int = 2147483648
+
+@description('MAX_GZIP_RATIO: decompression stops past this many times the compressed size.')
+@minValue(1)
+param maxGzipRatio int = 200
+
+@description('DUPLICATE_INDEX_MAX_MB: memory of the duplicate index before it spills to a temporary file.')
+@minValue(1)
+param duplicateIndexMaxMB int = 256
+
 // ---------- Names ----------
 
 var names = {
@@ -264,6 +280,10 @@ var contractSettings = {
   MAX_HTTP_INDICATORS: string(maxHttpIndicators)
   MAX_TENANT_INDICATORS: string(maxTenantIndicators)
   CAPACITY_RESERVE: string(capacityReserve)
+  MAX_VALUE_LENGTH: string(maxValueLength)
+  MAX_GZIP_BYTES: string(maxGzipBytes)
+  MAX_GZIP_RATIO: string(maxGzipRatio)
+  DUPLICATE_INDEX_MAX_MB: string(duplicateIndexMaxMB)
 }
 
 module functionApp 'modules/functionapp.bicep' = {

@@ -38,6 +38,10 @@ locals {
     MAX_HTTP_INDICATORS     = tostring(var.max_http_indicators)
     MAX_TENANT_INDICATORS   = tostring(var.max_tenant_indicators)
     CAPACITY_RESERVE        = tostring(var.capacity_reserve)
+    MAX_VALUE_LENGTH        = tostring(var.max_value_length)
+    MAX_GZIP_BYTES          = tostring(var.max_gzip_bytes)
+    MAX_GZIP_RATIO          = tostring(var.max_gzip_ratio)
+    DUPLICATE_INDEX_MAX_MB  = tostring(var.duplicate_index_max_mb)
   }
 
   # Identity-based connections: every one names the credential and the identity's client id, or

@@ -345,3 +345,47 @@ variable "capacity_reserve" {
     error_message = "capacity_reserve must be 0 or more, e.g. 500."
   }
 }
+
+variable "max_value_length" {
+  type        = number
+  description = "MAX_VALUE_LENGTH: longest value read as a candidate indicator (longer ones are invalid)."
+  default     = 8192
+
+  validation {
+    condition     = var.max_value_length >= 256
+    error_message = "max_value_length must be 256 or more, e.g. 8192."
+  }
+}
+
+variable "max_gzip_bytes" {
+  type        = number
+  description = "MAX_GZIP_BYTES: decompression of a .gz input stops past this many bytes."
+  default     = 2147483648
+
+  validation {
+    condition     = var.max_gzip_bytes >= 1
+    error_message = "max_gzip_bytes must be 1 or more, e.g. 2147483648."
+  }
+}
+
+variable "max_gzip_ratio" {
+  type        = number
+  description = "MAX_GZIP_RATIO: decompression stops past this many times the compressed size."
+  default     = 200
+
+  validation {
+    condition     = var.max_gzip_ratio >= 1
+    error_message = "max_gzip_ratio must be 1 or more, e.g. 200."
+  }
+}
+
+variable "duplicate_index_max_mb" {
+  type        = number
+  description = "DUPLICATE_INDEX_MAX_MB: memory of the duplicate index before it spills to a temporary file."
+  default     = 256
+
+  validation {
+    condition     = var.duplicate_index_max_mb >= 1
+    error_message = "duplicate_index_max_mb must be 1 or more, e.g. 256."
+  }
+}

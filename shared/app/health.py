@@ -67,6 +67,12 @@ def health_answer(env: Mapping[str, str] | None = None) -> HttpAnswer:
                 "indicatorsContainer": settings.indicators_container,
                 "reportsContainer": settings.reports_container,
                 "dryRun": settings.dry_run,
+                "limits": {
+                    "maxValueLength": settings.max_value_length,
+                    "maxGzipBytes": settings.max_gzip_bytes,
+                    "maxGzipRatio": settings.max_gzip_ratio,
+                    "duplicateIndexMaxMB": settings.duplicate_index_max_mb,
+                },
             }
         )
     # 200 either way: this is a liveness probe; a platform health check must not recycle the

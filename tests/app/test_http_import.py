@@ -322,3 +322,17 @@ def test_health_flags_what_would_break_every_import() -> None:
     assert answer["configurationComplete"] is False
     assert any("CAPACITY_RESERVE" in p and "MAX_TENANT_INDICATORS" in p for p in answer["problems"])
     assert health.health_answer(base).body["configurationComplete"] is True
+
+
+def test_health_shows_the_reading_bounds() -> None:
+    """Issue "Hostile and unlucky input": the bounds that keep memory and time in check are visible."""
+    base = {"IndicatorStorage": "UseDevelopmentStorage=true"}
+    answer = health.health_answer({**base, "MAX_VALUE_LENGTH": "4096", "DUPLICATE_INDEX_MAX_MB": "64"}).body
+    assert answer["limits"] == {
+        "maxValueLength": 4096,
+        "maxGzipBytes": 2147483648,
+        "maxGzipRatio": 200.0,
+        "duplicateIndexMaxMB": 64,
+    }
+    bad = health.health_answer({**base, "MAX_GZIP_RATIO": "0.5"}).body
+    assert bad["configurationComplete"] is False and any("MAX_GZIP_RATIO" in p for p in bad["problems"])

@@ -82,6 +82,10 @@ def test_defaults_are_written_as_the_contract_writes_them() -> None:
         "MAX_HTTP_INDICATORS": "15000",
         "MAX_TENANT_INDICATORS": "15000",
         "CAPACITY_RESERVE": "500",
+        "MAX_VALUE_LENGTH": "8192",
+        "MAX_GZIP_BYTES": "2147483648",
+        "MAX_GZIP_RATIO": "200",
+        "DUPLICATE_INDEX_MAX_MB": "256",
     }
 
 
