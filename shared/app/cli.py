@@ -24,10 +24,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from shared.core.model import Outcome, Status
 from shared.core.settings import Settings, SettingsError
@@ -35,6 +35,7 @@ from shared.pipeline.reports import FAILED, report_names
 
 if TYPE_CHECKING:
     from shared.pipeline.job import DefenderLike
+    from shared.pipeline.process import RunResult
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -51,7 +52,7 @@ class Tally:
     def __init__(self) -> None:
         self.by_status: Counter[str] = Counter()
         self.by_type: Counter[str] = Counter()
-        self.rejected: list[dict[str, Any]] = []
+        self.rejected: list[dict[str, object]] = []
 
     def add(self, outcome: Outcome) -> None:
         assert outcome.status is not None
@@ -87,6 +88,39 @@ class LocalReports:
         return None
 
 
+@dataclass
+class FileResult:
+    """What one file's run did, for the console and the `--json` summary."""
+
+    file: str
+    reports: dict[str, str] | None
+    status: str = FAILED
+    error: str | None = None
+    run: RunResult | None = None
+    tally: Tally = field(default_factory=Tally)
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"file": self.file}
+        if self.reports is not None:
+            out["reports"] = self.reports
+        out["status"] = self.status
+        if self.error is not None:
+            out["error"] = self.error
+        run = self.run
+        if run is not None:
+            out.update(
+                format=run.format,
+                summary=run.summary.as_dict(),
+                byStatus=dict(self.tally.by_status),
+                byType=dict(self.tally.by_type),
+                errors=[p.as_dict() for p in run.errors],
+                rejected=self.tally.rejected,
+            )
+            if run.tenant is not None:
+                out["tenant"] = run.tenant
+        return out
+
+
 def duplicate_names(paths: Sequence[Path]) -> list[str]:
     """File names given more than once (their reports would overwrite each other)."""
     counts = Counter(p.name for p in paths)
@@ -116,16 +150,17 @@ def run_files(
     report_dir.mkdir(parents=True, exist_ok=True)
     client = client_factory() if client_factory is not None else None
     code = EXIT_OK
-    results: list[dict[str, Any]] = []
+    results: list[FileResult] = []
     for path in paths:
-        entry = _run_file(path, report_dir, settings, client, skip_reason, printer, json_output=json_output)
-        results.append(entry)
-        if entry["status"] == FAILED:
+        result = _run_file(path, report_dir, settings, client, skip_reason, printer, json_output=json_output)
+        results.append(result)
+        if result.status == FAILED:
             code = EXIT_FAILED
-        if not json_output and "error" not in entry:
-            _print_file(printer, entry)
+        if not json_output and result.run is not None:
+            _print_file(printer, result)
     if json_output:
-        printer(json.dumps({"exitCode": code, "files": results}, indent=2, ensure_ascii=False))
+        summary = {"exitCode": code, "files": [r.as_json() for r in results]}
+        printer(json.dumps(summary, indent=2, ensure_ascii=False))
     return code
 
 
@@ -138,16 +173,15 @@ def _run_file(
     printer: Printer,
     *,
     json_output: bool,
-) -> dict[str, Any]:
-    """One file through `run_job`; its console and `--json` entry."""
+) -> FileResult:
+    """One file through `run_job`."""
     from shared.pipeline.job import Job, JobHooks, NoTurn, run_job
 
     json_name, csv_name = report_names(str(report_dir / path.name))
-    entry: dict[str, Any] = {"file": str(path), "reports": {"json": json_name, "csv": csv_name}}
+    result = FileResult(str(path), {"json": json_name, "csv": csv_name})
     reports = LocalReports(json_name, csv_name)
-    tally = Tally()
     streams: list[BinaryIO] = []
-    hooks = JobHooks(on_outcome=tally.add, on_stream=streams.append)
+    hooks = JobHooks(on_outcome=result.tally.add, on_stream=streams.append)
     try:
         size = path.stat().st_size
         if client is not None and not json_output:
@@ -162,34 +196,23 @@ def _run_file(
             size=size,
             skip_reason=skip_reason,
         )
-        result = run_job(job, client=client, turn=NoTurn(), reports=reports, hooks=hooks)
+        done = run_job(job, client=client, turn=NoTurn(), reports=reports, hooks=hooks)
     except OSError as e:
-        entry.update(status=FAILED, error=f"{e.strerror or e}: {e.filename or path}")
+        result.error = f"{e.strerror or e}: {e.filename or path}"
         if not reports.opened:  # no report was written: do not point at files that do not exist (or are stale)
-            del entry["reports"]
+            result.reports = None
         if not json_output:
-            printer(f"{path}: cannot be processed: {entry['error']}")
-        return entry
+            printer(f"{path}: cannot be processed: {result.error}")
+        return result
     except Exception as e:  # the CLI's one catch-all: report and go on with the next file
         logging.getLogger(__name__).exception("processing %s failed", path)
-        entry.update(status=FAILED, error=f"{type(e).__name__}: {e}")
+        result.error = f"{type(e).__name__}: {e}"
         if not json_output:
-            printer(f"{path}: failed: {entry['error']}")
-        return entry
-    run = result.run
-    assert run is not None
-    entry.update(
-        status=run.status,
-        format=run.format,
-        summary=run.summary.as_dict(),
-        byStatus=dict(tally.by_status),
-        byType=dict(tally.by_type),
-        errors=[p.as_dict() for p in run.errors],
-        rejected=tally.rejected,
-    )
-    if run.tenant is not None:
-        entry["tenant"] = run.tenant
-    return entry
+            printer(f"{path}: failed: {result.error}")
+        return result
+    result.run = done.run
+    result.status = done.status or FAILED
+    return result
 
 
 def _progress(
@@ -231,39 +254,42 @@ def _position(stream: BinaryIO) -> int:
         return 0
 
 
-def _print_file(printer: Printer, e: dict[str, Any]) -> None:
-    s = e["summary"]
-    printer(f"{e['file']} ({e['format']}): {e['status']}, {s['total']} entries")
-    statuses = ", ".join(f"{k} {v}" for k, v in sorted(e["byStatus"].items()))
+def _print_file(printer: Printer, r: FileResult) -> None:
+    run = r.run
+    assert run is not None
+    s = run.summary
+    printer(f"{r.file} ({run.format}): {r.status}, {s.total} entries")
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(r.tally.by_status.items()))
     if statuses:
         printer(f"  by status: {statuses}")
-    types = ", ".join(f"{k} {v}" for k, v in sorted(e["byType"].items()))
+    types = ", ".join(f"{k} {v}" for k, v in sorted(r.tally.by_type.items()))
     if types:
         printer(f"  by type: {types}")
-    if s["ignoredLines"]:
-        printer(f"  ignored lines: {s['ignoredLines']}")
-    if s["apiCalls"]:
-        printer(f"  Defender: {s['apiCalls']} import calls, {s['retries']} retries")
-    t = e.get("tenant")
+    if s.ignoredLines:
+        printer(f"  ignored lines: {s.ignoredLines}")
+    if s.apiCalls:
+        printer(f"  Defender: {s.apiCalls} import calls, {s.retries} retries")
+    t = run.tenant
     if t and "error" in t:
         printer(f"  tenant: {t['error']}")
     elif t:
         printer(
             f"  tenant: {t['countBefore']} active indicators before, {t['countAfter']} after, room left "
             f"{t['roomLeft']}; {t['capacitySkipped']} skipped for capacity, {t['deleted']} deleted; "
-            f"{s.get('listCalls', 0)} List and {s.get('deleteCalls', 0)} delete calls"
+            f"{s.listCalls} List and {s.deleteCalls} delete calls"
         )
         sync = t.get("sync")
-        if sync and sync.get("heldBack"):
+        if isinstance(sync, dict) and sync.get("heldBack"):
             printer(f"  feed {sync['feed']}: {sync['stale']} stale indicators kept: {sync['heldBack']}")
-    for p in e["errors"]:
-        where = f"line {p['line']}: " if "line" in p else ""
-        printer(f"  file error: {where}{p['message']}")
-    if e["rejected"]:
+    for p in run.errors:
+        where = f"line {p.line}: " if p.line is not None else ""
+        printer(f"  file error: {where}{p.message}")
+    if r.tally.rejected:
         printer(f"  first rejected entries (up to {SHOW_REJECTED}):")
-        for r in e["rejected"]:
-            printer(f"    line {r['line']}: {r['status']}: {r['value']!r}: {r['reason']}")
-    printer(f"  reports: {e['reports']['json']}, {e['reports']['csv']}")
+        for rej in r.tally.rejected:
+            printer(f"    line {rej['line']}: {rej['status']}: {rej['value']!r}: {rej['reason']}")
+    if r.reports is not None:
+        printer(f"  reports: {r.reports['json']}, {r.reports['csv']}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import azure.functions as func
+
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from shared.app.http_answer import HttpAnswer
 from shared.app.runtime import AppOptions, lock_container_problem
@@ -18,7 +22,7 @@ from shared.storage.blobs import (
 log = logging.getLogger(__name__)
 
 
-def handle_health(env: Mapping[str, str] | None = None) -> Any:
+def handle_health(env: Mapping[str, str] | None = None) -> func.HttpResponse:
     return health_answer(env).to_response()
 
 
@@ -51,7 +55,7 @@ def health_answer(env: Mapping[str, str] | None = None) -> HttpAnswer:
         storage = parse_connection(env).describe()
     except ConnectionSettingsError as e:
         problems.append(str(e))
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "status": "ok" if not problems else "misconfigured",
         "configurationComplete": not problems,
         "problems": problems,

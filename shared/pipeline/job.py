@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, Protocol, TextIO
+from typing import BinaryIO, Protocol, TextIO
 
 from shared.checks.validate import validate
-from shared.core.errors import InputChanged
+from shared.core.errors import DefenderError, InputChanged
 from shared.core.model import FileProblem, Ignored, Outcome, RawRow, ReaderItem, Summary
 from shared.core.settings import Settings
 from shared.pipeline.process import RunResult, process_stream
@@ -52,7 +52,8 @@ class TenantTurn(Protocol):
 class TimeLimit(Protocol):
     """What the client's time limit tells afterwards (`DefenderClient.time_limit`)."""
 
-    reached: Any
+    @property
+    def reached(self) -> DefenderError | None: ...
 
 
 class DefenderLike(TenantClient, Protocol):
@@ -145,7 +146,7 @@ class Job:
 
     name: str
     source: str
-    report_source: Mapping[str, Any]
+    report_source: Mapping[str, object]
     settings: Settings
     started: datetime
     open_input: Callable[[], AbstractContextManager[io.BufferedReader]] | None = None
@@ -163,7 +164,7 @@ class Job:
 class JobResult:
     """What one job did; `run` is None when nothing was processed (`already_done`)."""
 
-    source: dict[str, Any]
+    source: dict[str, object]
     run: RunResult | None = None
     already_done: bool = False
     time_limit: TimeLimit | None = None
@@ -221,14 +222,14 @@ class LeaseChecked:
         self._lease.check()
         return self._client.submit(batch)
 
-    def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, Any]]:
+    def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, object]]:
         return self._client.list_indicators(filter, page_size)
 
-    def batch_delete(self, ids: Sequence[str]) -> Any:
+    def batch_delete(self, ids: Sequence[str]) -> object:
         self._lease.check()
         return self._client.batch_delete(ids)
 
-    def delete(self, id: str) -> Any:
+    def delete(self, id: str) -> object:
         self._lease.check()
         return self._client.delete(id)
 

@@ -8,10 +8,10 @@ report in input order while at most one batch of outcomes (and the decided entri
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
 from shared.checks.validate import Validator
 from shared.core.errors import (
@@ -57,9 +57,9 @@ class Reviewer(Protocol):
 
     def after_submit(self, outcomes: Sequence[Outcome]) -> list[Outcome]: ...
 
-    def finish(self, summary: Summary, *, file_error: bool) -> Any: ...
+    def finish(self, summary: Summary, *, file_error: bool) -> object: ...
 
-    def report_extra(self) -> dict[str, Any]: ...
+    def report_extra(self) -> dict[str, object]: ...
 
     def apply_counters(self, summary: Summary) -> None: ...
 
@@ -84,7 +84,7 @@ class RunResult:
     stopped: int = 0
     first_failure: str | None = None
     changed: InputChanged | None = None
-    tenant: dict[str, Any] | None = None  # the report's `tenant` section, when a steward read the tenant
+    tenant: dict[str, object] | None = None  # the report's `tenant` section, when a steward read the tenant
 
 
 def _default_reader(stream: BinaryIO, name: str) -> Iterable[RawRow | Ignored | FileProblem]:
@@ -220,7 +220,7 @@ def _skipped(o: Outcome, reason: str) -> Outcome:
     return Outcome(o.line, o.value, o.type, o.action, Status.skipped, full, None, o.indicator, o.position, o.notes)
 
 
-def _settled_prefix(batch: Sequence[Outcome], partial: Sequence[Any]) -> list[Outcome]:
+def _settled_prefix(batch: Sequence[Outcome], partial: Sequence[object]) -> list[Outcome]:
     """Outcomes a bisection settled before the stop, as the leading part of `batch` (client contract)."""
     done = [p for p in partial if isinstance(p, Outcome)]
     if len(done) > len(batch):
@@ -229,6 +229,11 @@ def _settled_prefix(batch: Sequence[Outcome], partial: Sequence[Any]) -> list[Ou
         if (p.line, p.value, p.type) != (o.line, o.value, o.type) or p.status is None:
             return []
     return done
+
+
+def _tenant_section(extra: Mapping[str, object] | None) -> dict[str, object] | None:
+    tenant = (extra or {}).get("tenant")
+    return tenant if isinstance(tenant, dict) else None
 
 
 def process_stream(
@@ -340,5 +345,5 @@ def process_stream(
         stopped=run.stopped,
         first_failure=run.first_failure,
         changed=changed,
-        tenant=(extra or {}).get("tenant"),
+        tenant=_tenant_section(extra),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -109,7 +109,13 @@ class ReportWriter:
     """Streams one JSON and one CSV report; `add` once per final Outcome, `finish` once at the end."""
 
     def __init__(
-        self, json_out: TextIO, csv_out: TextIO, *, source: dict[str, Any], started_at: datetime, dry_run: bool
+        self,
+        json_out: TextIO,
+        csv_out: TextIO,
+        *,
+        source: Mapping[str, object],
+        started_at: datetime,
+        dry_run: bool,
     ) -> None:
         self.source = dict(source)  # `format` is added by `finish` once the reader knows it
         self.started_at = started_at
@@ -171,7 +177,7 @@ class ReportWriter:
         status: str,
         *,
         finished_at: datetime,
-        extra: dict[str, Any] | None = None,
+        extra: Mapping[str, object] | None = None,
         format: str | None = None,
     ) -> None:
         """Close the `indicators` array and write the other top-level keys; `extra` adds keys (e.g. `tenant`),
