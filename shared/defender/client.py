@@ -569,6 +569,11 @@ class DefenderClient:
             claims=wire.token_claims(token),
             after_refresh=after_refresh,
         )
+        # The next call (a queued job's scheduled retry) asks for a fresh token from a fresh credential: a role
+        # granted meanwhile reaches only new tokens, and the credential caches its own.
+        self._token = None
+        if self._credential_factory is not None:
+            self._credential = self._credential_factory()
         return AccessDenied(text, status=resp.status_code, code=code)
 
     # ------------------------------------------------------------------ token

@@ -85,6 +85,16 @@ class Reports(Protocol):
         ...
 
 
+class HeldTurn:
+    """A turn already held by the caller (a queue worker takes the lock before it looks at the job)."""
+
+    def __init__(self, lease: Lease) -> None:
+        self._lease = lease
+
+    def hold(self, timeout: float) -> AbstractContextManager[Lease]:
+        return nullcontext(self._lease)
+
+
 class NoTurn:
     """The CLI's turn: no lock (it is for one-off imports; its `--help` says so)."""
 
@@ -93,6 +103,14 @@ class NoTurn:
 
     def hold(self, timeout: float) -> AbstractContextManager[Lease]:
         return nullcontext(self)
+
+
+class Items(Protocol):
+    """Reader items an input's checks decoded already, iterable more than once, with the format they found."""
+
+    format: str
+
+    def __iter__(self) -> Iterator[ReaderItem]: ...
 
 
 class SavedItems:
@@ -142,6 +160,9 @@ class Job:
     - `deadline_seconds`: a time budget for the Defender calls (HTTP: inside the host's 230 s), with
       `deadline_label` naming it in the reasons of what it stopped.
     - `stewarded`: list the tenant and apply quota stewardship (False: validation only, no client).
+    - `resume`: the final outcomes of the first entries, from an earlier attempt (a queued job's progress log);
+      `interrupt`: raise `process.Interrupted` when Defender or the identity endpoint stops answering, rather
+      than fail what is left (a queued job is retried later).
     """
 
     name: str
@@ -150,7 +171,7 @@ class Job:
     settings: Settings
     started: datetime
     open_input: Callable[[], AbstractContextManager[io.BufferedReader]] | None = None
-    saved: SavedItems | None = None
+    saved: Items | None = None
     size: int | None = None
     entries_at_most: int | None = None
     lock_wait: float = 0.0
@@ -158,6 +179,8 @@ class Job:
     deadline_label: str = ""
     stewarded: bool = True
     skip_reason: str | None = None
+    resume: Sequence[Outcome] = ()
+    interrupt: bool = False
 
 
 @dataclass
@@ -188,6 +211,7 @@ class JobHooks:
     on_outcome: Callable[[Outcome], None] | None = None
     on_batch: Callable[[int, int], None] | None = None
     on_stream: Callable[[BinaryIO], None] | None = None  # the stream being processed (CLI progress)
+    on_flush: Callable[[], None] | None = None  # after each batch and the entries behind it were reported
 
 
 class LeaseChecked:
@@ -306,6 +330,9 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
             skip_reason=job.skip_reason,
             steward=steward,
             items=job.saved,
+            resume=job.resume,
+            on_flush=hooks.on_flush,
+            interrupt=job.interrupt,
         )
     return JobResult(writer.source, run=run, time_limit=limit, changed=run.changed)
 

@@ -39,6 +39,19 @@ class InternalError(AssertionError):
     """A bug: entries were lost or invented between validation and the report. Never a user error."""
 
 
+class Interrupted(Exception):
+    """Submissions stopped on an error a later attempt may not meet (Defender or the identity endpoint
+    unavailable, access denied), in a run that asked to be interrupted rather than fail what is left.
+
+    Everything reported before it is final (and was handed to `on_outcome`); the batch in flight and the
+    entries after it were not reported: a later attempt resumes after the last reported entry.
+    """
+
+    def __init__(self, error: DefenderError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class Submitter(Protocol):
     """What process_stream needs from the Defender client (`shared.defender.client.DefenderClient`)."""
 
@@ -106,6 +119,8 @@ class _Run:
         on_batch: Callable[[int, int], None] | None,
         on_outcome: Callable[[Outcome], None] | None,
         steward: Reviewer | None,
+        on_flush: Callable[[], None] | None = None,
+        interrupt: bool = False,
     ) -> None:
         self.settings = settings
         self.submitter = submitter if not settings.dry_run else None
@@ -113,6 +128,8 @@ class _Run:
         self.skip_reason = skip_reason
         self.on_batch = on_batch
         self.on_outcome = on_outcome
+        self.on_flush = on_flush
+        self.interrupt = interrupt
         self.steward = steward
         self.summary = Summary()
         self.errors: list[FileProblem] = []
@@ -147,6 +164,13 @@ class _Run:
                 self.flush()
         else:
             self.emit(o)
+
+    def replay(self, validated: Outcome, logged: Outcome) -> None:
+        """An entry a previous attempt already settled: its logged outcome stands (no review, no call)."""
+        if (validated.line, validated.value) != (logged.line, logged.value):
+            raise InternalError(f"line {validated.line}: the progress log does not match the input")
+        self.entries_in += 1
+        self.decided(logged)
 
     def take(self, o: Outcome) -> None:
         self.entries_in += 1
@@ -185,12 +209,17 @@ class _Run:
             self.emit(by_entry.get(id(o), o))
         self.waiting = []
         self.batch = []
+        if self.on_flush is not None:
+            self.on_flush()
 
     def submit(self, batch: list[Outcome]) -> list[Outcome]:
         assert self.submitter is not None
         try:
             results = list(self.submitter.submit(batch))
         except STOP_ERRORS as e:
+            if self.interrupt:
+                log.warning("submissions interrupted: %s", e.message)
+                raise Interrupted(e) from e
             # No further call can succeed: fail this batch (except what a bisection already settled)
             # and everything after it, with the error's message (STYLE.md "Errors").
             self.stop = e
@@ -251,6 +280,9 @@ def process_stream(
     reader: Reader | None = None,
     steward: Reviewer | None = None,
     items: Iterable[ReaderItem] | None = None,
+    resume: Sequence[Outcome] = (),
+    on_flush: Callable[[], None] | None = None,
+    interrupt: bool = False,
 ) -> RunResult:
     """Process one input end to end and finish its reports.
 
@@ -261,6 +293,10 @@ def process_stream(
     - `on_outcome(o)`: every final outcome, in report order, after the report has it.
     - `reader(stream, name)`: defaults to `shared.readers.read`; `items`: the input's reader items when they
       were decoded already (then `stream` is not read); `steward`: optional quota hooks.
+    - `resume`: the final outcomes of the input's first entries, from an earlier attempt (a job's progress
+      log): those entries are validated (the duplicate index must see them) but neither reviewed nor sent.
+    - `on_flush()`: after each batch and the entries behind it were reported (a job's checkpoint).
+    - `interrupt`: raise `Interrupted` on a stop error instead of failing the rest (a job retries later).
     - An input that changes while it is read (`InputChanged` from the stream) ends the reading with a
       file-level problem; the run is `failed` (entries already read keep their outcomes).
     - Raises InternalError when entries in and out differ (a bug).
@@ -276,6 +312,8 @@ def process_stream(
         on_batch=on_batch,
         on_outcome=on_outcome,
         steward=steward,
+        on_flush=on_flush,
+        interrupt=interrupt,
     )
     calls0 = submitter.api_calls if submitter is not None else 0
     retries0 = submitter.retries if submitter is not None else 0
@@ -292,10 +330,16 @@ def process_stream(
     # validate.validate() inlined: one generator less per entry on the hot path.
     validated = Validator(settings, source=source, now=now).row
     take = run.take
+    replayed = iter(resume)
+    left = len(resume)
     try:
         for item in reading:
             if isinstance(item, RawRow):
                 read_something = True
+                if left:
+                    left -= 1
+                    run.replay(validated(item), next(replayed))
+                    continue
                 take(validated(item))
             elif isinstance(item, Ignored):
                 read_something = True
@@ -312,6 +356,8 @@ def process_stream(
         problem = FileProblem(str(e))
         run.errors.append(problem)
         reports.error(problem)
+    if left:
+        raise InternalError(f"the progress log holds {left} entries more than the input")
     run.flush()
     if run.entries_in != run.entries_out:
         raise InternalError(f"{run.entries_in} entries validated but {run.entries_out} reported")

@@ -57,6 +57,7 @@ class StorageConnection:
     blob_service_uri: str | None = None
     credential: str | None = None
     client_id: str | None = None
+    queue_service_uri: str | None = None  # [jobs] `__queueServiceUri`; derived from the blob URI when absent
 
     @property
     def uses_identity(self) -> bool:
@@ -106,7 +107,19 @@ def parse_connection(env: Mapping[str, str], name: str = CONNECTION_NAME) -> Sto
         raise ConnectionSettingsError(f"{name}__credential must be 'managedidentity', got {credential!r}")
     if client_id is not None and credential is None:
         raise ConnectionSettingsError(f"{name}__clientId is set but {name}__credential=managedidentity is not")
-    return StorageConnection(blob_service_uri=uri.rstrip("/"), credential=credential, client_id=client_id)
+    queue_uri = get(f"{name}__queueServiceUri")
+    if queue_uri is None and account is not None:
+        queue_uri = f"https://{account}.queue.core.windows.net"
+    if queue_uri is None:
+        queue_uri = uri.replace(".blob.", ".queue.", 1)
+    if not secure_url(queue_uri):
+        raise ConnectionSettingsError(f"{name}__queueServiceUri must be an https:// URL, got {safe_uri(queue_uri)!r}")
+    return StorageConnection(
+        blob_service_uri=uri.rstrip("/"),
+        credential=credential,
+        client_id=client_id,
+        queue_service_uri=queue_uri.rstrip("/"),
+    )
 
 
 def safe_uri(uri: str) -> str:
@@ -122,24 +135,47 @@ def safe_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def service_client(conn: StorageConnection) -> Any:
-    """The BlobServiceClient for a connection (azure imports happen here, on first use)."""
+def service_client(conn: StorageConnection, **options: Any) -> Any:
+    """The BlobServiceClient for a connection (azure imports happen here, on first use); `options` go to the
+    client (e.g. `retry_total=0` for a quick look that must not hang)."""
     from azure.storage.blob import BlobServiceClient
 
     if conn.connection_string is not None:
-        return BlobServiceClient.from_connection_string(conn.connection_string)
+        return BlobServiceClient.from_connection_string(conn.connection_string, **options)
+    assert conn.blob_service_uri is not None  # parse_connection guarantees one of the two forms
+    return BlobServiceClient(conn.blob_service_uri, credential=_credential(conn), **options)
+
+
+def _credential(conn: StorageConnection) -> Any:
     if conn.credential:
         from azure.identity import ManagedIdentityCredential
 
         # Only client_id selects a user-assigned identity (local-tooling.md §5: other kwargs are ignored).
-        cred: Any = ManagedIdentityCredential(client_id=conn.client_id) if conn.client_id else None
-        cred = cred or ManagedIdentityCredential()
-    else:
-        from azure.identity import DefaultAzureCredential
+        return ManagedIdentityCredential(client_id=conn.client_id) if conn.client_id else ManagedIdentityCredential()
+    from azure.identity import DefaultAzureCredential
 
-        cred = DefaultAzureCredential()
-    assert conn.blob_service_uri is not None  # parse_connection guarantees one of the two forms
-    return BlobServiceClient(conn.blob_service_uri, credential=cred)
+    return DefaultAzureCredential()
+
+
+def queue_service(conn: StorageConnection) -> Any:
+    """The QueueServiceClient for a connection (no I/O)."""
+    from azure.storage.queue import QueueServiceClient
+
+    if conn.connection_string is not None:
+        return QueueServiceClient.from_connection_string(conn.connection_string)
+    assert conn.queue_service_uri is not None
+    return QueueServiceClient(conn.queue_service_uri, credential=_credential(conn))
+
+
+def base64_queue(service: Any, name: str) -> Any:
+    """A QueueClient writing base64 messages, as the host's queue trigger reads them (host.json
+    `messageEncoding`; the SDK's default is plain text, and the service client's policies do not reach the
+    queue clients it makes)."""
+    from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+
+    return service.get_queue_client(
+        name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+    )
 
 
 def ensure_containers(service: Any, names: Iterator[str] | list[str] | tuple[str, ...]) -> None:

@@ -16,7 +16,8 @@ import pytest
 import shared.pipeline.job as job_module
 import shared.readers as readers_module
 import shared.readers._json as json_reader
-from shared.app import blob_import, cli, http_import
+from shared.app import cli, worker
+from tests.app.conftest import import_now
 from tests.app.test_blob_import import upload
 from tests.app.test_http_import import post
 from tests.support.stack import public_ip
@@ -31,7 +32,7 @@ class Counted:
         self.walks = 0
         self.saved_passes = 0
         real_run, real_read, real_walk = job_module.run_job, readers_module.read, json_reader.walk
-        real_iter = job_module.SavedItems.__iter__
+        real_iter = worker.SavedRows.__iter__
 
         def run_job(job: job_module.Job, **kw: Any) -> job_module.JobResult:
             self.jobs.append(job.name)
@@ -45,15 +46,15 @@ class Counted:
             self.walks += 1
             return real_walk(read_text)
 
-        def saved_iter(saved: job_module.SavedItems) -> Iterator[Any]:
+        def saved_iter(saved: worker.SavedRows) -> Iterator[Any]:
             self.saved_passes += 1
             return real_iter(saved)
 
-        for target in (job_module, blob_import, http_import):
+        for target in (job_module, worker):
             monkeypatch.setattr(target, "run_job", run_job)
         monkeypatch.setattr(readers_module, "read", read)
         monkeypatch.setattr(json_reader, "walk", walk)
-        monkeypatch.setattr(job_module.SavedItems, "__iter__", saved_iter)
+        monkeypatch.setattr(worker.SavedRows, "__iter__", saved_iter)
 
 
 @pytest.fixture
@@ -75,10 +76,10 @@ def json_doc(n: int) -> bytes:
 )
 def test_blob_drop_runs_the_job_and_reads_the_blob_at_most_twice(
     counted, blob_service, app_env, make_runtime, defender, reserve, reads, why
-):
+, jobs_host):
     rt = make_runtime(CAPACITY_RESERVE=reserve)
     bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "feed.json", json_doc(40))
-    run = blob_import.handle_blob(bc, runtime=rt)
+    run = import_now(bc, runtime=rt, host=jobs_host)
     assert run.status in ("completed", "completed_with_errors"), why
     assert counted.jobs == ["feed.json"]
     assert counted.reads == ["feed.json"] * reads, why
@@ -87,7 +88,7 @@ def test_blob_drop_runs_the_job_and_reads_the_blob_at_most_twice(
 
 @pytest.mark.parametrize(
     ("reserve", "saved_passes"),
-    [("500", 1), ("14990", 2)],  # the ranking pass iterates the saved rows, not the body
+    [("500", 1), ("14990", 2)],  # the ranking pass iterates the rows saved at POST time, not the body
 )
 def test_http_body_is_decoded_once_by_its_checks(counted, functions, make_runtime, defender, reserve, saved_passes):
     make_runtime(CAPACITY_RESERVE=reserve)

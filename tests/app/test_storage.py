@@ -39,13 +39,17 @@ from shared.storage.blobs import (
                 blob_service_uri="https://stdata.blob.core.windows.net",
                 credential="managedidentity",
                 client_id="00000000-0000-0000-0000-000000000001",
+                queue_service_uri="https://stdata.queue.core.windows.net",
             ),
         ),
-        # No __credential: DefaultAzureCredential, as the Functions host does locally.
+        # No __credential: DefaultAzureCredential, as the Functions host does locally. No __queueServiceUri:
+        # the queue endpoint of the same account.
         ({"IndicatorStorage__blobServiceUri": "https://x.blob.core.windows.net"},
-         StorageConnection(blob_service_uri="https://x.blob.core.windows.net")),
+         StorageConnection(blob_service_uri="https://x.blob.core.windows.net",
+                           queue_service_uri="https://x.queue.core.windows.net")),
         ({"IndicatorStorage__accountName": "stdata", "IndicatorStorage__credential": "ManagedIdentity"},
-         StorageConnection(blob_service_uri="https://stdata.blob.core.windows.net", credential="ManagedIdentity")),
+         StorageConnection(blob_service_uri="https://stdata.blob.core.windows.net", credential="ManagedIdentity",
+                           queue_service_uri="https://stdata.queue.core.windows.net")),
     ],
 )  # fmt: skip
 def test_parse_connection_forms(env: dict[str, str], expected: StorageConnection) -> None:
