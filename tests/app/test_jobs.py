@@ -143,7 +143,7 @@ def test_a_short_outage_is_imported_on_a_scheduled_retry(functions, make_runtime
 def test_403_for_a_while_is_imported_once_the_role_works(functions, make_runtime, defender, identity):
     make_runtime(HTTP_SYNC_SECONDS="0")
     identity.configure(roles=["Ti.Read.All"])  # the grant has not reached tokens yet
-    code, _pending, headers, _ = request(functions, body_of([hex_value("denied")]))
+    _, _pending, headers, _ = request(functions, body_of([hex_value("denied")]))
     end = time.monotonic() + 20
     while time.monotonic() < end:
         _code, body, _ = status(functions, headers["Location"])
