@@ -7,8 +7,8 @@
    (Event Grid delivers at least once, possibly concurrently) — nothing is submitted again;
 4. otherwise the quota steward reads the tenant (List) and, when the blob may not fit the room left,
    ranks it in a first pass over the same blob version (`shared.tenant.session`); then the blob is
-   streamed through `process_stream`, pinned to its ETag; the CSV report is uploaded first and the JSON
-   report last, so its presence means complete. The input is never changed or deleted.
+   streamed through `process_stream`, pinned to its ETag; the CSV report is uploaded first, then the HTML
+   page, and the JSON report last, so its presence means complete. The input is never changed or deleted.
 
 The one place where an unexpected exception of a blob run is handled (STYLE.md "Errors"): it is raised,
 so the host retries the event.
@@ -26,7 +26,7 @@ from shared.app.runtime import Runtime, get_runtime
 from shared.core.model import FileProblem, Summary
 from shared.core.settings import Settings, SettingsError
 from shared.pipeline.job import guarded
-from shared.pipeline.reports import FAILED, ReportWriter, report_names
+from shared.pipeline.reports import FAILED, ReportWriter, html_name, report_names
 from shared.storage.blobs import (
     BlobChanged,
     ReportFiles,
@@ -51,6 +51,11 @@ class BlobRun:
     status: str | None = None
     summary: dict[str, int] = field(default_factory=dict)
     already_done: bool = False
+
+    @property
+    def report_html(self) -> str:
+        """The HTML page beside the JSON report ("" when there is no report)."""
+        return html_name(self.report_json) if self.report_json else ""
 
 
 def handle_blob(blob_client: Any, *, runtime: Runtime | None = None) -> BlobRun:
@@ -120,8 +125,9 @@ def _import_blob(rt: Runtime, blob_client: Any, info: Any, settings: Settings, r
              " as a dry run" if settings.dry_run else "")  # fmt: skip
     with ReportFiles() as files, open_blob(blob_client, info.etag, info.size) as stream:
         writer = PinnedBlobWriter(
-            stream.raw, files.json, files.csv, source=run.source, started_at=started, dry_run=settings.dry_run
-        )
+            stream.raw, files.json, files.csv, source=run.source, started_at=started, dry_run=settings.dry_run,
+            html_out=files.html,
+        )  # fmt: skip
         try:
             steward, submitter = session.start(
                 client,
@@ -185,7 +191,7 @@ def _write_failed_report(rt: Runtime, run: BlobRun, message: str, *, dry_run: bo
     """A report with no entries, status `failed` and one file-level error (bad metadata, ...)."""
     now = datetime.now(UTC)
     with ReportFiles() as files:
-        w = ReportWriter(files.json, files.csv, source=run.source, started_at=now, dry_run=dry_run)
+        w = ReportWriter(files.json, files.csv, source=run.source, started_at=now, dry_run=dry_run, html_out=files.html)
         w.error(FileProblem(message))
         w.finish(Summary(), FAILED, finished_at=datetime.now(UTC))
         files.upload(rt.reports, run.report_json, run.report_csv, metadata=report_metadata(run.source["etag"]))

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 from shared.core.model import Outcome, Status
 from shared.core.settings import Settings, SettingsError
-from shared.pipeline.reports import FAILED, ReportWriter, report_names
+from shared.pipeline.reports import FAILED, ReportWriter, html_name, report_names
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -105,7 +105,8 @@ def run_files(
     results: list[dict[str, Any]] = []
     for path in paths:
         json_name, csv_name = report_names(str(report_dir / path.name))
-        entry: dict[str, Any] = {"file": str(path), "reports": {"json": json_name, "csv": csv_name}}
+        page_name = html_name(json_name)
+        entry: dict[str, Any] = {"file": str(path), "reports": {"json": json_name, "csv": csv_name, "html": page_name}}
         results.append(entry)
         opened = False
         try:
@@ -114,6 +115,7 @@ def run_files(
                 path.open("rb") as stream,
                 open(json_name, "w", encoding="utf-8", newline="\n") as jf,
                 open(csv_name, "w", encoding="utf-8", newline="") as cf,
+                open(page_name, "w", encoding="utf-8", newline="\n") as hf,
             ):
                 opened = True
                 writer = _TallyingWriter(
@@ -122,6 +124,7 @@ def run_files(
                     source={"container": None, "name": path.name, "etag": None, "size": size},
                     started_at=datetime.now(UTC),
                     dry_run=submitter is None or settings.dry_run,
+                    html_out=hf,
                 )
                 now = datetime.now(UTC)  # validation's clock: the same for the ranking pass and the real one
                 steward, file_submitter = None, submitter
@@ -260,7 +263,7 @@ def _print_file(printer: Printer, e: dict[str, Any]) -> None:
         printer(f"  first rejected entries (up to {SHOW_REJECTED}):")
         for r in e["rejected"]:
             printer(f"    line {r['line']}: {r['status']}: {r['value']!r}: {r['reason']}")
-    printer(f"  reports: {e['reports']['json']}, {e['reports']['csv']}")
+    printer(f"  reports: {e['reports']['json']}, {e['reports']['csv']}, {e['reports']['html']}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -134,8 +134,9 @@ def _run_http(
     client = rt.defender
     with ReportFiles() as files, _time_limit(client, rt.options.http_deadline, deadline) as limit:
         writer = CollectingWriter(
-            values, files.json, files.csv, source=source, started_at=started, dry_run=settings.dry_run, limit=limit
-        )
+            values, files.json, files.csv, source=source, started_at=started, dry_run=settings.dry_run, limit=limit,
+            html_out=files.html,
+        )  # fmt: skip
         steward, submitter = session.start(
             client,
             settings,
