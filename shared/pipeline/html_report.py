@@ -88,6 +88,7 @@ section{background:var(--card);border:1px solid var(--line);border-radius:8px;pa
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}
 dl.facts dt{color:var(--muted)}
 dl.facts dd{margin:0;word-break:break-all}
+dl.facts.two{grid-template-columns:max-content 1fr max-content 1fr;margin-top:8px}
 .tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(100px,1fr));gap:10px}
 .tile{border:1px solid var(--line);border-top:4px solid var(--muted);border-radius:6px;padding:8px 10px;background:#fff}
 .tile .n{display:block;font-size:24px;font-weight:650;font-variant-numeric:tabular-nums}
@@ -477,7 +478,7 @@ def _gauge(tenant: Mapping[str, Any]) -> str:
     before, after = int(tenant.get("countBefore") or 0), int(tenant.get("countAfter") or 0)
     cap, reserve = int(tenant.get("max") or 0), int(tenant.get("reserve") or 0)
     scale = max(cap, before, after, 1)
-    width, left, right = 640, 60, 20
+    width, left, right = 640, 60, 70  # labels left, numbers right
     span = width - left - right
 
     def x(v: int) -> float:
@@ -497,7 +498,7 @@ def _gauge(tenant: Mapping[str, Any]) -> str:
         out.append(
             f'<rect class="{css}" x="{left}" y="{y}" width="{max(0.0, x(value) - left):.1f}" height="18" rx="3"/>'
         )
-        out.append("</g>")
+        out.append(f'<text class="n" x="{width - right + 8}" y="{y + 13}">{_n(value)}</text></g>')
     if cap:
         out.append(f'<line class="cap" x1="{x(cap):.1f}" y1="2" x2="{x(cap):.1f}" y2="62"/>')
     out.append(f'<text x="{left}" y="80">0</text>')
@@ -533,7 +534,7 @@ def _tenant_section(tenant: Mapping[str, Any] | None) -> str:
     return (
         head
         + f"{_gauge(tenant)}\n"
-        + f'<dl class="facts">{body}</dl>\n<p class="muted">"after" is computed{note}: before + created − deleted.'
+        + f'<dl class="facts two">{body}</dl>\n<p class="muted">"after" is computed{note}: before + created − deleted.'
         "</p>\n</section>\n"
     )
 

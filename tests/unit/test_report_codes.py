@@ -8,6 +8,7 @@ import io
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,19 @@ def test_every_code_in_a_report_is_kebab_case_and_present():
     w.finish(Summary(), "completed", finished_at=NOW)
     codes = [e["code"] for e in json.loads(j.getvalue())["indicators"]]
     assert codes and all(KEBAB.match(code) for code in codes)
+
+
+def test_readme_lists_every_code():
+    """README "Codes" names every code the app can write (a new rule or outcome must be documented)."""
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (repo / "shared").rglob("*.py"))
+    found = set(re.findall(r'Problem\(\s*"([a-z0-9-]+)"', source))
+    found |= set(re.findall(r'\bcode="([a-z0-9-]+)"', source))
+    found |= set(re.findall(r'(?:outcome_code|_CODE|SKIP_CODE) = "([a-z0-9-]+)"', source))
+    found |= set(re.findall(r'"(?:dry run|validation only)": "([a-z0-9-]+)"', source))
+    found |= {f"{field.lower()}-length" for field in ("title", "description", "recommendedActions")}
+    found |= {"reader-invalid", "reader-skipped"}
+    assert len(found) > 60
+    missing = sorted(c for c in found if f"`{c}`" not in readme)
+    assert missing == []
