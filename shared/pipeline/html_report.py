@@ -284,11 +284,12 @@ class HtmlAggregate:
     def groups(self, limit: int = MAX_GROUPS) -> list[Group]:
         """The `invalid` and `failed` groups, largest first: at most `limit`, then one "other" with the rest."""
         counted = sorted(
-            ((k, n) for k, n in self.by_code().items() if k[0] in ("invalid", "failed")),
-            key=lambda kn: (-kn[1], kn[0][1], kn[0][0]),
+            ((k, n) for k, n in self.by_code().items() if k[0] in _REJECTED),
+            key=lambda kn: (kn[0][1] == OTHER, -kn[1], kn[0][1], kn[0][0]),  # codes past MAX_CODES go to "other"
         )
-        shown = [Group(s, c, n, self.samples.get((s, c), [])) for (s, c), n in counted[:limit]]
-        rest = counted[limit:]
+        named = [kn for kn in counted if kn[0][1] != OTHER]
+        shown = [Group(s, c, n, self.samples.get((s, c), [])) for (s, c), n in named[:limit]]
+        rest = counted[len(shown) :]
         if rest:
             lines = sorted((x for (s, c), _n in rest for x in self.samples.get((s, c), [])), key=lambda x: x[0])
             shown.append(
@@ -297,7 +298,8 @@ class HtmlAggregate:
                     OTHER,
                     sum(n for _k, n in rest),
                     lines[:LINES_PER_GROUP],
-                    folded=tuple(c for (_s, c), _n in rest),
+                    folded=tuple(c for (_s, c), _n in rest if c != OTHER),
+                    past_cap=any(c == OTHER for (_s, c), _n in rest),
                 )
             )
         return shown
@@ -306,16 +308,24 @@ class HtmlAggregate:
 class Group:
     """One group of rejected or failed entries: status, code, exact count, first lines (and folded codes)."""
 
-    __slots__ = ("code", "count", "folded", "lines", "status")
+    __slots__ = ("code", "count", "folded", "lines", "past_cap", "status")
 
     def __init__(
-        self, status: str, code: str, count: int, lines: Sequence[_Sample], *, folded: tuple[str, ...] = ()
+        self,
+        status: str,
+        code: str,
+        count: int,
+        lines: Sequence[_Sample],
+        *,
+        folded: tuple[str, ...] = (),
+        past_cap: bool = False,
     ) -> None:
         self.status = status
         self.code = code
         self.count = count
         self.lines = list(lines)
-        self.folded = folded
+        self.folded = folded  # the codes folded into "other"
+        self.past_cap = past_cap  # and entries whose codes were past MAX_CODES (not named)
 
 
 # ---------------------------------------------------------------------------------------------- rendering
@@ -547,7 +557,8 @@ def _group_html(g: Group) -> str:
     other = g.code == OTHER
     css = "g-other" if other else f"g-{text(g.status)}"
     if other:
-        head = f'<h3>other <span class="badge">{_n(len(g.folded))} further codes</span>'
+        and_more = " and more" if g.past_cap else ""
+        head = f'<h3>other <span class="badge">{_n(len(g.folded))} further codes{and_more}</span>'
         message = "Codes: " + ", ".join(f"<code>{text(c, 60)}</code>" for c in g.folded[:40])
         if len(g.folded) > 40:
             message += ", …"

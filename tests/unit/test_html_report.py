@@ -277,3 +277,16 @@ def test_file_level_problems_are_listed_then_counted(count: int):
     assert page.count("<li>line ") == min(count, html_report.ERRORS_SHOWN)
     if count > html_report.ERRORS_SHOWN:
         assert f"… {count - html_report.ERRORS_SHOWN:,} more in the JSON report." in page
+
+
+def test_codes_past_the_cap_are_counted_in_other_never_shown_as_a_group():
+    w, _, h = writer()
+    extra = 50
+    finish(w, [invalid(i, f"v{i}", f"rule-{i:03d}") for i in range(MAX_CODES + extra)])
+    assert w.html_aggregate is not None
+    groups = w.html_aggregate.groups()
+    assert [g.code for g in groups[:MAX_GROUPS]] == [f"rule-{i:03d}" for i in range(MAX_GROUPS)]
+    other = groups[-1]
+    assert len(groups) == MAX_GROUPS + 1 and other.past_cap
+    assert other.count == MAX_CODES + extra - MAX_GROUPS and len(other.folded) == MAX_CODES - MAX_GROUPS
+    assert f"{MAX_CODES - MAX_GROUPS} further codes and more" in h.getvalue()
