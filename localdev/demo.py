@@ -6,7 +6,8 @@
 3. delivers each file's Event Grid `BlobCreated` event to the blob function as the host would;
 4. calls the HTTP import once with a request shaped like a Logic Apps HTTP action's;
 5. prints a table per input, a few rejected rows with their reasons, and where the reports are;
-6. stops everything it started — also on Ctrl-C or an error.
+6. copies every report (JSON, CSV and the HTML page) from Azurite to `out/demo-reports/`, to open after the demo;
+7. stops everything it started — also on Ctrl-C or an error.
 
 The Defender emulator runs time-scaled (a rate-limit minute lasts one second) and the app paces
 itself to the same clock, so pacing is real but quick.
@@ -17,10 +18,12 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
+import shutil
 import sys
 import time
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from localdev.stack import (
@@ -33,6 +36,7 @@ from localdev.stack import (
 )
 
 SAMPLES = REPO / "samples"
+REPORTS_DIR = REPO / "out" / "demo-reports"  # git-ignored (/out/)
 TIME_SCALE = 60.0
 # Per-file overrides, as a user would set them as blob metadata (CONTRACT.md "Per-file overrides").
 METADATA: Mapping[str, Mapping[str, str]] = {
@@ -70,8 +74,9 @@ def main() -> int:
     stack = start_stack(time_scale=TIME_SCALE)
     saved_env = dict(os.environ)
     try:
-        run(stack)
+        saved = run(stack)
         print(f"\nDone in {time.monotonic() - t0:.1f} s. Stopping the stack.")
+        print_saved(saved)
         return 0
     except KeyboardInterrupt:
         print("\nInterrupted: stopping the stack.", file=sys.stderr)
@@ -85,7 +90,7 @@ def main() -> int:
         stack.stop()
 
 
-def run(stack: LocalStack) -> None:
+def run(stack: LocalStack) -> list[Path]:
     from azure.storage.blob import BlobServiceClient, ContentSettings
 
     import function_app
@@ -145,6 +150,7 @@ def run(stack: LocalStack) -> None:
     print_table(rows, http_report)
     print_rejected(rejected)
     print_where(stack, settings.reports_container, [n for n, _ in rows], http_report)
+    return save_reports(reports, REPORTS_DIR)
 
 
 class _Context:
@@ -209,18 +215,39 @@ def print_rejected(rejected: list[tuple[str, dict[str, Any]]], limit: int = 8) -
         print(f"  {where:<28} {e['status']:<10} {value:<40} {e.get('reason')}")
 
 
+def save_reports(container: Any, folder: Path) -> list[Path]:
+    """Every report blob of the demo, copied to `folder` (emptied first) under its blob name."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    saved = []
+    for blob in container.list_blobs():
+        target = folder / blob.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(container.download_blob(blob.name).readall())
+        saved.append(target)
+    return saved
+
+
 def print_where(stack: LocalStack, container: str, names: list[str], http_answer: dict[str, Any]) -> None:
     print(f"\nReports are in the '{container}' container (Azurite, {stack.azurite.blob_endpoint}):")
     for n in names[:3]:
-        print(f"  {container}/{n}.report.json   and   .report.csv")
-    print(f"  ... one pair per input; the HTTP import's: {container}/{http_answer.get('report')}")
+        print(f"  {container}/{n}.report.json   .report.csv   .report.html")
+    print(f"  ... three per input; the HTTP import's: {container}/{http_answer.get('report')}")
     print(
-        "  Read one with the Azure SDK, e.g.\n"
-        "    BlobServiceClient.from_connection_string(conn).get_blob_client("
-        f"'{container}', '{names[0]}.report.json').download_blob().readall()\n"
         "  The demo's Azurite runs in memory and is gone when the demo ends; the same reports land in\n"
         "  your storage account in Azure. The CLI writes them to disk: python -m shared validate samples/*"
     )
+
+
+def print_saved(saved: list[Path]) -> None:
+    """Where the copies of the reports are, and one page to open first."""
+    pages = sorted(p for p in saved if p.name.endswith(".report.html"))
+    if not pages:
+        return
+    where = REPORTS_DIR.relative_to(REPO) if REPORTS_DIR.is_relative_to(REPO) else REPORTS_DIR
+    first = next((p for p in pages if p.name.startswith("c2-list")), pages[0])
+    print(f"The {len(saved)} report files of the demo are in {where}/ (JSON, CSV and an HTML page per input).")
+    print(f"Open a page in a browser, e.g. {where / first.relative_to(REPORTS_DIR)}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ waits for the tenant's turn on an instance (the queue worker, `app/worker.py`, i
   If-None-Match: Event Grid delivers at least once, possibly concurrently, and one version is one job. A job
   that exists and is not final gets another doorbell (one may have been lost); a final one, nothing.
 - Bad per-file overrides in the metadata give a `failed` report naming the key, at once (no job).
-- The reports appear only when the job is final (CSV first, JSON last: the JSON means complete).
+- The reports appear only when the job is final (CSV first, the HTML page, JSON last: the JSON means complete).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from shared.app.runtime import Runtime, get_runtime
 from shared.core.jobs import JobRecord, blob_job_id, now_text
 from shared.core.settings import SettingsError
 from shared.pipeline.job import Job, publish_failed_report
-from shared.pipeline.reports import report_names
+from shared.pipeline.reports import html_name, report_names
 from shared.storage.blobs import BlobReports, blob_info
 from shared.tenant import feeds
 
@@ -43,6 +43,11 @@ class BlobRun:
     summary: dict[str, int] = field(default_factory=dict)
     already_done: bool = False
     job: str | None = None  # the job's id (its record is in JOBS_CONTAINER)
+
+    @property
+    def report_html(self) -> str:
+        """The HTML page beside the JSON report ("" when there is no report)."""
+        return html_name(self.report_json) if self.report_json else ""
 
 
 def handle_blob(blob_client: BlobClient, *, runtime: Runtime | None = None) -> BlobRun:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from shared.core.model import Outcome, Status
 from shared.core.settings import Settings, SettingsError
-from shared.pipeline.reports import FAILED, report_names
+from shared.pipeline.reports import FAILED, html_name, report_names
 
 if TYPE_CHECKING:
     from shared.pipeline.job import DefenderLike
@@ -70,19 +70,21 @@ class LocalReports:
     def __init__(self, json_name: str, csv_name: str) -> None:
         self.json_name = json_name
         self.csv_name = csv_name
+        self.html_name = html_name(json_name)
         self.opened = False
 
     def already_done(self) -> bool:
         return False
 
     @contextmanager
-    def open(self) -> Iterator[tuple[TextIO, TextIO]]:
+    def open(self) -> Iterator[tuple[TextIO, TextIO, TextIO]]:
         with (
             open(self.json_name, "w", encoding="utf-8", newline="\n") as jf,
             open(self.csv_name, "w", encoding="utf-8", newline="") as cf,
+            open(self.html_name, "w", encoding="utf-8", newline="\n") as hf,
         ):
             self.opened = True
-            yield jf, cf
+            yield jf, cf, hf
 
     def publish(self) -> None:
         return None
@@ -178,7 +180,7 @@ def _run_file(
     from shared.pipeline.job import Job, JobHooks, NoTurn, run_job
 
     json_name, csv_name = report_names(str(report_dir / path.name))
-    result = FileResult(str(path), {"json": json_name, "csv": csv_name})
+    result = FileResult(str(path), {"json": json_name, "csv": csv_name, "html": html_name(json_name)})
     reports = LocalReports(json_name, csv_name)
     streams: list[BinaryIO] = []
     hooks = JobHooks(on_outcome=result.tally.add, on_stream=streams.append)
@@ -289,7 +291,7 @@ def _print_file(printer: Printer, r: FileResult) -> None:
         for rej in r.tally.rejected:
             printer(f"    line {rej['line']}: {rej['status']}: {rej['value']!r}: {rej['reason']}")
     if r.reports is not None:
-        printer(f"  reports: {r.reports['json']}, {r.reports['csv']}")
+        printer(f"  reports: {r.reports['json']}, {r.reports['csv']}, {r.reports['html']}")
 
 
 def build_parser() -> argparse.ArgumentParser:

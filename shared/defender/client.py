@@ -299,9 +299,11 @@ class DefenderClient:
             if not e.bisectable:
                 # The request itself is wrong (a bug on our side): no retry, no split.
                 log.error("Defender rejected a batch of %d as a whole: %s", len(batch), why)
-                return [o.final(Status.failed, f"Defender rejected the batch: {why}") for o in batch]
+                return [
+                    o.final(Status.failed, f"Defender rejected the batch: {why}", code=e.outcome_code) for o in batch
+                ]
             if len(batch) == 1:
-                return [batch[0].final(Status.failed, f"Defender rejected it: {why}")]
+                return [batch[0].final(Status.failed, f"Defender rejected it: {why}", code="defender-rejected")]
             # A value in the batch is bad: split it so the good ones still get in (CONTRACT.md "Defender calls").
             left, right = bisect(batch)
             log.debug("batch of %d rejected (%s): splitting into %d and %d", len(batch), e.code, len(left), len(right))

@@ -162,11 +162,12 @@ def match_results(
     for i, o in enumerate(batch):
         res = found.get(i)
         if res is None:
-            out.append(o.final(Status.failed, NO_RESULT))
+            out.append(o.final(Status.failed, NO_RESULT, code="defender-no-result"))
         elif res.is_failed:
-            out.append(o.final(Status.failed, res.failure_reason or "Defender reported a failure without a reason"))
+            why = res.failure_reason or "Defender reported a failure without a reason"
+            out.append(o.final(Status.failed, why, code="defender-rejected"))
         else:
-            out.append(o.final(Status.submitted, id=res.id))
+            out.append(o.final(Status.submitted, id=res.id, code="submitted"))
     return out, extra
 
 

@@ -76,12 +76,12 @@ class Reports(Protocol):
         """True when a complete report for exactly this input exists (a redelivered event)."""
         ...
 
-    def open(self) -> AbstractContextManager[tuple[TextIO, TextIO]]:
-        """The JSON and CSV text streams of this job's reports."""
+    def open(self) -> AbstractContextManager[tuple[TextIO, TextIO, TextIO]]:
+        """The JSON, CSV and HTML text streams of this job's reports."""
         ...
 
     def publish(self) -> None:
-        """Make the reports visible: the CSV first, the JSON last (its presence means complete)."""
+        """Make the reports visible: the CSV first, then the HTML page, the JSON last (its presence means complete)."""
         ...
 
 
@@ -300,13 +300,14 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
         limit = None
         if client is not None and job.deadline_seconds is not None:
             limit = stack.enter_context(client.time_limit(job.deadline_seconds(), job.deadline_label))
-        json_out, csv_out = stack.enter_context(reports.open())
+        json_out, csv_out, html_out = stack.enter_context(reports.open())
         writer = ReportWriter(
             json_out,
             csv_out,
             source=dict(job.report_source),
             started_at=job.started,
             dry_run=settings.dry_run or client is None,
+            html_out=html_out,
         )
         steward = submitter = None
         if client is not None:
@@ -352,13 +353,14 @@ def _second_pass(job: Job) -> Iterator[object]:
 def publish_failed_report(reports: Reports, job: Job, message: str, *, dry_run: bool | None = None) -> None:
     """A report with no entries, status `failed` and one file-level error (bad metadata, a changed input)."""
     now = datetime.now(UTC)
-    with reports.open() as (json_out, csv_out):
+    with reports.open() as (json_out, csv_out, html_out):
         w = ReportWriter(
             json_out,
             csv_out,
             source=dict(job.report_source),
             started_at=now,
             dry_run=job.settings.dry_run if dry_run is None else dry_run,
+            html_out=html_out,
         )
         w.error(FileProblem(message))
         w.finish(Summary(), FAILED, finished_at=datetime.now(UTC))

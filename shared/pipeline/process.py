@@ -33,6 +33,8 @@ STOP_ERRORS = (AccessDenied, DefenderUnavailable, IdentityUnavailable)  # Deadli
 # Decided entries allowed to queue behind a partly filled batch before that batch is sent early: bounds
 # memory for inputs where valid entries are rare (one valid row, then a million invalid ones).
 MAX_WAITING = 50_000
+# Report codes of the skip reasons process_stream gives entries it does not send (README "Reports").
+SKIP_CODES = {"dry run": "dry-run", "validation only": "validation-only"}
 
 
 class InternalError(AssertionError):
@@ -126,6 +128,7 @@ class _Run:
         self.submitter = submitter if not settings.dry_run else None
         self.reports = reports
         self.skip_reason = skip_reason
+        self.skip_code = SKIP_CODES.get(skip_reason, "skipped")
         self.on_batch = on_batch
         self.on_outcome = on_outcome
         self.on_flush = on_flush
@@ -182,11 +185,11 @@ class _Run:
         self.pending_seen += 1
         if self.submitter is None:
             self.pending_done += 1
-            self.emit(_skipped(o, self.skip_reason))
+            self.emit(_skipped(o, self.skip_reason, self.skip_code))
         elif self.stop is not None:
             self.pending_done += 1
             self.stopped += 1
-            self.decided(o.final(Status.failed, self.stop.message))
+            self.decided(o.final(Status.failed, self.stop.message, code=self.stop.outcome_code))
         else:
             self.waiting.append(o)
             self.batch.append(o)
@@ -225,11 +228,11 @@ class _Run:
             self.stop = e
             log.warning("stopping submissions: %s", e.message)
             done = _settled_prefix(batch, e.partial)
-            results = [*done, *(o.final(Status.failed, e.message) for o in batch[len(done) :])]
+            results = [*done, *(o.final(Status.failed, e.message, code=e.outcome_code) for o in batch[len(done) :])]
             self.stopped += len(batch) - len(done)
         except DefenderError as e:
             log.warning("batch of %d failed: %s", len(batch), e.message)
-            results = [o.final(Status.failed, e.message) for o in batch]
+            results = [o.final(Status.failed, e.message, code=e.outcome_code) for o in batch]
         else:
             if len(results) != len(batch):
                 raise InternalError(f"the submitter returned {len(results)} results for a batch of {len(batch)}")
@@ -243,10 +246,12 @@ class _Run:
         return results
 
 
-def _skipped(o: Outcome, reason: str) -> Outcome:
-    """`o.final(Status.skipped, reason)` without `dataclasses.replace` (hot path of validation-only runs)."""
+def _skipped(o: Outcome, reason: str, code: str) -> Outcome:
+    """`o.final(Status.skipped, reason, code=code)` without `dataclasses.replace` (hot path of validation-only runs)."""
     full = "; ".join((*o.notes, reason)) if o.notes else reason
-    return Outcome(o.line, o.value, o.type, o.action, Status.skipped, full, None, o.indicator, o.position, o.notes)
+    return Outcome(
+        o.line, o.value, o.type, o.action, Status.skipped, full, None, o.indicator, o.position, o.notes, None, code
+    )
 
 
 def _settled_prefix(batch: Sequence[Outcome], partial: Sequence[object]) -> list[Outcome]:

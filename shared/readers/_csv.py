@@ -276,7 +276,7 @@ def _record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]
         fields = {**common, FIELD_VALUE: value}
         if type_cell:
             fields[FIELD_TYPE] = type_cell
-        out.append(RawRow(line, fields, invalid="no indicator value in this row"))
+        out.append(RawRow(line, fields, invalid="no indicator value in this row", code="no-value"))
     return out
 
 

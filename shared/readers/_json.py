@@ -330,7 +330,10 @@ def element_rows(line: int, obj: Any, *, strict: bool, key: str = "") -> Iterato
     if not isinstance(obj, dict):
         if strict:
             yield RawRow(
-                line, {FIELD_VALUE: _text(obj) or ""}, invalid="not an indicator: expected an object or a string"
+                line,
+                {FIELD_VALUE: _text(obj) or ""},
+                invalid="not an indicator: expected an object or a string",
+                code="not-an-indicator",
             )
         return
     if _stix.is_stix_object(obj):
@@ -380,7 +383,7 @@ def _generic(line: int, obj: Mapping[str, Any]) -> RawRow:
                     break
     if FIELD_VALUE not in fields:
         fields[FIELD_VALUE] = ""
-        return RawRow(line, fields, invalid=NOT_INDICATOR_OBJECT)
+        return RawRow(line, fields, invalid=NOT_INDICATOR_OBJECT, code="no-value")
     return RawRow(line, fields)
 
 
@@ -433,16 +436,22 @@ def read_ndjson(stream: BinaryIO) -> Iterator[RawRow | FileProblem]:
         if not text.strip():
             continue
         if truncated:
-            yield RawRow(number, {FIELD_VALUE: text[:200]}, invalid=f"line longer than {MAX_LINE_BYTES} bytes")
+            yield RawRow(
+                number,
+                {FIELD_VALUE: text[:200]},
+                invalid=f"line longer than {MAX_LINE_BYTES} bytes",
+                code="line-too-long",
+            )
             continue
         try:
             obj = json.loads(text)
         except (ValueError, RecursionError) as exc:
             col = getattr(exc, "colno", None)
             where = f" (column {col})" if col else ""
-            yield RawRow(number, {FIELD_VALUE: text}, invalid=f"not valid JSON{where}: {getattr(exc, 'msg', exc)}")
+            why = f"not valid JSON{where}: {getattr(exc, 'msg', exc)}"
+            yield RawRow(number, {FIELD_VALUE: text}, invalid=why, code="json-syntax")
             continue
         rows = list(element_rows(number, obj, strict=True))
         if not rows and isinstance(obj, dict) and not _stix.is_stix_object(obj):
-            rows = [RawRow(number, {FIELD_VALUE: ""}, invalid=NOT_INDICATOR_OBJECT)]
+            rows = [RawRow(number, {FIELD_VALUE: ""}, invalid=NOT_INDICATOR_OBJECT, code="no-value")]
         yield from rows

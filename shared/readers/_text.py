@@ -121,9 +121,9 @@ def _line_item(number: int, body: str, *, markdown: bool, separators: str) -> Ra
         if k in _INDICATOR_KINDS:
             return RawRow(number, {FIELD_VALUE: candidate})
         if k == "email":
-            return RawRow(number, {FIELD_VALUE: candidate}, invalid=EMAIL_REASON)
+            return RawRow(number, {FIELD_VALUE: candidate}, invalid=EMAIL_REASON, code="email-address")
         if k == "path" and not markdown:
-            return RawRow(number, {FIELD_VALUE: candidate}, invalid=PATH_REASON)
+            return RawRow(number, {FIELD_VALUE: candidate}, invalid=PATH_REASON, code="not-an-indicator")
     return Ignored(number)
 
 

@@ -127,6 +127,11 @@ def test_each_sample_gives_its_report(sample: str, blob_service, app_env, make_r
     assert bc.get_blob_properties().etag == etag
     csv_text = blob_service.get_blob_client(app_env["REPORTS_CONTAINER"], f"drop/{sample}.report.csv").download_blob()
     assert csv_text.readall().decode().count("\r\n") == s["total"] + 1
+    # [html] the page beside them, with the same totals.
+    page = blob_service.get_blob_client(app_env["REPORTS_CONTAINER"], f"drop/{sample}.report.html").download_blob()
+    text = page.readall().decode()
+    assert f'id="count-total" title="indicator entries read"><span class="n">{s["total"]:,}</span>' in text
+    assert all("code" in e for e in rep["indicators"])
 
 
 def test_same_event_twice_submits_once(blob_service, app_env, make_runtime, defender, jobs_host) -> None:
@@ -431,3 +436,24 @@ def test_zero_byte_blob_gives_a_failed_report_saying_so(blob_service, app_env, m
     assert rep["errors"] == [{"message": "the file is empty"}]
     assert rep["summary"]["total"] == 0
     assert import_calls(defender) == []
+
+
+def test_the_html_page_is_uploaded_with_its_content_type_before_the_json(blob_service, app_env, make_runtime) -> None:
+    """[html] `indicator-reports/<path>.report.html` beside the JSON and CSV, `text/html; charset=utf-8`, uploaded
+    after the CSV and before the JSON (the completion marker); a page, not a template: the input's values in it
+    are text."""
+    make_runtime()
+    hostile = "\n".join(hashes(3, "page")) + '\n<script>alert(1)</script>\n"><img src=x onerror=alert(1)>\n'
+    bc = upload(blob_service, app_env["INDICATORS_CONTAINER"], "pages/feed <b>.txt", hostile.encode())
+    deliver(bc, app_env)
+    reports = blob_service.get_container_client(app_env["REPORTS_CONTAINER"])
+    names = {n: f"pages/feed <b>.txt.report.{n}" for n in ("csv", "html", "json")}
+    props = {n: reports.get_blob_client(name).get_blob_properties() for n, name in names.items()}
+    assert props["html"].content_settings.content_type == "text/html; charset=utf-8"
+    assert props["csv"].last_modified <= props["html"].last_modified <= props["json"].last_modified
+    page = reports.download_blob(names["html"]).readall().decode()
+    rep = report(blob_service, app_env, "pages/feed <b>.txt")
+    assert rep["summary"]["submitted"] == 3
+    assert "<script" not in page and "<img" not in page and "<b>" not in page
+    assert "feed &lt;b&gt;.txt" in page
+    assert page.count('<span class="n">3</span><span class="k">submitted</span>') == 1

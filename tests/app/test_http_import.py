@@ -52,6 +52,10 @@ def test_1200_indicators_three_calls_and_1200_values_in_order(functions, make_ru
         blob_service.get_blob_client(app_env["REPORTS_CONTAINER"], answer["report"]).download_blob().readall()
     )
     assert report["summary"]["total"] == 1200
+    # [html] `http/<ts>-<id>.report.html` beside it.
+    page = blob_service.get_blob_client(app_env["REPORTS_CONTAINER"], answer["report"][: -len("json")] + "html")
+    assert page.get_blob_properties().content_settings.content_type == "text/html; charset=utf-8"
+    assert '<span class="n">1,200</span><span class="k">submitted</span>' in page.download_blob().readall().decode()
 
 
 def test_bare_array_of_strings_csv_and_text_bodies(functions, make_runtime, defender):
