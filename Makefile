@@ -5,7 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 IACVENV := .venv-iac
 
-.PHONY: test test-python demo lint typecheck deps node iac-deps checkov bench clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: test test-python demo lint typecheck deps node iac-deps browser-deps checkov bench docs-screenshot clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,20 @@ deps: $(VENV)/.installed
 node: node_modules/.installed
 iac-deps: $(IACVENV)/.installed
 
+# Headless Chromium for the browser tests (tests/browser/), from Debian's `chromium` package; Playwright drives it
+# and never downloads a browser. Installed as root, as in CI (the package lists are refreshed if the install needs it);
+# without root it says what to run: the browser tests then skip (and fail in CI, where CI=true).
+browser-deps:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Chromium from Debian's packages for the browser tests ..."; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; \
+		test -x $(CHROMIUM); \
+	else \
+		echo "Chromium is missing at $(CHROMIUM): install it with 'sudo apt-get install -y chromium' to run the browser tests"; \
+	fi
+
 lint: deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check shared function_app.py localdev
@@ -36,7 +52,7 @@ typecheck: deps
 checkov: iac-deps
 	$(IACVENV)/bin/checkov --directory infra --config-file .checkov.yaml --skip-download --quiet --compact
 
-test: deps node iac-deps lint typecheck checkov
+test: deps node iac-deps browser-deps lint typecheck checkov
 	$(BIN)/python -m pytest
 
 # The suite on another supported interpreter (3.11–3.13), e.g. `make test-python OTHER_PYTHON=python3.13`.
@@ -51,6 +67,11 @@ demo: deps node
 
 bench: deps
 	$(BIN)/python benchmarks/run.py
+
+# The README's picture of the HTML report page, taken by the browser test that checks the page's numbers.
+docs-screenshot: deps browser-deps
+	DOCS_SCREENSHOT=docs/report-page.png $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/browser/test_report_page.py -k numbers_are_the_json_reports
 
 clean:
 	rm -rf $(VENV) $(IACVENV) .venv-other node_modules .pytest_cache .mypy_cache .ruff_cache

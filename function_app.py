@@ -1,9 +1,12 @@
-"""The function app: three triggers, each a thin adapter into `shared.app` (CONTRACT.md "Function names").
+"""The function app: five functions, each a thin adapter into `shared.app` (CONTRACT.md "Function names").
 
 Only `azure.functions` and the blob binding extension are imported here: the worker needs the
 `blob.BlobClient` annotation when it indexes the app, everything else loads on the first call, so
 the host's 30-second initialisation stays light (azure-functions-conventions.md P11, P12).
 Renaming a function breaks the Event Grid subscription (`Host.Functions.<name>`, P4).
+
+The HTTP handlers are `async def`: a POST waiting for its job polls with `asyncio.sleep` and holds no worker
+thread (its storage calls run in a thread of their own, briefly).
 """
 
 import azure.functions as func
@@ -19,18 +22,34 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
     source=func.BlobSource.EVENT_GRID,  # Flex Consumption has no polling blob trigger
 )
 def import_dropped_file(client: blob.BlobClient) -> None:
-    """A file was dropped: import it and write its report. An exception here makes the host retry."""
+    """A file was dropped: queue its import job. An exception here makes the host retry."""
     from shared.app.blob_import import handle_blob
 
     handle_blob(client)
 
 
+@app.queue_trigger(arg_name="msg", queue_name="%JOBS_QUEUE%", connection="IndicatorStorage")
+def run_import_jobs(msg: func.QueueMessage) -> None:
+    """A doorbell: run the job it names (or ring it again later). An exception makes the host redeliver."""
+    from shared.app.worker import handle_doorbell
+
+    handle_doorbell(msg)
+
+
 @app.route(route="indicators/import", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-def import_indicators(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    """Defender-compatible import over HTTP (Logic Apps)."""
+async def import_indicators(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """Defender-compatible import over HTTP (Logic Apps): 200 when done in time, else 202 and a status URL."""
     from shared.app.http_import import handle_http
 
-    return handle_http(req, invocation_id=context.invocation_id)
+    return await handle_http(req, invocation_id=context.invocation_id)
+
+
+@app.route(route="indicators/import/jobs/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def import_job_status(req: func.HttpRequest) -> func.HttpResponse:
+    """An import job's state (202 while it runs), then its final answer (200)."""
+    from shared.app.http_import import handle_status
+
+    return await handle_status(req)
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

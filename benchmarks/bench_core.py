@@ -1,4 +1,5 @@
-"""Core path throughput: read → validate → reports (validation only), one child process per case.
+"""Core path throughput: read → validate → reports (JSON, CSV and the HTML page; validation only), one child
+process per case.
 
 Generates inputs in a temporary directory (CSV of distinct SHA-256 hashes, a plain list, NDJSON),
 runs `process_stream` with no submitter in a fresh child for each, and prints indicators per second
@@ -10,6 +11,7 @@ Goal (issue): a 1,000,000-row CSV of distinct hashes validated, reports written,
 core with peak RSS under 200 MB.
 
     .venv/bin/python benchmarks/bench_core.py [--sizes 100000,1000000] [--formats csv,txt,ndjson] [--profile]
+        [--no-html]   # JSON and CSV reports only, to see what the HTML page's aggregates cost
 """
 
 from __future__ import annotations
@@ -33,13 +35,15 @@ from shared.pipeline.process import process_stream
 from shared.pipeline.reports import ReportWriter
 from shared.core.settings import Settings
 
-path, out_dir, profile = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+path, out_dir, profile, html = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4] == "1"
 settings = Settings()
 t0 = time.perf_counter()
 def run():
     with open(path, "rb") as f, open(out_dir + "/r.json", "w", encoding="utf-8") as j, \
-            open(out_dir + "/r.csv", "w", encoding="utf-8", newline="") as c:
-        w = ReportWriter(j, c, source={"name": path}, started_at=datetime.now(UTC), dry_run=True)
+            open(out_dir + "/r.csv", "w", encoding="utf-8", newline="") as c, \
+            open(out_dir + "/r.html", "w", encoding="utf-8") as h:
+        w = ReportWriter(j, c, source={"name": path}, started_at=datetime.now(UTC), dry_run=True,
+                         **({"html_out": h} if html else {}))
         return process_stream(f, path.rsplit("/", 1)[-1], settings=settings, submitter=None, reports=w, source=path)
 if profile:
     import cProfile, pstats
@@ -80,11 +84,11 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run_case(path: Path, out_dir: Path, profile: bool) -> dict:
+def run_case(path: Path, out_dir: Path, profile: bool, html: bool = True) -> dict:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cpu0 = _children_cpu()
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), str(out_dir), "1" if profile else "0"],
+        [sys.executable, "-c", CHILD, str(path), str(out_dir), "1" if profile else "0", "1" if html else "0"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -105,6 +109,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--formats", default="csv,txt,ndjson")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of each case (slower)")
+    ap.add_argument("--no-html", action="store_true", help="write the JSON and CSV reports only (no HTML page)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench_core_") as tmp:
@@ -114,7 +119,7 @@ def main() -> None:
         for kind in args.formats.split(","):
             for n in sizes:
                 path = generate(kind, n, d)
-                r = run_case(path, d, args.profile)
+                r = run_case(path, d, args.profile, html=not args.no_html)
                 assert r["total"] == n == r["skipped"], r
                 print(
                     f"{path.name:<22} {n:>9} {r['seconds']:>8.2f} {r['cpu']:>7.2f} {n / r['seconds']:>10.0f} "

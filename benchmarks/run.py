@@ -11,10 +11,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RUNS = [
-    ("core pipeline: read, validate, reports (validation only)", ["bench_core.py"]),
+    ("core pipeline: read, validate, reports: JSON, CSV, HTML page (validation only)", ["bench_core.py"]),
     ("Defender client: calls and achieved rate against the emulator", ["bench_client.py"]),
     ("Defender client with injected faults", ["bench_client.py", "--faults"]),
     ("quota stewardship: 10,000-row feed resubmitted with 1% changes", ["bench_quota.py"]),
+    ("a 15,000-indicator POST as a queued job, 4-s import calls, real 60-s window (about 2 minutes)",
+     ["bench_jobs.py"]),
 ]
 
 

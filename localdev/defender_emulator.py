@@ -95,6 +95,7 @@ class DefenderOptions:
     page_size: int | None = None  # list page size when $top is absent; None = everything
     next_link: bool = False  # add @odata.nextLink when a page is cut short (UNCONFIRMED, §5)
     display_names: dict[str, str] = field(default_factory=dict)  # appid -> createdByDisplayName
+    import_seconds: float = 0.0  # how long an import call takes to answer (real seconds; a slow Defender)
 
     def validate(self) -> None:
         for name, allowed in _CHOICES.items():
@@ -197,6 +198,8 @@ class DefenderEmulator(HttpEmulator):
                 entry["code"] = reply.body["error"].get("code")
             entry["seq"] = len(self._calls) + 1
             self._calls.append(entry)
+            if self.options.import_seconds and request.path.rstrip("/").lower() == "/api/indicators/import":
+                reply.delay = max(reply.delay or 0.0, self.options.import_seconds)
         return reply
 
     def _api(self, request: Request, entry: dict[str, Any]) -> Reply:

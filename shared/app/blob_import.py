@@ -1,17 +1,14 @@
-"""The blob drop (`handle_blob`; CONTRACT.md "Function names", "Reports").
+"""The blob drop (`handle_blob`; CONTRACT.md "Function names", "Reports"): a dropped file becomes a queued job.
 
-1. per-file overrides from blob metadata — a bad value gives a `failed` report naming the key;
-2. the tenant lock, waited for at most BLOB_LOCK_WAIT_SECONDS — if it cannot be had, `LockTimeout`
-   is raised so the host retries the event (and poisons it after host.json's `poisonBlobThreshold`);
-3. inside the lock: a complete report for this blob's ETag means the event was already handled
-   (Event Grid delivers at least once, possibly concurrently) — nothing is submitted again;
-4. otherwise the quota steward reads the tenant (List) and, when the blob may not fit the room left,
-   ranks it in a first pass over the same blob version (`shared.tenant.session`); then the blob is
-   streamed through `process_stream`, pinned to its ETag; the CSV report is uploaded first and the JSON
-   report last, so its presence means complete. The input is never changed or deleted.
+The trigger checks the event, creates the job record and rings its doorbell, and returns at once: nothing
+waits for the tenant's turn on an instance (the queue worker, `app/worker.py`, imports it).
 
-The one place where an unexpected exception of a blob run is handled (STYLE.md "Errors"): it is raised,
-so the host retries the event.
+- A blob outside INDICATORS_CONTAINER is never imported (a report of a report, a lock blob).
+- The job's id is derived from the blob's container, name and ETag, and the record is created with
+  If-None-Match: Event Grid delivers at least once, possibly concurrently, and one version is one job. A job
+  that exists and is not final gets another doorbell (one may have been lost); a final one, nothing.
+- Bad per-file overrides in the metadata give a `failed` report naming the key, at once (no job).
+- The reports appear only when the job is final (CSV first, the HTML page, JSON last: the JSON means complete).
 """
 
 from __future__ import annotations
@@ -19,14 +16,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.app.runtime import Runtime, get_runtime
-from shared.core.settings import Settings, SettingsError
-from shared.pipeline.job import Job, publish_failed_report, run_job
-from shared.pipeline.reports import report_names, report_stem
-from shared.storage.blobs import BlobInfo, BlobReports, blob_info, open_blob
-from shared.storage.tenant_lock import LockLost, LockTimeout
+from shared.core.jobs import JobRecord, blob_job_id, now_text
+from shared.core.settings import SettingsError
+from shared.pipeline.job import Job, publish_failed_report
+from shared.pipeline.reports import html_name, report_names, report_stem
+from shared.storage.blobs import BlobReports, blob_info
 from shared.tenant import feeds
 
 if TYPE_CHECKING:
@@ -39,20 +36,26 @@ log = logging.getLogger(__name__)
 class BlobRun:
     """What one blob invocation did (returned for the demo and tests; the host ignores it)."""
 
-    source: dict[str, Any]
+    source: dict[str, object]
     report_json: str
     report_csv: str
     status: str | None = None
     summary: dict[str, int] = field(default_factory=dict)
     already_done: bool = False
+    job: str | None = None  # the job's id (its record is in JOBS_CONTAINER)
+
+    @property
+    def report_html(self) -> str:
+        """The HTML page beside the JSON report ("" when there is no report)."""
+        return html_name(self.report_json) if self.report_json else ""
 
 
 def handle_blob(blob_client: BlobClient, *, runtime: Runtime | None = None) -> BlobRun:
-    """Import one dropped blob (see the module docstring for the steps and guarantees)."""
+    """Turn one dropped blob into a queued job (see the module docstring)."""
     from azure.core.exceptions import ResourceNotFoundError
 
     rt = runtime or get_runtime()
-    where = {"container": blob_client.container_name, "name": blob_client.blob_name}
+    where: dict[str, object] = {"container": blob_client.container_name, "name": blob_client.blob_name}
     if blob_client.container_name != rt.settings.indicators_container:
         # The trigger path binds to INDICATORS_CONTAINER, but a misrouted Event Grid subscription or a caller
         # of this function must never make the app import its own reports (a report of the report, and so
@@ -68,53 +71,37 @@ def handle_blob(blob_client: BlobClient, *, runtime: Runtime | None = None) -> B
         log.warning("blob %s/%s no longer exists: nothing to import", blob_client.container_name, blob_client.blob_name)
         return BlobRun(where, "", "")
     json_name, csv_name = report_names(info.name)
-    reports = BlobReports(rt.reports, json_name, csv_name, etag=info.etag)
-    job = blob_job(rt, blob_client, info)
+    source: dict[str, object] = {"container": info.container, "name": info.name, "etag": info.etag.strip('"'),
+                                 "size": info.size}  # fmt: skip
+    if report_stem(info.name)[1]:
+        source["reportNameShortened"] = True  # past Azure's blob-name limit; `name` stays the original
+    overrides = feeds.blob_overrides(info.name, info.metadata)
     try:
-        settings = rt.settings.with_overrides(feeds.blob_overrides(info.name, info.metadata))
-        feeds.check_sync(settings)
+        feeds.check_sync(rt.settings.with_overrides(overrides))
     except SettingsError as e:
         log.warning("blob %s/%s: bad metadata: %s", info.container, info.name, e)
+        reports = BlobReports(rt.reports, json_name, csv_name, etag=info.etag)
+        job = Job(name=info.name, source=info.name, report_source=source, settings=rt.settings,
+                  started=datetime.now(UTC))  # fmt: skip
         publish_failed_report(reports, job, f"blob metadata: {e}")
-        return BlobRun(dict(job.report_source), json_name, csv_name, status="failed")
-    job = blob_job(rt, blob_client, info, settings=settings)
-    log.info("importing %s/%s (ETag %s, %d bytes)%s", info.container, info.name, job.report_source["etag"],
-             info.size, " as a dry run" if settings.dry_run else "")  # fmt: skip
-    try:
-        # The steward lists the tenant in a dry run too, so the client is always there.
-        result = run_job(job, client=rt.defender, turn=rt, reports=reports)
-    except LockLost as e:
-        # No report: the run is incomplete. The host retries the event; what was submitted is `unchanged` then.
-        log.error("blob %s/%s: %s; stopped, the host will retry", info.container, info.name, e)
-        raise
-    except LockTimeout:
-        # Raising makes the host retry the event later (poisoned after poisonBlobThreshold attempts).
-        log.warning("blob %s/%s: tenant lock busy for %.0f s; the host will retry", info.container, info.name,
-                    rt.options.blob_lock_wait)  # fmt: skip
-        raise
-    run = BlobRun(result.source, json_name, csv_name, status=result.status, already_done=result.already_done)
-    if result.run is not None:
-        run.summary = result.summary.as_dict()
-        log.info("%s/%s: %s %s", info.container, info.name, result.status, run.summary)
-    return run
-
-
-def blob_job(rt: Runtime, blob_client: BlobClient, info: BlobInfo, *, settings: Settings | None = None) -> Job:
-    """The job of one blob version: read pinned to its ETag (every read, the ranking pass's too)."""
-    return Job(
-        name=info.name,
-        source=info.name,
-        report_source={
-            "container": info.container,
-            "name": info.name,
-            "etag": info.etag.strip('"'),
-            "size": info.size,
-            # A name past Azure's limit gives shortened report names; `name` stays the original (report_stem).
-            **({"reportNameShortened": True} if report_stem(info.name)[1] else {}),
-        },
-        settings=settings or rt.settings,
-        started=datetime.now(UTC),  # also validation's clock, the same for the ranking pass and the real one
-        open_input=lambda: open_blob(blob_client, info.etag, info.size),
-        size=info.size,
-        lock_wait=rt.options.blob_lock_wait,
+        return BlobRun(source, json_name, csv_name, status="failed")
+    record = JobRecord(
+        id=blob_job_id(info.container, info.name, info.etag),
+        kind="blob",
+        input={**source, "etag": info.etag},
+        report=json_name,
+        created_at=now_text(),
+        started=now_text(),
+        options=dict(overrides),
     )
+    created = rt.jobs.create(record)
+    if not created:
+        found = rt.jobs.get(record.id)
+        if found is not None and found[0].final:
+            log.info("blob %s/%s (ETag %s): its job is final already; nothing to do", info.container, info.name,
+                     source["etag"])  # fmt: skip
+            return BlobRun(source, json_name, csv_name, status=found[0].status, already_done=True, job=record.id)
+    rt.queue.ring(record.id, record.tenant)
+    log.info("blob %s/%s (ETag %s, %d bytes): job %s %s", info.container, info.name, source["etag"], info.size,
+             record.id, "queued" if created else "rung again")  # fmt: skip
+    return BlobRun(source, json_name, csv_name, job=record.id)

@@ -25,17 +25,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from shared.core.model import Outcome, Status
 from shared.core.settings import Settings, SettingsError
-from shared.pipeline.reports import FAILED, report_names
+from shared.pipeline.reports import FAILED, html_name, report_names
 
 if TYPE_CHECKING:
     from shared.pipeline.job import DefenderLike
+    from shared.pipeline.process import RunResult
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -52,7 +53,7 @@ class Tally:
     def __init__(self) -> None:
         self.by_status: Counter[str] = Counter()
         self.by_type: Counter[str] = Counter()
-        self.rejected: list[dict[str, Any]] = []
+        self.rejected: list[dict[str, object]] = []
 
     def add(self, outcome: Outcome) -> None:
         assert outcome.status is not None
@@ -66,29 +67,31 @@ class Tally:
 
 class LocalReports:
     """A file's reports in the report directory (`pipeline.job.Reports`): written to temporary files beside the
-    final names and renamed by `publish` (CSV first, JSON last, as in Azure), so a killed run never leaves a
+    final names and renamed by `publish` (CSV, HTML, then JSON last, as in Azure), so a killed run never leaves a
     half-written JSON report at the final path. `opened`: reports were published (the final files exist)."""
 
     def __init__(self, json_name: str, csv_name: str) -> None:
         self.json_name = json_name
         self.csv_name = csv_name
+        self.html_name = html_name(json_name)
         self.opened = False
         suffix = f".tmp-{os.getpid()}"
-        self._tmp = (json_name + suffix, csv_name + suffix)
+        self._tmp = (json_name + suffix, csv_name + suffix, self.html_name + suffix)
         self._written = False
 
     def already_done(self) -> bool:
         return False
 
     @contextmanager
-    def open(self) -> Iterator[tuple[TextIO, TextIO]]:
-        json_tmp, csv_tmp = self._tmp
+    def open(self) -> Iterator[tuple[TextIO, TextIO, TextIO]]:
+        json_tmp, csv_tmp, html_tmp = self._tmp
         try:
             with (
                 open(json_tmp, "w", encoding="utf-8", newline="\n") as jf,
                 open(csv_tmp, "w", encoding="utf-8", newline="") as cf,
+                open(html_tmp, "w", encoding="utf-8", newline="\n") as hf,
             ):
-                yield jf, cf
+                yield jf, cf, hf
         except BaseException:
             self._discard()
             raise
@@ -97,8 +100,9 @@ class LocalReports:
     def publish(self) -> None:
         if not self._written:
             raise RuntimeError("no reports to publish: open() was not used")
-        json_tmp, csv_tmp = self._tmp
+        json_tmp, csv_tmp, html_tmp = self._tmp
         os.replace(csv_tmp, self.csv_name)
+        os.replace(html_tmp, self.html_name)
         os.replace(json_tmp, self.json_name)  # last: a JSON report at its final name is complete
         self._written = False
         self.opened = True
@@ -111,6 +115,39 @@ class LocalReports:
         for name in self._tmp:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(name)
+
+
+@dataclass
+class FileResult:
+    """What one file's run did, for the console and the `--json` summary."""
+
+    file: str
+    reports: dict[str, str] | None
+    status: str = FAILED
+    error: str | None = None
+    run: RunResult | None = None
+    tally: Tally = field(default_factory=Tally)
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"file": self.file}
+        if self.reports is not None:
+            out["reports"] = self.reports
+        out["status"] = self.status
+        if self.error is not None:
+            out["error"] = self.error
+        run = self.run
+        if run is not None:
+            out.update(
+                format=run.format,
+                summary=run.summary.as_dict(),
+                byStatus=dict(self.tally.by_status),
+                byType=dict(self.tally.by_type),
+                errors=[p.as_dict() for p in run.errors],
+                rejected=self.tally.rejected,
+            )
+            if run.tenant is not None:
+                out["tenant"] = run.tenant
+        return out
 
 
 def duplicate_names(paths: Sequence[Path]) -> list[str]:
@@ -142,16 +179,17 @@ def run_files(
     report_dir.mkdir(parents=True, exist_ok=True)
     client = client_factory() if client_factory is not None else None
     code = EXIT_OK
-    results: list[dict[str, Any]] = []
+    results: list[FileResult] = []
     for path in paths:
-        entry = _run_file(path, report_dir, settings, client, skip_reason, printer, json_output=json_output)
-        results.append(entry)
-        if entry["status"] == FAILED:
+        result = _run_file(path, report_dir, settings, client, skip_reason, printer, json_output=json_output)
+        results.append(result)
+        if result.status == FAILED:
             code = EXIT_FAILED
-        if not json_output and "error" not in entry:
-            _print_file(printer, entry)
+        if not json_output and result.run is not None:
+            _print_file(printer, result)
     if json_output:
-        printer(json.dumps({"exitCode": code, "files": results}, indent=2, ensure_ascii=False))
+        summary = {"exitCode": code, "files": [r.as_json() for r in results]}
+        printer(json.dumps(summary, indent=2, ensure_ascii=False))
     return code
 
 
@@ -164,16 +202,15 @@ def _run_file(
     printer: Printer,
     *,
     json_output: bool,
-) -> dict[str, Any]:
-    """One file through `run_job`; its console and `--json` entry."""
+) -> FileResult:
+    """One file through `run_job`."""
     from shared.pipeline.job import Job, JobHooks, NoTurn, run_job
 
     json_name, csv_name = report_names(str(report_dir / path.name))
-    entry: dict[str, Any] = {"file": str(path), "reports": {"json": json_name, "csv": csv_name}}
+    result = FileResult(str(path), {"json": json_name, "csv": csv_name, "html": html_name(json_name)})
     reports = LocalReports(json_name, csv_name)
-    tally = Tally()
     streams: list[BinaryIO] = []
-    hooks = JobHooks(on_outcome=tally.add, on_stream=streams.append)
+    hooks = JobHooks(on_outcome=result.tally.add, on_stream=streams.append)
     try:
         size = path.stat().st_size
         if client is not None and not json_output:
@@ -188,36 +225,25 @@ def _run_file(
             size=size,
             skip_reason=skip_reason,
         )
-        result = run_job(job, client=client, turn=NoTurn(), reports=reports, hooks=hooks)
+        done = run_job(job, client=client, turn=NoTurn(), reports=reports, hooks=hooks)
     except OSError as e:
         reports.discard()
-        entry.update(status=FAILED, error=f"{e.strerror or e}: {e.filename or path}")
+        result.error = f"{e.strerror or e}: {e.filename or path}"
         if not reports.opened:  # no report was written: do not point at files that do not exist (or are stale)
-            del entry["reports"]
+            result.reports = None
         if not json_output:
-            printer(f"{path}: cannot be processed: {entry['error']}")
-        return entry
+            printer(f"{path}: cannot be processed: {result.error}")
+        return result
     except Exception as e:  # the CLI's one catch-all: report and go on with the next file
         reports.discard()
         logging.getLogger(__name__).exception("processing %s failed", path)
-        entry.update(status=FAILED, error=f"{type(e).__name__}: {e}")
+        result.error = f"{type(e).__name__}: {e}"
         if not json_output:
-            printer(f"{path}: failed: {entry['error']}")
-        return entry
-    run = result.run
-    assert run is not None
-    entry.update(
-        status=run.status,
-        format=run.format,
-        summary=run.summary.as_dict(),
-        byStatus=dict(tally.by_status),
-        byType=dict(tally.by_type),
-        errors=[p.as_dict() for p in run.errors],
-        rejected=tally.rejected,
-    )
-    if run.tenant is not None:
-        entry["tenant"] = run.tenant
-    return entry
+            printer(f"{path}: failed: {result.error}")
+        return result
+    result.run = done.run
+    result.status = done.status or FAILED
+    return result
 
 
 def _progress(
@@ -259,39 +285,42 @@ def _position(stream: BinaryIO) -> int:
         return 0
 
 
-def _print_file(printer: Printer, e: dict[str, Any]) -> None:
-    s = e["summary"]
-    printer(f"{e['file']} ({e['format']}): {e['status']}, {s['total']} entries")
-    statuses = ", ".join(f"{k} {v}" for k, v in sorted(e["byStatus"].items()))
+def _print_file(printer: Printer, r: FileResult) -> None:
+    run = r.run
+    assert run is not None
+    s = run.summary
+    printer(f"{r.file} ({run.format}): {r.status}, {s.total} entries")
+    statuses = ", ".join(f"{k} {v}" for k, v in sorted(r.tally.by_status.items()))
     if statuses:
         printer(f"  by status: {statuses}")
-    types = ", ".join(f"{k} {v}" for k, v in sorted(e["byType"].items()))
+    types = ", ".join(f"{k} {v}" for k, v in sorted(r.tally.by_type.items()))
     if types:
         printer(f"  by type: {types}")
-    if s["ignoredLines"]:
-        printer(f"  ignored lines: {s['ignoredLines']}")
-    if s["apiCalls"]:
-        printer(f"  Defender: {s['apiCalls']} import calls, {s['retries']} retries")
-    t = e.get("tenant")
+    if s.ignoredLines:
+        printer(f"  ignored lines: {s.ignoredLines}")
+    if s.apiCalls:
+        printer(f"  Defender: {s.apiCalls} import calls, {s.retries} retries")
+    t = run.tenant
     if t and "error" in t:
         printer(f"  tenant: {t['error']}")
     elif t:
         printer(
             f"  tenant: {t['countBefore']} active indicators before, {t['countAfter']} after, room left "
             f"{t['roomLeft']}; {t['capacitySkipped']} skipped for capacity, {t['deleted']} deleted; "
-            f"{s.get('listCalls', 0)} List and {s.get('deleteCalls', 0)} delete calls"
+            f"{s.listCalls} List and {s.deleteCalls} delete calls"
         )
         sync = t.get("sync")
-        if sync and sync.get("heldBack"):
+        if isinstance(sync, dict) and sync.get("heldBack"):
             printer(f"  feed {sync['feed']}: {sync['stale']} stale indicators kept: {sync['heldBack']}")
-    for p in e["errors"]:
-        where = f"line {p['line']}: " if "line" in p else ""
-        printer(f"  file error: {where}{p['message']}")
-    if e["rejected"]:
+    for p in run.errors:
+        where = f"line {p.line}: " if p.line is not None else ""
+        printer(f"  file error: {where}{p.message}")
+    if r.tally.rejected:
         printer(f"  first rejected entries (up to {SHOW_REJECTED}):")
-        for r in e["rejected"]:
-            printer(f"    line {r['line']}: {r['status']}: {r['value']!r}: {r['reason']}")
-    printer(f"  reports: {e['reports']['json']}, {e['reports']['csv']}")
+        for rej in r.tally.rejected:
+            printer(f"    line {rej['line']}: {rej['status']}: {rej['value']!r}: {rej['reason']}")
+    if r.reports is not None:
+        printer(f"  reports: {r.reports['json']}, {r.reports['csv']}, {r.reports['html']}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import azure.functions as func
+
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from shared.app.http_answer import HttpAnswer
 from shared.app.runtime import AppOptions, lock_container_problem
+from shared.core.jobs import JobRecord
 from shared.core.settings import Settings, SettingsError
 from shared.storage.blobs import (
     ConnectionSettingsError,
@@ -18,11 +23,11 @@ from shared.storage.blobs import (
 log = logging.getLogger(__name__)
 
 
-def handle_health(env: Mapping[str, str] | None = None) -> Any:
+def handle_health(env: Mapping[str, str] | None = None) -> func.HttpResponse:
     return health_answer(env).to_response()
 
 
-def health_answer(env: Mapping[str, str] | None = None) -> HttpAnswer:
+def health_answer(env: Mapping[str, str] | None = None, *, with_jobs: bool = True) -> HttpAnswer:
     """Liveness plus whether the configuration is complete. Names settings, never their secret values."""
     env = os.environ if env is None else env
     problems: list[str] = []
@@ -51,13 +56,18 @@ def health_answer(env: Mapping[str, str] | None = None) -> HttpAnswer:
         storage = parse_connection(env).describe()
     except ConnectionSettingsError as e:
         problems.append(str(e))
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "status": "ok" if not problems else "misconfigured",
         "configurationComplete": not problems,
         "problems": problems,
         "storage": storage,
         "lockContainer": options.lock_container,
+        "jobsQueue": options.jobs_queue,
+        "jobsContainer": options.jobs_container,
+        "ignoredSettings": list(options.ignored),
     }
+    if storage is not None and with_jobs:
+        body["jobs"] = job_counts(env, options)
     if settings is not None:
         body.update(
             {
@@ -78,3 +88,27 @@ def health_answer(env: Mapping[str, str] | None = None) -> HttpAnswer:
     # 200 either way: this is a liveness probe; a platform health check must not recycle the
     # instance over a setting only an operator can fix. `configurationComplete` tells the story.
     return HttpAnswer(200, body)
+
+
+def job_counts(env: Mapping[str, str], options: AppOptions) -> dict[str, object]:
+    """Jobs by state and the oldest one not final (for blob drops, whose state has no status route)."""
+    from shared.storage.blobs import service_client
+    from shared.storage.jobs import JobStore
+
+    try:
+        # One quick try: health answers in a second or two even when storage does not.
+        service = service_client(parse_connection(env), retry_total=0, connection_timeout=3, read_timeout=10)
+        store = JobStore(service.get_container_client(options.jobs_container))
+        counts: dict[str, int] = {}
+        oldest: JobRecord | None = None
+        for record in store.records():
+            counts[record.state.value] = counts.get(record.state.value, 0) + 1
+            if not record.final and (oldest is None or record.created_at < oldest.created_at):
+                oldest = record
+    except Exception as e:  # storage unreachable: health still answers, and says so
+        return {"error": f"the job records could not be read ({type(e).__name__})"}
+    out: dict[str, object] = {"byState": counts}
+    if oldest is not None:
+        out["oldestPending"] = {"id": oldest.id, "kind": oldest.kind, "state": oldest.state.value,
+                                "createdAt": oldest.created_at, "nextAttemptAt": oldest.next_attempt_at}  # fmt: skip
+    return out

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import azure.functions as func
+
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -15,10 +19,10 @@ class HttpAnswer:
     """An HTTP answer independent of azure.functions (function_app turns it into an HttpResponse)."""
 
     status: int
-    body: dict[str, Any]
+    body: dict[str, object]
     headers: dict[str, str] = field(default_factory=dict)
 
-    def to_response(self) -> Any:
+    def to_response(self) -> func.HttpResponse:
         import azure.functions as func
 
         return func.HttpResponse(

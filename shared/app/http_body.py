@@ -19,7 +19,6 @@ import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared.core.model import FileProblem, Outcome, RawRow, ReadLimits, Status, warning
 from shared.core.settings import OVERRIDE_KEYS
@@ -42,11 +41,11 @@ class HttpProblem(Exception):
         self.message = message
         self.headers = dict(headers or {})
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> dict[str, object]:
         return error_body(self.status, self.message)
 
 
-def error_body(status: int, message: str) -> dict[str, Any]:
+def error_body(status: int, message: str) -> dict[str, object]:
     """Defender's error shape (defender-api.md §3.3), so callers handle ours like theirs."""
     codes = {
         400: "InvalidRequestBody",
@@ -264,7 +263,7 @@ class _First:
 class ValueBuilder:
     """Collects final outcomes (in input order) and builds the `value` list from them."""
 
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, object]] = field(default_factory=list)
     _first: dict[tuple[str | None, str], _First] = field(default_factory=dict)
     _first_by_line: dict[int, _First] = field(default_factory=dict)
 
@@ -301,11 +300,11 @@ def _failure(o: Outcome) -> tuple[bool, str | None]:
     return True, f"skipped: {o.reason or 'not submitted'}"  # Status.skipped
 
 
-def _entry(id_: str | None, value: str, is_failed: bool, reason: str | None) -> dict[str, Any]:
+def _entry(id_: str | None, value: str, is_failed: bool, reason: str | None) -> dict[str, object]:
     return {"id": id_, "indicator": value, "isFailed": is_failed, "failureReason": reason}
 
 
-def value_entries(outcomes: Iterable[Outcome]) -> list[dict[str, Any]]:
+def value_entries(outcomes: Iterable[Outcome]) -> list[dict[str, object]]:
     b = ValueBuilder()
     for o in outcomes:
         b.add(o)

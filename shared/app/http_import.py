@@ -1,30 +1,34 @@
-"""The HTTP import (`handle_http`, `POST /api/indicators/import`; CONTRACT.md "HTTP API").
+"""The HTTP import (`POST /api/indicators/import`) and its job's status (`GET …/jobs/{id}`; CONTRACT.md
+"HTTP API" [jobs]).
 
-HTTP time limit: the Functions host cuts an HTTP answer at 230 s whatever functionTimeout says. An HTTP
-import therefore runs against HTTP_DEADLINE_SECONDS from the request's arrival: the lock wait counts, and the
-Defender client stops instead of waiting past it (`DefenderClient.time_limit`); what was not submitted is
-`failed` with a reason saying to resend it (200), or, when nothing was submitted, the answer is a 503.
+A POST is checked at once (400/413/415: the checks decode the body once, and those rows are what the job
+imports), then becomes a queued job: its rows saved, its record created, its doorbell rung. The handler then
+waits up to HTTP_SYNC_SECONDS for the record to turn final — polling with `asyncio.sleep`, holding no worker
+thread — and answers `200` with the job's final body (`value`, `summary`, `report`, `status`), or `202
+Accepted` with `Location` (the status route), `Retry-After` and the job's progress: Logic Apps' asynchronous
+request-reply pattern, which its HTTP action follows by default. `Prefer: respond-async` (RFC 7240) answers
+`202` at once. `503` only when the job cannot be saved or queued (storage unavailable).
+
+The status route answers the same `202` body while the job is not final, then exactly the `200` body, and
+`404` for an unknown id or once JOB_RESULT_DAYS have passed since it finished. A job with no progress for
+longer than any run can take is answered as final `failed`: never an eternal 202.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from shared.app.http_answer import HttpAnswer
-from shared.app.http_body import Body, HttpProblem, ValueBuilder, check_body, error_body, overrides_from_params
-from shared.app.runtime import RETRY_AFTER_SECONDS, Runtime, get_runtime
-from shared.core.errors import DeadlineReached
+from shared.app.http_body import Body, HttpProblem, check_body, error_body, overrides_from_params
+from shared.app.runtime import Runtime, get_runtime
+from shared.core.jobs import JobRecord, JobState, http_job_id, looks_like_job_id, now_text, parse_when
 from shared.core.settings import Settings, SettingsError
-from shared.pipeline.job import Job, JobHooks, run_job
-from shared.pipeline.process import RunResult
-from shared.pipeline.reports import FAILED
-from shared.storage.blobs import BlobReports
-from shared.storage.tenant_lock import LockLost, LockTimeout
 from shared.tenant import feeds
 
 if TYPE_CHECKING:
@@ -32,22 +36,33 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+POLL_SECONDS = 0.5  # how often a waiting POST looks at its job's record
+# A running job whose record has not moved for this long is taken for dead (functionTimeout is 30 min; the
+# worker moves the record at every confirmed batch).
+STALLED_AFTER = timedelta(minutes=35)
+STATUS_ROUTE = "/api/indicators/import/jobs/"
 
-def handle_http(req: func.HttpRequest, *, invocation_id: str, runtime: Runtime | None = None) -> func.HttpResponse:
+
+async def handle_http(
+    req: func.HttpRequest, *, invocation_id: str, runtime: Runtime | None = None
+) -> func.HttpResponse:
     """`POST /api/indicators/import` (CONTRACT.md "HTTP API")."""
-    return http_import(
+    answer = await http_import(
         method=req.method,
+        url=req.url,
         headers=dict(req.headers),
         params=dict(req.params),
         body=req.get_body() or b"",
         invocation_id=invocation_id,
         runtime=runtime,
-    ).to_response()
+    )
+    return answer.to_response()
 
 
-def http_import(
+async def http_import(
     *,
     method: str,
+    url: str,
     headers: Mapping[str, str],
     params: Mapping[str, str],
     body: bytes,
@@ -55,14 +70,15 @@ def http_import(
     runtime: Runtime | None = None,
     now: datetime | None = None,
 ) -> HttpAnswer:
-    arrived = time.monotonic()  # HTTP_DEADLINE_SECONDS counts from here: the lock wait counts too
+    arrived = time.monotonic()
     try:
         rt = runtime or get_runtime()
     except Exception as e:  # configuration: the health endpoint lists the details too
         log.error("configuration incomplete: %s", e)
         return HttpAnswer(500, error_body(500, f"the app's configuration is incomplete: {e}"))
     try:
-        settings = rt.settings.with_overrides(overrides_from_params(params))
+        overrides = overrides_from_params(params)
+        settings = rt.settings.with_overrides(overrides)
         feeds.check_sync(settings)
         parsed = check_body(
             headers,
@@ -75,102 +91,151 @@ def http_import(
         return HttpAnswer(400, error_body(400, f"query parameters: {e}"))
     except HttpProblem as p:
         return HttpAnswer(p.status, p.body(), p.headers)
-
     started = now or datetime.now(UTC)
-    base = f"http/{started.strftime('%Y%m%dT%H%M%SZ')}-{invocation_id}"
-    deadline = arrived + rt.options.http_deadline
-    job = http_job(rt, settings, parsed, base, started, deadline=deadline)
     try:
-        return _run_http(rt, job, base)
-    except LockLost as e:
-        log.error("HTTP import %s: %s", invocation_id, e)
+        record = await asyncio.to_thread(_queue_job, rt, parsed, overrides, started)
+    except Exception as e:  # storage: the job cannot be saved or queued
+        log.exception("HTTP import %s: the job could not be saved or queued", invocation_id)
         return HttpAnswer(
             503,
-            error_body(503, f"{e}; the import stopped part-way (what was submitted is `unchanged` on a retry)"),
-            {"Retry-After": str(RETRY_AFTER_SECONDS)},
+            error_body(503, f"the import could not be queued ({type(e).__name__}): storage is unavailable; retry"),
+            {"Retry-After": "30"},
         )
-    except LockTimeout as e:
-        return HttpAnswer(
-            503,
-            error_body(503, f"{e}; try again later"),
-            {"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    except Exception as e:
-        log.exception("HTTP import %s failed", invocation_id)
-        return HttpAnswer(500, error_body(500, f"the import failed unexpectedly ({type(e).__name__}); see the logs"))
+    log.info("HTTP import %s: job %s queued with %d entries", invocation_id, record.id, parsed.count)
+    location = status_location(url, params, record.id)
+    if "respond-async" in headers_lower(headers).get("prefer", "").lower():
+        return _pending_answer(rt, record, location)
+    deadline = arrived + rt.options.http_sync_seconds
+    while True:
+        found = await asyncio.to_thread(rt.jobs.get, record.id)
+        if found is not None:
+            record = found[0]
+            if record.final:
+                return await asyncio.to_thread(final_answer, rt, record)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return _pending_answer(rt, record, location)
+        await asyncio.sleep(min(POLL_SECONDS, left))
+
+
+def headers_lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def _queue_job(rt: Runtime, parsed: Body, overrides: Mapping[str, str], started: datetime) -> JobRecord:
+    job_id = http_job_id()
+    base = f"http/{started.strftime('%Y%m%dT%H%M%SZ')}-{job_id}"
+    rows = rt.jobs.save_rows(job_id, parsed.items)
+    record = JobRecord(
+        id=job_id,
+        kind="http",
+        input={"rows": rows, "name": parsed.name, "size": parsed.size, "format": parsed.items.format},
+        report=f"{base}.report.json",
+        created_at=now_text(),
+        started=now_text(started),
+        options={k: v for k, v in overrides.items()},
+        total=parsed.count,
+    )
+    rt.jobs.create(record)
+    rt.queue.ring(record.id, record.tenant)
+    return record
+
+
+def status_location(url: str, params: Mapping[str, str], job_id: str) -> str:
+    """The status URL on the same host; it carries the function key only when the request did (`code=`)."""
+    from urllib.parse import quote, urlsplit
+
+    parts = urlsplit(url)
+    location = f"{parts.scheme}://{parts.netloc}{STATUS_ROUTE}{job_id}"
+    code = next((v for k, v in params.items() if k.lower() == "code"), None)
+    return location + (f"?code={quote(code, safe='')}" if code else "")
+
+
+def _pending_answer(rt: Runtime, record: JobRecord, location: str) -> HttpAnswer:
+    body = pending_body(rt, record)
+    retry_after = max(5, min(60, math.ceil(_estimate_seconds(rt, record, int(str(body["ahead"]))))))
+    return HttpAnswer(202, body, {"Location": location, "Retry-After": str(retry_after)})
+
+
+def pending_body(rt: Runtime, record: JobRecord) -> dict[str, object]:
+    return {
+        "id": record.id,
+        "state": record.state.value,
+        "entries": {"done": record.checkpoint, "total": record.total},
+        "ahead": _ahead(rt, record),
+        "attempt": record.attempt,
+        "nextAttemptAt": record.next_attempt_at,
+    }
+
+
+def _ahead(rt: Runtime, record: JobRecord) -> int:
+    """Jobs of the same tenant, not final, queued before this one."""
+    return sum(
+        1
+        for other in rt.jobs.records()
+        if other.id != record.id and other.tenant == record.tenant and not other.final
+        and other.created_at <= record.created_at
+    )  # fmt: skip
+
+
+def _estimate_seconds(rt: Runtime, record: JobRecord, ahead: int) -> float:
+    """A rough time to the job's end: its batches left at MAX_CALLS_PER_MINUTE, a little more per job ahead."""
+    if record.next_attempt_at:
+        return max(0.0, ((parse_when(record.next_attempt_at) or datetime.now(UTC)) - datetime.now(UTC)).total_seconds())
+    left = max(0, (record.total or 0) - record.checkpoint)
+    batches = math.ceil(left / rt.settings.batch_size) if left else 1
+    return (batches + ahead) * 60.0 / rt.settings.max_calls_per_minute
+
+
+def final_answer(rt: Runtime, record: JobRecord) -> HttpAnswer:
+    """The `200` a final job answers: today's body (`value`, `summary`, `report`, `status`)."""
+    if record.result is None:
+        body: dict[str, object] = {"value": [], "summary": {}, "report": record.report,
+                                   "status": record.status or "failed", "error": record.error}  # fmt: skip
+        return HttpAnswer(200, body)
+    return HttpAnswer(200, rt.jobs.result(record.result))
+
+
+async def handle_status(req: func.HttpRequest, *, runtime: Runtime | None = None) -> func.HttpResponse:
+    """`GET /api/indicators/import/jobs/{id}`."""
+    answer = await asyncio.to_thread(job_status, req.route_params.get("id", ""), req.url, dict(req.params), runtime)
+    return answer.to_response()
+
+
+def job_status(job_id: str, url: str, params: Mapping[str, str], runtime: Runtime | None = None) -> HttpAnswer:
+    rt = runtime or get_runtime()
+    found = rt.jobs.get(job_id) if looks_like_job_id(job_id) else None
+    if found is None:
+        return HttpAnswer(404, error_body(404, f"no import job {job_id[:40]!r}"))
+    record = found[0]
+    now = datetime.now(UTC)
+    if record.final:
+        finished = parse_when(record.finished_at) or now
+        if now - finished > timedelta(days=rt.options.job_result_days):
+            return HttpAnswer(404, error_body(404, f"import job {job_id} finished more than JOB_RESULT_DAYS ago"))
+        return final_answer(rt, record)
+    stalled = _stalled(rt, record, now)
+    if stalled:
+        stalled_body: dict[str, object] = {"value": [], "summary": {}, "report": record.report, "status": "failed",
+                                           "error": stalled}  # fmt: skip
+        return HttpAnswer(200, stalled_body)
+    return _pending_answer(rt, record, status_location(url, params, record.id))
+
+
+def _stalled(rt: Runtime, record: JobRecord, now: datetime) -> str | None:
+    """Why a job that is not final will not progress any more, or None (never an eternal 202)."""
+    if record.state is JobState.running:
+        moved = parse_when(record.heartbeat_at) or parse_when(record.created_at) or now
+        if now - moved > STALLED_AFTER:
+            return f"the job made no progress since {record.heartbeat_at}; it is taken for failed"
+        return None
+    due = parse_when(record.next_attempt_at) or parse_when(record.created_at) or now
+    if now - due > timedelta(hours=rt.options.retry_max_hours + 1):
+        return f"the job was not picked up since {record.next_attempt_at or record.created_at}; it is taken for failed"
+    return None
 
 
 def http_source(settings: Settings) -> str:
     """The input name HTTP imports give validation (`{source}` of DEFAULT_DESCRIPTION): stable from one
     request to the next, so defaulted descriptions compare equal and a resent indicator is `unchanged`."""
     return f"HTTP import ({settings.feed})" if settings.feed else "HTTP import"
-
-
-def http_job(rt: Runtime, settings: Settings, parsed: Body, base: str, started: datetime, *, deadline: float) -> Job:
-    """The job of one request: its body's items as the checks decoded them, within the HTTP time limit."""
-    return Job(
-        name=parsed.name,
-        source=http_source(settings),
-        report_source={"container": None, "name": base, "etag": None, "size": parsed.size},
-        settings=settings,
-        started=started,
-        saved=parsed.items,
-        entries_at_most=parsed.count,
-        lock_wait=max(0.0, min(rt.options.http_lock_wait, deadline - time.monotonic())),
-        deadline_seconds=lambda: deadline - time.monotonic(),
-        deadline_label=f"the HTTP time limit (HTTP_DEADLINE_SECONDS = {rt.options.http_deadline:g} s)",
-    )
-
-
-def _run_http(rt: Runtime, job: Job, base: str) -> HttpAnswer:
-    json_name, csv_name = f"{base}.report.json", f"{base}.report.csv"
-    values = ValueBuilder()
-    result = run_job(
-        job,
-        client=rt.defender,
-        turn=rt,
-        reports=BlobReports(rt.reports, json_name, csv_name),
-        hooks=JobHooks(on_outcome=values.add),
-    )
-    run = result.run
-    assert run is not None  # HTTP reports are never `already_done`
-    summary = run.summary.as_dict()
-    stopped = run.stop if isinstance(run.stop, DeadlineReached) else None
-    if stopped is not None:
-        log.warning("HTTP import %s: %d entries not submitted: %s", base, run.stopped, stopped.message)
-    unreachable = unreachable_message(run)
-    if unreachable and stopped is not None:
-        # Nothing reached Defender before the time limit: as when Defender cannot be reached at all (503),
-        # but the message says why, and Retry-After is the wait Defender (or the pacer) asked for.
-        message = (
-            f"stopped before the HTTP time limit (HTTP_DEADLINE_SECONDS = {rt.options.http_deadline:g} s): "
-            f"{stopped.why or stopped.message}. None of the {run.stopped} indicators was submitted: resend the "
-            "request after the Retry-After delay (larger sets can be dropped into the indicators container, "
-            "which has no time limit)"
-        )
-        body = error_body(503, message)
-        body.update({"summary": summary, "report": json_name})
-        retry_after = math.ceil(stopped.wait) if stopped.wait else RETRY_AFTER_SECONDS
-        return HttpAnswer(503, body, {"Retry-After": str(retry_after)})
-    if unreachable:
-        body = error_body(503, unreachable)
-        body.update({"summary": summary, "report": json_name})
-        return HttpAnswer(503, body)
-    # Stopped part-way by the time limit: still a 200 (the request was processed, CONTRACT.md "HTTP API");
-    # the entries not submitted are `isFailed` with a reason that says to resend them.
-    return HttpAnswer(200, {"value": values.entries, "summary": summary, "report": json_name, "status": run.status})
-
-
-def unreachable_message(result: RunResult) -> str | None:
-    """The 503 message when Defender or the identity endpoint could not be reached at all, else None.
-
-    process_stream reports such a run `failed` without a fatal file-level problem (a file that could
-    not be read is the other way to `failed`); every pending entry then carries the client's message,
-    which names the endpoint and what to check (e.g. the missing Ti.ReadWrite.All role).
-    """
-    if result.status != FAILED or any(e.fatal for e in result.errors):
-        return None
-    return (
-        f"Defender or the identity endpoint could not be reached: {result.first_failure or 'no answer'}. "
-        "Check the managed identity, its Ti.ReadWrite.All role and DEFENDER_API_URL / DEFENDER_TOKEN_SCOPE."
-    )

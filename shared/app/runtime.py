@@ -9,6 +9,7 @@ tenant-wide.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -16,53 +17,75 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared.core.jobs import DEFAULT_TENANT, parse_schedule
 from shared.core.settings import Settings, SettingsError
 from shared.defender.pacing import handover_metadata, seed_from_metadata
-from shared.storage.blobs import parse_connection, service_client
+from shared.storage.blobs import base64_queue, parse_connection, queue_service, service_client
+from shared.storage.jobs import JobQueue, JobStore
 from shared.storage.tenant_lock import LockHandle, TenantLock
 
 if TYPE_CHECKING:
-    from azure.storage.blob import BlobServiceClient, ContainerClient
+    from azure.storage.blob import BlobServiceClient
+    from azure.storage.queue import QueueServiceClient
 
     from shared.defender.client import DefenderClient
+    from shared.pipeline.job import TenantTurn
 
 log = logging.getLogger(__name__)
 
 DefenderFactory = Callable[[Settings], "DefenderClient"]
-LockFactory = Callable[["ContainerClient"], TenantLock]
+LockFactory = Callable[..., TenantLock]  # (container client[, lock blob name]) → TenantLock
 
 DEFAULT_LOCK_CONTAINER = "indicator-locks"
-DEFAULT_HTTP_LOCK_WAIT = 60.0  # HTTP answers must come well inside the 230-second limit
-# The Functions host answers 504 itself after 230 s of an HTTP invocation, whatever functionTimeout says
-# (azure-functions-conventions.md); the default leaves half a minute for the report upload and the answer.
-DEFAULT_HTTP_DEADLINE = 200.0
-HTTP_DEADLINE_BOUNDS = (10.0, 225.0)
-DEFAULT_BLOB_LOCK_WAIT = 900.0  # well inside host.json's functionTimeout (30 min)
+DEFAULT_JOBS = "indicator-jobs"  # JOBS_QUEUE and JOBS_CONTAINER
 RETRY_AFTER_SECONDS = 30  # the holder renews every 20 s; a crashed one frees the lock within 60 s
+# Settings of the synchronous HTTP import that queued jobs made moot: still accepted (a deployment that sets
+# them keeps starting), ignored, and named by the health answer.
+IGNORED_SETTINGS = ("HTTP_DEADLINE_SECONDS", "HTTP_LOCK_WAIT_SECONDS", "BLOB_LOCK_WAIT_SECONDS")
+# host.json's `extensions.queues.maxDequeueCount`, and the app setting that overrides it (the host's own rule).
+MAX_DEQUEUE_OVERRIDE = "AzureFunctionsJobHost__extensions__queues__maxDequeueCount"
+HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
+
+
+def host_max_dequeue_count(env: Mapping[str, str], host_json: Path = HOST_JSON) -> int:
+    """The effective maxDequeueCount: the app setting override, else host.json, else the host's default 5."""
+    raw = (env.get(MAX_DEQUEUE_OVERRIDE) or "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    try:
+        doc = json.loads(host_json.read_text())
+        value = doc["extensions"]["queues"]["maxDequeueCount"]
+        return int(value) if int(value) > 0 else 5
+    except (OSError, ValueError, KeyError, TypeError):
+        return 5
 
 
 @dataclass(frozen=True)
 class AppOptions:
-    """App settings of the function app itself (not of the pipeline): where the lock lives, wait bounds."""
+    """App settings of the function app itself (not of the pipeline): where the lock and the jobs live, how
+    long a POST waits for its job, and how a job that met an unavailable Defender is retried."""
 
     lock_container: str = DEFAULT_LOCK_CONTAINER
-    http_lock_wait: float = DEFAULT_HTTP_LOCK_WAIT
-    blob_lock_wait: float = DEFAULT_BLOB_LOCK_WAIT
-    http_deadline: float = DEFAULT_HTTP_DEADLINE
+    jobs_queue: str = DEFAULT_JOBS
+    jobs_container: str = DEFAULT_JOBS
+    job_result_days: int = 7
+    http_sync_seconds: float = 25.0
+    retry_schedule_minutes: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0)
+    retry_max_hours: float = 6.0
+    access_denied_retry_hours: float = 2.0
+    max_dequeue_count: int = 5
+    ignored: tuple[str, ...] = ()  # IGNORED_SETTINGS that are set
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AppOptions:
         errors: list[str] = []
-        kw: dict[str, float | str] = {}
+        kw: dict[str, object] = {}
 
-        def take(
-            name: str,
-            attr: str,
-            conv: Callable[[str], float | str],
-            check: Callable[[float], str | None] | None = None,
-        ) -> None:
+        def take(name: str, attr: str, conv: Callable[[str], object], check: Callable[[float], bool] | None = None,
+                 rule: str = "") -> None:  # fmt: skip
             raw = (env.get(name) or "").strip()
             if not raw:
                 return
@@ -71,20 +94,27 @@ class AppOptions:
             except ValueError as e:
                 errors.append(f"{name}: {e}")
                 return
-            problem = check(val) if check and isinstance(val, float) else None
-            if problem:
-                errors.append(f"{name}: {problem}")
+            if check is not None and isinstance(val, int | float) and not check(val):
+                errors.append(f"{name}: {rule}")
             else:
                 kw[attr] = val
 
         take("LOCK_CONTAINER", "lock_container", str)
-        take("HTTP_LOCK_WAIT_SECONDS", "http_lock_wait", float, lambda v: None if 0 <= v <= 180 else "must be 0 to 180")
-        take("BLOB_LOCK_WAIT_SECONDS", "blob_lock_wait", float, lambda v: None if v >= 0 else "must be 0 or more")
-        low, high = HTTP_DEADLINE_BOUNDS
-        take("HTTP_DEADLINE_SECONDS", "http_deadline", float,
-             lambda v: None if low <= v <= high else f"must be {low:g} to {high:g}")  # fmt: skip
+        take("JOBS_QUEUE", "jobs_queue", str)
+        take("JOBS_CONTAINER", "jobs_container", str)
+        take("JOB_RESULT_DAYS", "job_result_days", int, lambda v: 1 <= v <= 365, "must be 1 to 365")
+        take("HTTP_SYNC_SECONDS", "http_sync_seconds", float, lambda v: 0 <= v <= 60, "must be 0 to 60")
+        take("JOB_RETRY_SCHEDULE_MINUTES", "retry_schedule_minutes", parse_schedule)
+        take("JOB_RETRY_MAX_HOURS", "retry_max_hours", float, lambda v: 0 < v <= 168, "must be above 0, at most 168")
+        take("ACCESS_DENIED_RETRY_HOURS", "access_denied_retry_hours", float, lambda v: 0 <= v <= 168,
+             "must be 0 to 168")  # fmt: skip
+        for name in IGNORED_SETTINGS:
+            take(name, "_", float)  # still a number, as before; the value is not used
+        kw.pop("_", None)
         if errors:
             raise SettingsError("invalid settings: " + "; ".join(errors))
+        kw["ignored"] = tuple(n for n in IGNORED_SETTINGS if (env.get(n) or "").strip())
+        kw["max_dequeue_count"] = host_max_dequeue_count(env)
         return cls(**kw)  # type: ignore[arg-type]  # each attr got the type its field has
 
 
@@ -103,12 +133,18 @@ class Runtime:
         *,
         defender_factory: DefenderFactory | None = None,
         lock_factory: LockFactory | None = None,
+        queues: QueueServiceClient | None = None,
     ) -> None:
         self.settings = settings
         self.options = options
         self.service = service
         self.reports = service.get_container_client(settings.reports_container)
-        self.lock = (lock_factory or TenantLock)(service.get_container_client(options.lock_container))
+        self._lock_factory = lock_factory or TenantLock
+        self.lock = self._lock_factory(service.get_container_client(options.lock_container))
+        self._tenant_locks: dict[str, TenantLock] = {DEFAULT_TENANT: self.lock}
+        self.jobs = JobStore(service.get_container_client(options.jobs_container))
+        self._queues = queues
+        self._queue: JobQueue | None = None
         self._defender_factory = defender_factory
         self._defender: DefenderClient | None = None
         self._defender_lock = threading.Lock()
@@ -127,8 +163,36 @@ class Runtime:
         problem = lock_container_problem(settings, options)
         if problem:
             raise SettingsError(problem)
-        service = service_client(parse_connection(env))
-        return cls(settings, options, service, defender_factory=defender_factory, lock_factory=lock_factory)
+        conn = parse_connection(env)
+        return cls(
+            settings,
+            options,
+            service_client(conn),
+            defender_factory=defender_factory,
+            lock_factory=lock_factory,
+            queues=queue_service(conn),
+        )
+
+    @property
+    def queue(self) -> JobQueue:
+        """The job queue's doorbells (JOBS_QUEUE in the data account; the client is built on first use)."""
+        if self._queue is None:
+            if self._queues is None:
+                raise SettingsError("no queue service: build the Runtime with from_env or pass queues=")
+            self._queue = JobQueue(base64_queue(self._queues, self.options.jobs_queue))
+        return self._queue
+
+    def turn_for(self, tenant: str) -> TenantTurn:
+        """The tenant's turn for a tenant key: its own lock blob, so two tenants never wait for each other."""
+        if tenant == DEFAULT_TENANT:
+            return self
+        lock = self._tenant_locks.get(tenant)
+        if lock is None:
+            name = f"defender-tenant-{tenant}.lock"
+            lock = self._tenant_locks[tenant] = self._lock_factory(
+                self.service.get_container_client(self.options.lock_container), name
+            )
+        return _OtherTenant(lock)
 
     @property
     def defender(self) -> DefenderClient:
@@ -158,10 +222,22 @@ class Runtime:
         return handover_metadata(self._defender.pacers(), time.time())
 
 
+class _OtherTenant:
+    """The turn of a tenant key other than the default: its lock, without the default client's pacers."""
+
+    def __init__(self, lock: TenantLock) -> None:
+        self._lock = lock
+
+    def hold(self, timeout: float) -> AbstractContextManager[LockHandle]:
+        return self._lock.hold(timeout)
+
+
 def lock_container_problem(settings: Settings, options: AppOptions) -> str | None:
     """The lock blob must live outside the watched and the report containers (CONTRACT.md "Defender calls")."""
     if options.lock_container in (settings.indicators_container, settings.reports_container):
         return "invalid settings: LOCK_CONTAINER must differ from the indicator and report containers"
+    if options.jobs_container in (settings.indicators_container, settings.reports_container):
+        return "invalid settings: JOBS_CONTAINER must differ from the indicator and report containers"
     return None
 
 

@@ -63,6 +63,7 @@ _ACTION_NAME = {a: a.value for a in Action}
 _INVALID = Status.invalid
 _SKIPPED = Status.skipped
 _DUPLICATE = Status.duplicate
+_DUPLICATE_CODE = "duplicate"
 _KEY_MASK = (1 << 60) - 1
 # Optional fields most feeds never carry; a row without any of them skips their look-ups.
 _RARE_FIELDS = frozenset(
@@ -203,6 +204,7 @@ class Validator:
                 row.position,
                 notes,
                 first,
+                _DUPLICATE_CODE,
             )
         return Outcome(
             line, value, type_name, _ACTION_NAME[indicator.action], None, None, None, indicator, row.position, notes
@@ -324,7 +326,9 @@ class Validator:
     ) -> Outcome:
         reason = "; ".join((*notes, problem.message)) if notes else problem.message
         action = raw_action.strip(TRIM) or None if raw_action else None
-        return Outcome(row.line, value, type_name, action, _INVALID, reason, None, None, row.position, notes)
+        return Outcome(
+            row.line, value, type_name, action, _INVALID, reason, None, None, row.position, notes, None, problem.code
+        )
 
     def _too_long(self, row: RawRow, raw_value: str, hint: str | None) -> Outcome:
         """A value longer than MAX_VALUE_LENGTH: refused before any pattern runs over it (a 20 MB value must
@@ -342,15 +346,18 @@ class Validator:
         status = _INVALID if row.invalid is not None else _SKIPPED
         if row.invalid is not None:
             reason = row.invalid.strip() or "rejected by the reader"
+            code = row.code or "reader-invalid"
         else:
             reason = (row.skip or "").strip() or "skipped by the reader"
+            code = row.code or "reader-skipped"
         notes = (row.note,) if row.note else ()
         if notes:
             reason = "; ".join((*notes, reason))
         raw_action = row.fields.get(FIELD_ACTION)
         action = raw_action.strip(TRIM) or None if raw_action else None
+        value = raw_value.strip(TRIM)
         return Outcome(
-            row.line, raw_value.strip(TRIM), _hint_name(hint), action, status, reason, None, None, row.position, notes
+            row.line, value, _hint_name(hint), action, status, reason, None, None, row.position, notes, None, code
         )
 
 

@@ -23,7 +23,12 @@ VALUE_ERROR_CODES = frozenset(
 
 
 class DefenderError(Exception):
-    """A call to Defender failed: HTTP status (None when no answer), Defender's error code and a message."""
+    """A call to Defender failed: HTTP status (None when no answer), Defender's error code and a message.
+
+    `outcome_code` is the report's code (README "Reports") of the entries this failure leaves `failed`.
+    """
+
+    outcome_code = "batch-failed"
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -41,6 +46,8 @@ class DefenderError(Exception):
 class DefenderUnavailable(DefenderError):
     """No usable answer after the bounded retries (network errors, timeouts, 5xx, 429 that never clears)."""
 
+    outcome_code = "defender-unavailable"
+
 
 class DeadlineReached(DefenderUnavailable):
     """The next wait (call slot, Retry-After, backoff) would end past the caller's time limit: stopped instead.
@@ -49,6 +56,8 @@ class DeadlineReached(DefenderUnavailable):
     fit (seconds; None when no time was left at all), for the caller's own `Retry-After`; `why` the reason
     alone (what the message says after the limit's name, without advice to the caller of each entry).
     """
+
+    outcome_code = "time-limit"
 
     def __init__(self, message: str, *, wait: float | None = None, why: str = "") -> None:
         super().__init__(message)
@@ -59,9 +68,13 @@ class DeadlineReached(DefenderUnavailable):
 class AccessDenied(DefenderError):
     """Defender refused our token: 403, or 401 again after a fresh token. Retrying will not help."""
 
+    outcome_code = "access-denied"
+
 
 class IdentityUnavailable(DefenderError):
     """The managed identity (or developer credential) could not provide a token."""
+
+    outcome_code = "identity-unavailable"
 
 
 class BatchRejected(DefenderError):
@@ -70,6 +83,8 @@ class BatchRejected(DefenderError):
     `bisectable` when the code names a value (`InvalidHashValue`, ...): split the batch to isolate
     the offending indicators. Otherwise the request itself is wrong (a bug on our side): no retry.
     """
+
+    outcome_code = "batch-rejected"
 
     @property
     def bisectable(self) -> bool:

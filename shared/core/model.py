@@ -146,7 +146,8 @@ class RawRow:
     `line` is the 1-based line where the row or object starts; when `position` is true it is
     the 1-based position of the element in a JSON stream instead. `invalid` / `skip` let a
     reader decide the outcome itself (an NDJSON line that is not JSON, an inexpressible STIX
-    pattern, MISP `to_ids: false`); `note` is carried into the report's reason.
+    pattern, MISP `to_ids: false`); `note` is carried into the report's reason; `code` names the
+    reader's verdict in the report (`json-syntax`, `misp-to-ids-false`, ...).
     """
 
     line: int
@@ -155,6 +156,7 @@ class RawRow:
     invalid: str | None = None
     skip: str | None = None
     note: str | None = None
+    code: str | None = None  # the reader's stable kebab-case code for its own `invalid` / `skip` verdict
 
     @property
     def value(self) -> str:
@@ -301,7 +303,9 @@ class Outcome:
     `status` is None while the entry waits to be submitted (then `indicator` is set).
     `value`/`type`/`action` are what the report shows: normalised where validation got that far,
     raw otherwise. `reason` holds why it was not submitted, or notes on a submitted entry
-    (type corrected, scheme added, legacy action mapped).
+    (type corrected, scheme added, legacy action mapped). `code` is the stable kebab-case rule or outcome
+    code behind the final status (`hash-length`, `duplicate`, `tenant-capacity`, `defender-rejected`, ...;
+    README "Reports"); None while pending, and where a producer gave none the report writes the status.
     """
 
     line: int
@@ -315,11 +319,14 @@ class Outcome:
     position: bool = False
     notes: tuple[str, ...] = field(default=())
     duplicate_of: int | None = None  # line of the first occurrence, for `duplicate`
+    code: str | None = None
 
-    def final(self, status: Status, reason: str | None = None, id: str | None = None) -> Outcome:
-        """This entry with its final status; notes stay in front of the reason."""
+    def final(
+        self, status: Status, reason: str | None = None, id: str | None = None, *, code: str | None = None
+    ) -> Outcome:
+        """This entry with its final status and its code; notes stay in front of the reason."""
         parts = [*self.notes, reason] if reason else list(self.notes)
-        return replace(self, status=status, reason="; ".join(p for p in parts if p) or None, id=id)
+        return replace(self, status=status, reason="; ".join(p for p in parts if p) or None, id=id, code=code)
 
 
 # The summary counters, in the order the report writes them (CONTRACT.md "Reports").

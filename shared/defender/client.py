@@ -316,9 +316,11 @@ class DefenderClient:
             if not e.bisectable:
                 # The request itself is wrong (a bug on our side): no retry, no split.
                 log.error("Defender rejected a batch of %d as a whole: %s", len(batch), why)
-                return [o.final(Status.failed, f"Defender rejected the batch: {why}") for o in batch]
+                return [
+                    o.final(Status.failed, f"Defender rejected the batch: {why}", code=e.outcome_code) for o in batch
+                ]
             if len(batch) == 1:
-                return [batch[0].final(Status.failed, f"Defender rejected it: {why}")]
+                return [batch[0].final(Status.failed, f"Defender rejected it: {why}", code="defender-rejected")]
             # A value in the batch is bad: split it so the good ones still get in (CONTRACT.md "Defender calls").
             left, right = bisect(batch)
             log.debug("batch of %d rejected (%s): splitting into %d and %d", len(batch), e.code, len(left), len(right))
@@ -327,7 +329,7 @@ class DefenderClient:
         out, extra = wire.match_results(batch, results)
         for r in extra:
             log.warning("Defender returned a result for %r that matches no indicator of the batch", r.indicator)
-        if any(o.status is Status.failed and o.reason == wire.NO_RESULT for o in out):
+        if any(o.code == wire.NO_RESULT_CODE for o in out):
             out = self._settle(out)
         return out
 
@@ -335,7 +337,7 @@ class DefenderClient:
         """Entries Defender's answer had no result for (refanged, duplicated or missing in it): looked up by List,
         `$filter=indicatorValue eq …` for at most 20 values a call, so they end `submitted` with the id Defender
         stored them under, or `failed` with what the look-up found (CONTRACT.md "Outcome": exactly one status)."""
-        missing = [i for i, o in enumerate(out) if o.status is Status.failed and o.reason == wire.NO_RESULT]
+        missing = [i for i, o in enumerate(out) if o.code == wire.NO_RESULT_CODE]
         found: dict[tuple[str, str], dict[str, Any]] = {}
         error: str | None = None
         for start in range(0, len(missing), wire.MAX_FILTER_VALUES):
@@ -356,15 +358,18 @@ class DefenderClient:
             record = found.get((ind.indicatorType.value, _sent_value(o).casefold())) if ind is not None else None
             if record is not None and ind is not None and record.get("action") in (ind.action.value, None):
                 note = "Defender's answer had no result for it; List shows it stored"
-                base = replace(o, reason=None, notes=(*o.notes, note))
-                settled[i] = base.final(Status.submitted, id=None if record.get("id") is None else str(record["id"]))
+                base = replace(o, notes=(*o.notes, note))
+                rid = None if record.get("id") is None else str(record["id"])
+                settled[i] = base.final(Status.submitted, id=rid, code="submitted")
             elif error is not None:
-                settled[i] = replace(o, reason=None).final(
-                    Status.failed, f"{wire.NO_RESULT}; looking it up by List failed: {error}"
+                settled[i] = o.final(
+                    Status.failed, f"{wire.NO_RESULT}; looking it up by List failed: {error}", code=wire.NO_RESULT_CODE
                 )
             else:
-                settled[i] = replace(o, reason=None).final(
-                    Status.failed, f"{wire.NO_RESULT}; List does not show it stored: resend it"
+                settled[i] = o.final(
+                    Status.failed,
+                    f"{wire.NO_RESULT}; List does not show it stored: resend it",
+                    code=wire.NO_RESULT_CODE,
                 )
         return settled
 
@@ -630,6 +635,11 @@ class DefenderClient:
             claims=wire.token_claims(token),
             after_refresh=after_refresh,
         )
+        # The next call (a queued job's scheduled retry) asks for a fresh token from a fresh credential: a role
+        # granted meanwhile reaches only new tokens, and the credential caches its own.
+        self._token = None
+        if self._credential_factory is not None:
+            self._credential = self._credential_factory()
         return AccessDenied(text, status=resp.status_code, code=code)
 
     # ------------------------------------------------------------------ token

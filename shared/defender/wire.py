@@ -25,6 +25,7 @@ MAX_BATCH = 500  # indicators per import call and ids per BatchDelete (defender-
 MAX_LIST_PAGE = 10_000  # `$top` limit of List (defender-api.md §5)
 
 NO_RESULT = "no result returned"
+NO_RESULT_CODE = "defender-no-result"
 # Values per `$filter` of a look-up by value (a peer's figure for Defender's OData, fidelity-review [NS]).
 MAX_FILTER_VALUES = 20
 
@@ -177,11 +178,12 @@ def match_results(
     for i, o in enumerate(batch):
         res = found.get(i)
         if res is None:
-            out.append(o.final(Status.failed, NO_RESULT))
+            out.append(o.final(Status.failed, NO_RESULT, code=NO_RESULT_CODE))
         elif res.is_failed:
-            out.append(o.final(Status.failed, res.failure_reason or "Defender reported a failure without a reason"))
+            why = res.failure_reason or "Defender reported a failure without a reason"
+            out.append(o.final(Status.failed, why, code="defender-rejected"))
         else:
-            out.append(o.final(Status.submitted, id=res.id))
+            out.append(o.final(Status.submitted, id=res.id, code="submitted"))
     return out, extra
 
 

@@ -23,10 +23,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, Protocol, TextIO
+from typing import BinaryIO, Protocol, TextIO
 
 from shared.checks.validate import validate
-from shared.core.errors import InputChanged
+from shared.core.errors import DefenderError, InputChanged
 from shared.core.model import FileProblem, Ignored, Outcome, RawRow, ReaderItem, Summary
 from shared.core.settings import Settings
 from shared.pipeline.process import RunResult, process_stream
@@ -52,7 +52,8 @@ class TenantTurn(Protocol):
 class TimeLimit(Protocol):
     """What the client's time limit tells afterwards (`DefenderClient.time_limit`)."""
 
-    reached: Any
+    @property
+    def reached(self) -> DefenderError | None: ...
 
 
 class DefenderLike(TenantClient, Protocol):
@@ -75,13 +76,23 @@ class Reports(Protocol):
         """True when a complete report for exactly this input exists (a redelivered event)."""
         ...
 
-    def open(self) -> AbstractContextManager[tuple[TextIO, TextIO]]:
-        """The JSON and CSV text streams of this job's reports."""
+    def open(self) -> AbstractContextManager[tuple[TextIO, TextIO, TextIO]]:
+        """The JSON, CSV and HTML text streams of this job's reports."""
         ...
 
     def publish(self) -> None:
-        """Make the reports visible: the CSV first, the JSON last (its presence means complete)."""
+        """Make the reports visible: the CSV first, then the HTML page, the JSON last (its presence means complete)."""
         ...
+
+
+class HeldTurn:
+    """A turn already held by the caller (a queue worker takes the lock before it looks at the job)."""
+
+    def __init__(self, lease: Lease) -> None:
+        self._lease = lease
+
+    def hold(self, timeout: float) -> AbstractContextManager[Lease]:
+        return nullcontext(self._lease)
 
 
 class NoTurn:
@@ -92,6 +103,14 @@ class NoTurn:
 
     def hold(self, timeout: float) -> AbstractContextManager[Lease]:
         return nullcontext(self)
+
+
+class Items(Protocol):
+    """Reader items an input's checks decoded already, iterable more than once, with the format they found."""
+
+    format: str
+
+    def __iter__(self) -> Iterator[ReaderItem]: ...
 
 
 class SavedItems:
@@ -141,15 +160,18 @@ class Job:
     - `deadline_seconds`: a time budget for the Defender calls (HTTP: inside the host's 230 s), with
       `deadline_label` naming it in the reasons of what it stopped.
     - `stewarded`: list the tenant and apply quota stewardship (False: validation only, no client).
+    - `resume`: the final outcomes of the first entries, from an earlier attempt (a queued job's progress log);
+      `interrupt`: raise `process.Interrupted` when Defender or the identity endpoint stops answering, rather
+      than fail what is left (a queued job is retried later).
     """
 
     name: str
     source: str
-    report_source: Mapping[str, Any]
+    report_source: Mapping[str, object]
     settings: Settings
     started: datetime
     open_input: Callable[[], AbstractContextManager[io.BufferedReader]] | None = None
-    saved: SavedItems | None = None
+    saved: Items | None = None
     size: int | None = None
     entries_at_most: int | None = None
     lock_wait: float = 0.0
@@ -157,13 +179,15 @@ class Job:
     deadline_label: str = ""
     stewarded: bool = True
     skip_reason: str | None = None
+    resume: Sequence[Outcome] = ()
+    interrupt: bool = False
 
 
 @dataclass
 class JobResult:
     """What one job did; `run` is None when nothing was processed (`already_done`)."""
 
-    source: dict[str, Any]
+    source: dict[str, object]
     run: RunResult | None = None
     already_done: bool = False
     time_limit: TimeLimit | None = None
@@ -187,6 +211,7 @@ class JobHooks:
     on_outcome: Callable[[Outcome], None] | None = None
     on_batch: Callable[[int, int], None] | None = None
     on_stream: Callable[[BinaryIO], None] | None = None  # the stream being processed (CLI progress)
+    on_flush: Callable[[], None] | None = None  # after each batch and the entries behind it were reported
 
 
 class LeaseChecked:
@@ -218,7 +243,7 @@ class LeaseChecked:
     def delete_calls(self) -> int:
         return self._client.delete_calls
 
-    def _inside(self) -> AbstractContextManager[Any]:
+    def _inside(self) -> AbstractContextManager[object]:
         """The client checks the lease itself before every attempt and around every wait inside one call
         (`DefenderClient.lease_checked`); a client without that hook is checked before the call only."""
         guard = getattr(self._client, "lease_checked", None)
@@ -229,15 +254,15 @@ class LeaseChecked:
         with self._inside():
             return self._client.submit(batch)
 
-    def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, Any]]:
+    def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, object]]:
         return self._client.list_indicators(filter, page_size)
 
-    def batch_delete(self, ids: Sequence[str]) -> Any:
+    def batch_delete(self, ids: Sequence[str]) -> object:
         self._lease.check()
         with self._inside():
             return self._client.batch_delete(ids)
 
-    def delete(self, id: str) -> Any:
+    def delete(self, id: str) -> object:
         self._lease.check()
         with self._inside():
             return self._client.delete(id)
@@ -285,13 +310,14 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
         limit = None
         if client is not None and job.deadline_seconds is not None:
             limit = stack.enter_context(client.time_limit(job.deadline_seconds(), job.deadline_label))
-        json_out, csv_out = stack.enter_context(reports.open())
+        json_out, csv_out, html_out = stack.enter_context(reports.open())
         writer = ReportWriter(
             json_out,
             csv_out,
             source=dict(job.report_source),
             started_at=job.started,
             dry_run=settings.dry_run or client is None,
+            html_out=html_out,
         )
         steward = submitter = None
         if client is not None:
@@ -315,6 +341,9 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
             skip_reason=job.skip_reason,
             steward=steward,
             items=job.saved,
+            resume=job.resume,
+            on_flush=hooks.on_flush,
+            interrupt=job.interrupt,
         )
     return JobResult(writer.source, run=run, time_limit=limit, changed=run.changed)
 
@@ -335,13 +364,14 @@ def _second_pass(job: Job) -> Iterator[object]:
 def publish_failed_report(reports: Reports, job: Job, message: str, *, dry_run: bool | None = None) -> None:
     """A report with no entries, status `failed` and one file-level error (bad metadata, a changed input)."""
     now = datetime.now(UTC)
-    with reports.open() as (json_out, csv_out):
+    with reports.open() as (json_out, csv_out, html_out):
         w = ReportWriter(
             json_out,
             csv_out,
             source=dict(job.report_source),
             started_at=now,
             dry_run=job.settings.dry_run if dry_run is None else dry_run,
+            html_out=html_out,
         )
         w.error(FileProblem(message))
         w.finish(Summary(), FAILED, finished_at=datetime.now(UTC))

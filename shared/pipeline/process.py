@@ -8,10 +8,10 @@ report in input order while at most one batch of outcomes (and the decided entri
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
 from shared.checks.validate import Validator
 from shared.core.errors import (
@@ -33,10 +33,25 @@ STOP_ERRORS = (AccessDenied, DefenderUnavailable, IdentityUnavailable)  # Deadli
 # Decided entries allowed to queue behind a partly filled batch before that batch is sent early: bounds
 # memory for inputs where valid entries are rare (one valid row, then a million invalid ones).
 MAX_WAITING = 50_000
+# Report codes of the skip reasons process_stream gives entries it does not send (README "Reports").
+SKIP_CODES = {"dry run": "dry-run", "validation only": "validation-only"}
 
 
 class InternalError(AssertionError):
     """A bug: entries were lost or invented between validation and the report. Never a user error."""
+
+
+class Interrupted(Exception):
+    """Submissions stopped on an error a later attempt may not meet (Defender or the identity endpoint
+    unavailable, access denied), in a run that asked to be interrupted rather than fail what is left.
+
+    Everything reported before it is final (and was handed to `on_outcome`); the batch in flight and the
+    entries after it were not reported: a later attempt resumes after the last reported entry.
+    """
+
+    def __init__(self, error: DefenderError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class Submitter(Protocol):
@@ -57,9 +72,9 @@ class Reviewer(Protocol):
 
     def after_submit(self, outcomes: Sequence[Outcome]) -> list[Outcome]: ...
 
-    def finish(self, summary: Summary, *, file_error: bool) -> Any: ...
+    def finish(self, summary: Summary, *, file_error: bool) -> object: ...
 
-    def report_extra(self) -> dict[str, Any]: ...
+    def report_extra(self) -> dict[str, object]: ...
 
     def apply_counters(self, summary: Summary) -> None: ...
 
@@ -84,7 +99,7 @@ class RunResult:
     stopped: int = 0
     first_failure: str | None = None
     changed: InputChanged | None = None
-    tenant: dict[str, Any] | None = None  # the report's `tenant` section, when a steward read the tenant
+    tenant: dict[str, object] | None = None  # the report's `tenant` section, when a steward read the tenant
 
 
 def default_reader(settings: Settings) -> Reader:
@@ -108,13 +123,18 @@ class _Run:
         on_batch: Callable[[int, int], None] | None,
         on_outcome: Callable[[Outcome], None] | None,
         steward: Reviewer | None,
+        on_flush: Callable[[], None] | None = None,
+        interrupt: bool = False,
     ) -> None:
         self.settings = settings
         self.submitter = submitter if not settings.dry_run else None
         self.reports = reports
         self.skip_reason = skip_reason
+        self.skip_code = SKIP_CODES.get(skip_reason, "skipped")
         self.on_batch = on_batch
         self.on_outcome = on_outcome
+        self.on_flush = on_flush
+        self.interrupt = interrupt
         self.steward = steward
         self.summary = Summary()
         self.errors: list[FileProblem] = []
@@ -150,6 +170,13 @@ class _Run:
         else:
             self.emit(o)
 
+    def replay(self, validated: Outcome, logged: Outcome) -> None:
+        """An entry a previous attempt already settled: its logged outcome stands (no review, no call)."""
+        if (validated.line, validated.value) != (logged.line, logged.value):
+            raise InternalError(f"line {validated.line}: the progress log does not match the input")
+        self.entries_in += 1
+        self.decided(logged)
+
     def take(self, o: Outcome) -> None:
         self.entries_in += 1
         if o.status is None and self.steward is not None:
@@ -160,11 +187,11 @@ class _Run:
         self.pending_seen += 1
         if self.submitter is None:
             self.pending_done += 1
-            self.emit(_skipped(o, self.skip_reason))
+            self.emit(_skipped(o, self.skip_reason, self.skip_code))
         elif self.stop is not None:
             self.pending_done += 1
             self.stopped += 1
-            self.decided(o.final(Status.failed, self.stop.message))
+            self.decided(o.final(Status.failed, self.stop.message, code=self.stop.outcome_code))
         else:
             self.waiting.append(o)
             self.batch.append(o)
@@ -187,22 +214,27 @@ class _Run:
             self.emit(by_entry.get(id(o), o))
         self.waiting = []
         self.batch = []
+        if self.on_flush is not None:
+            self.on_flush()
 
     def submit(self, batch: list[Outcome]) -> list[Outcome]:
         assert self.submitter is not None
         try:
             results = list(self.submitter.submit(batch))
         except STOP_ERRORS as e:
+            if self.interrupt:
+                log.warning("submissions interrupted: %s", e.message)
+                raise Interrupted(e) from e
             # No further call can succeed: fail this batch (except what a bisection already settled)
             # and everything after it, with the error's message (STYLE.md "Errors").
             self.stop = e
             log.warning("stopping submissions: %s", e.message)
             done = _settled_prefix(batch, e.partial)
-            results = [*done, *(o.final(Status.failed, e.message) for o in batch[len(done) :])]
+            results = [*done, *(o.final(Status.failed, e.message, code=e.outcome_code) for o in batch[len(done) :])]
             self.stopped += len(batch) - len(done)
         except DefenderError as e:
             log.warning("batch of %d failed: %s", len(batch), e.message)
-            results = [o.final(Status.failed, e.message) for o in batch]
+            results = [o.final(Status.failed, e.message, code=e.outcome_code) for o in batch]
         else:
             if len(results) != len(batch):
                 raise InternalError(f"the submitter returned {len(results)} results for a batch of {len(batch)}")
@@ -216,13 +248,15 @@ class _Run:
         return results
 
 
-def _skipped(o: Outcome, reason: str) -> Outcome:
-    """`o.final(Status.skipped, reason)` without `dataclasses.replace` (hot path of validation-only runs)."""
+def _skipped(o: Outcome, reason: str, code: str) -> Outcome:
+    """`o.final(Status.skipped, reason, code=code)` without `dataclasses.replace` (hot path of validation-only runs)."""
     full = "; ".join((*o.notes, reason)) if o.notes else reason
-    return Outcome(o.line, o.value, o.type, o.action, Status.skipped, full, None, o.indicator, o.position, o.notes)
+    return Outcome(
+        o.line, o.value, o.type, o.action, Status.skipped, full, None, o.indicator, o.position, o.notes, None, code
+    )
 
 
-def _settled_prefix(batch: Sequence[Outcome], partial: Sequence[Any]) -> list[Outcome]:
+def _settled_prefix(batch: Sequence[Outcome], partial: Sequence[object]) -> list[Outcome]:
     """Outcomes a bisection settled before the stop, as the leading part of `batch` (client contract)."""
     done = [p for p in partial if isinstance(p, Outcome)]
     if len(done) > len(batch):
@@ -231,6 +265,11 @@ def _settled_prefix(batch: Sequence[Outcome], partial: Sequence[Any]) -> list[Ou
         if (p.line, p.value, p.type) != (o.line, o.value, o.type) or p.status is None:
             return []
     return done
+
+
+def _tenant_section(extra: Mapping[str, object] | None) -> dict[str, object] | None:
+    tenant = (extra or {}).get("tenant")
+    return tenant if isinstance(tenant, dict) else None
 
 
 def process_stream(
@@ -248,6 +287,9 @@ def process_stream(
     reader: Reader | None = None,
     steward: Reviewer | None = None,
     items: Iterable[ReaderItem] | None = None,
+    resume: Sequence[Outcome] = (),
+    on_flush: Callable[[], None] | None = None,
+    interrupt: bool = False,
 ) -> RunResult:
     """Process one input end to end and finish its reports.
 
@@ -258,6 +300,10 @@ def process_stream(
     - `on_outcome(o)`: every final outcome, in report order, after the report has it.
     - `reader(stream, name)`: defaults to `shared.readers.read`; `items`: the input's reader items when they
       were decoded already (then `stream` is not read); `steward`: optional quota hooks.
+    - `resume`: the final outcomes of the input's first entries, from an earlier attempt (a job's progress
+      log): those entries are validated (the duplicate index must see them) but neither reviewed nor sent.
+    - `on_flush()`: after each batch and the entries behind it were reported (a job's checkpoint).
+    - `interrupt`: raise `Interrupted` on a stop error instead of failing the rest (a job retries later).
     - An input that changes while it is read (`InputChanged` from the stream) ends the reading with a
       file-level problem; the run is `failed` (entries already read keep their outcomes).
     - Raises InternalError when entries in and out differ (a bug).
@@ -273,6 +319,8 @@ def process_stream(
         on_batch=on_batch,
         on_outcome=on_outcome,
         steward=steward,
+        on_flush=on_flush,
+        interrupt=interrupt,
     )
     calls0 = submitter.api_calls if submitter is not None else 0
     retries0 = submitter.retries if submitter is not None else 0
@@ -290,10 +338,16 @@ def process_stream(
     validator = Validator(settings, source=source, now=now)
     validated = validator.row
     take = run.take
+    replayed = iter(resume)
+    left = len(resume)
     try:
         for item in reading:
             if isinstance(item, RawRow):
                 read_something = True
+                if left:
+                    left -= 1
+                    run.replay(validated(item), next(replayed))
+                    continue
                 take(validated(item))
             elif isinstance(item, Ignored):
                 read_something = True
@@ -312,6 +366,8 @@ def process_stream(
         reports.error(problem)
     finally:
         validator.dupes.close()
+    if left:
+        raise InternalError(f"the progress log holds {left} entries more than the input")
     run.flush()
     if run.entries_in != run.entries_out:
         raise InternalError(f"{run.entries_in} entries validated but {run.entries_out} reported")
@@ -345,5 +401,5 @@ def process_stream(
         stopped=run.stopped,
         first_failure=run.first_failure,
         changed=changed,
-        tenant=(extra or {}).get("tenant"),
+        tenant=_tenant_section(extra),
     )

@@ -1,9 +1,10 @@
-"""Reports: the per-input JSON and CSV reports, streamed entry by entry (CONTRACT.md "Reports").
+"""Reports: the per-input JSON and CSV reports, streamed entry by entry, and the HTML page (CONTRACT.md "Reports").
 
 Core module: standard library only; it writes to text streams it is given and opens nothing.
 The JSON report starts with the `indicators` array, written one entry at a time; every other
 top-level key is written by `finish` (key order in a JSON object carries no meaning), so no
-report is ever held whole in memory.
+report is ever held whole in memory. Given an `html_out` stream, the writer also collects the
+bounded aggregates of `html_report.HtmlAggregate` as entries go by and writes the page at `finish`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
 from shared.core.model import FileProblem, Outcome, Status, Summary
 from shared.core.text import scrub
 from shared.core.times import format_utc
+from shared.pipeline.html_report import LINES_PER_GROUP, HtmlAggregate, render_page, sample
 
 SCHEMA_VERSION = 1
 CSV_COLUMNS = ("line", "status", "indicatorType", "indicatorValue", "action", "id", "reason")
@@ -38,7 +40,7 @@ _SPACES = "".join(filter(str.isspace, map(chr, range(0x10000))))
 _SKIPPED_SPACES = _SPACES.replace("\t", "").replace("\r", "")
 # First characters after which neutralise() has to look closer: the formula starts and every space.
 _LOOK_FIRST = _FORMULA_START | frozenset(_SPACES)
-MAX_MEMO = 1024  # distinct (status, type, action, id, reason, position) whose row parts a writer keeps
+MAX_MEMO = 1024  # distinct (status, type, action, id, reason, position, code) whose row parts a writer keeps
 _STATUS = {s: s.value for s in Status}  # Enum.value is a slow descriptor on the hot path
 _enc = json.encoder.encode_basestring  # type: ignore[attr-defined]  # the C string encoder, no ASCII escaping
 
@@ -57,8 +59,9 @@ def neutralise(cell: str) -> str:
     return cell
 
 
-# (JSON text after the value, CSV cells before the value, CSV cells after it, both joined, nothing to quote)
-_Parts = tuple[str, tuple[str, str], tuple[str, str, str], str, str, bool]
+# (JSON text after the value, CSV cells before the value, CSV cells after it, both joined, nothing to quote,
+# the entry's code as the JSON report writes it)
+_Parts = tuple[str, tuple[str, str], tuple[str, str, str], str, str, bool, str]
 
 
 def _needs_quotes(cell: str) -> bool:
@@ -75,20 +78,32 @@ def _json_text(text: str | None) -> str:
 
 
 def _row_parts(
-    status: Status, typ: str | None, action: str | None, oid: str | None, reason: str | None, position: bool
+    status: Status,
+    typ: str | None,
+    action: str | None,
+    oid: str | None,
+    reason: str | None,
+    position: bool,
+    code: str | None,
 ) -> _Parts:
-    """The parts of one entry's JSON object and CSV row that do not depend on its line and value."""
+    """The parts of one entry's JSON object and CSV row that do not depend on its line and value.
+
+    An outcome without a code (a producer that gives none) is written with its status as its code, so every
+    entry of the JSON report has one.
+    """
     status_text = _STATUS[status]
     # Whatever reached the writer, what it writes encodes as UTF-8 (readers already take lone surrogates out).
     typ, action, oid, reason = (None if t is None else scrub(t) for t in (typ, action, oid, reason))
+    code = code or status_text
     json_tail = (
         f', "indicatorType": {_json_text(typ)}, "action": {_json_text(action)}, "status": "{status_text}", '
-        f'"id": {_json_text(oid)}, "reason": {_json_text(reason)}' + (', "position": true}' if position else "}")
+        f'"id": {_json_text(oid)}, "reason": {_json_text(reason)}, "code": {_enc(code)}'
+        + (', "position": true}' if position else "}")
     )
     head = (status_text, _csv_cell(typ))
     tail = (_csv_cell(action), _csv_cell(oid), _csv_cell(reason))
     plain = not any(_needs_quotes(c) for c in (*head, *tail))
-    return json_tail, head, tail, ",".join(head), ",".join(tail), plain
+    return json_tail, head, tail, ",".join(head), ",".join(tail), plain, code
 
 
 # Azure's limit on a blob name, in characters (Naming and Referencing Containers, Blobs, and Metadata).
@@ -117,6 +132,11 @@ def report_names(blob_path: str) -> tuple[str, str]:
     return f"{stem}.report.json", f"{stem}.report.csv"
 
 
+def html_name(json_name: str) -> str:
+    """The HTML page beside a JSON report: `<name>.report.json` → `<name>.report.html`."""
+    return json_name.removesuffix(".json") + ".html"
+
+
 def run_status(summary: Summary, errors: Sequence[FileProblem], *, nothing_read: bool, unreachable: bool) -> str:
     """`completed`, `completed_with_errors` or `failed` (CONTRACT.md "Reports").
 
@@ -131,10 +151,21 @@ def run_status(summary: Summary, errors: Sequence[FileProblem], *, nothing_read:
 
 
 class ReportWriter:
-    """Streams one JSON and one CSV report; `add` once per final Outcome, `finish` once at the end."""
+    """Streams one JSON and one CSV report; `add` once per final Outcome, `finish` once at the end.
+
+    With `html_out`, `finish` also writes the HTML page there (`html_report.render_page`), from aggregates of
+    bounded size collected by `add`.
+    """
 
     def __init__(
-        self, json_out: TextIO, csv_out: TextIO, *, source: dict[str, Any], started_at: datetime, dry_run: bool
+        self,
+        json_out: TextIO,
+        csv_out: TextIO,
+        *,
+        source: Mapping[str, object],
+        started_at: datetime,
+        dry_run: bool,
+        html_out: TextIO | None = None,
     ) -> None:
         self.source = dict(source)  # `format` is added by `finish` once the reader knows it
         self.started_at = started_at
@@ -143,10 +174,12 @@ class ReportWriter:
         self._json = json_out
         self._csv_out = csv_out
         self._csv = csv.writer(csv_out, lineterminator="\r\n")
-        self._parts: dict[tuple[Any, ...], _Parts] = {}
+        self._parts: dict[tuple[Any, ...], tuple[_Parts, list[int] | None, list[Any] | None]] = {}
         self._errors: list[dict[str, Any]] = []
         self._errors_omitted = 0
         self._finished = False
+        self._html = html_out
+        self.html_aggregate = HtmlAggregate() if html_out is not None else None
         self._json.write('{"schemaVersion": 1, "indicators": [')
         self._csv.writerow(CSV_COLUMNS)
 
@@ -157,13 +190,26 @@ class ReportWriter:
             raise ValueError(f"line {outcome.line}: an entry without a final status cannot be reported")
         # Everything but `line` and the value repeats from entry to entry (type, action, status, reason),
         # so those parts of both rows are built once per combination (a bounded memo).
-        key = (status, outcome.type, outcome.action, outcome.id, outcome.reason, outcome.position)
-        parts = self._parts.get(key)
-        if parts is None:
+        # The HTML page's counters ride on the same memo: a kept combination carries its own tally (and the
+        # first-lines list of its group when it is rejected or failed), so counting it costs one increment.
+        key = (status, outcome.type, outcome.action, outcome.id, outcome.reason, outcome.position, outcome.code)
+        memo = self._parts.get(key)
+        if memo is None:
             parts = _row_parts(*key)
+            tally = lines = None
             if key[3] is None and len(self._parts) < MAX_MEMO:  # ids are unique: not worth keeping
-                self._parts[key] = parts
-        json_tail, head, tail, csv_head, csv_tail, csv_plain = parts
+                if self.html_aggregate is not None:
+                    tally, lines = self.html_aggregate.tally(status, outcome.type, parts[6])
+                self._parts[key] = (parts, tally, lines)
+            elif self.html_aggregate is not None:
+                self.html_aggregate.add(status, outcome, parts[6])
+        else:
+            parts, tally, lines = memo
+        if tally is not None:
+            tally[0] += 1
+            if lines is not None and len(lines) < LINES_PER_GROUP:
+                lines.append(sample(outcome))
+        json_tail, head, tail, csv_head, csv_tail, csv_plain, _code = parts
         value = outcome.value
         if not value.isascii():
             value = scrub(value)
@@ -198,7 +244,7 @@ class ReportWriter:
         status: str,
         *,
         finished_at: datetime,
-        extra: dict[str, Any] | None = None,
+        extra: Mapping[str, object] | None = None,
         format: str | None = None,
     ) -> None:
         """Close the `indicators` array and write the other top-level keys; `extra` adds keys (e.g. `tenant`),
@@ -224,5 +270,21 @@ class ReportWriter:
             if key in tail or key in ("schemaVersion", "indicators"):
                 raise ValueError(f"extra key {key!r} would overwrite a report field")
             tail[key] = val
+        page = None
+        if self._html is not None and self.html_aggregate is not None:
+            page = render_page(
+                source=self.source,
+                started_at=tail["startedAt"],
+                finished_at=tail["finishedAt"],
+                dry_run=self.dry_run,
+                status=status,
+                summary=tail["summary"],
+                errors=self._errors,
+                errors_omitted=self._errors_omitted,
+                tenant=tail.get("tenant"),
+                aggregate=self.html_aggregate,
+            )
         body = scrub(json.dumps(tail, ensure_ascii=False, indent=None))
         self._json.write(("\n]" if self.entries else "]") + ", " + body[1:] + "\n")
+        if page is not None and self._html is not None:
+            self._html.write(page)

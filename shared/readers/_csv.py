@@ -230,7 +230,9 @@ def read_csv(
             # is still read (the reader resumes at the next physical line).
             start = lines.record_start
             lines.at_record_start = True
-            yield RawRow(start, {FIELD_VALUE: ""}, invalid=f"this record cannot be read as CSV: {exc}")
+            yield RawRow(
+                start, {FIELD_VALUE: ""}, invalid=f"this record cannot be read as CSV: {exc}", code="csv-record"
+            )
     if lines.unclosed_quote(delimiter):
         yield FileProblem(
             f"a quoted field opened in the record of line {lines.spanned_from} is never closed: lines "
@@ -244,7 +246,8 @@ def _noted(text: TextLines, first: int, last: int, items: list[RawRow | Ignored]
     if not text.take_fallback(first, last):
         return items
     return [
-        RawRow(i.line, i.fields, i.position, i.invalid, i.skip, CP1252_NOTE) if type(i) is RawRow else i for i in items
+        RawRow(i.line, i.fields, i.position, i.invalid, i.skip, CP1252_NOTE, i.code) if type(i) is RawRow else i
+        for i in items
     ]
 
 
@@ -299,7 +302,7 @@ def _record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]
         fields = {**common, FIELD_VALUE: value}
         if type_cell:
             fields[FIELD_TYPE] = type_cell
-        out.append(RawRow(line, fields, invalid="no indicator value in this row"))
+        out.append(RawRow(line, fields, invalid="no indicator value in this row", code="no-value"))
     return out
 
 

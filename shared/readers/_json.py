@@ -349,7 +349,10 @@ def element_rows(line: int, obj: Any, *, strict: bool, key: str = "") -> Iterato
     if not isinstance(obj, dict):
         if strict:
             yield RawRow(
-                line, {FIELD_VALUE: _text(obj) or ""}, invalid="not an indicator: expected an object or a string"
+                line,
+                {FIELD_VALUE: _text(obj) or ""},
+                invalid="not an indicator: expected an object or a string",
+                code="not-an-indicator",
             )
         return
     if _stix.is_stix_object(obj):
@@ -399,7 +402,7 @@ def _generic(line: int, obj: Mapping[str, Any]) -> RawRow:
                     break
     if FIELD_VALUE not in fields:
         fields[FIELD_VALUE] = ""
-        return RawRow(line, fields, invalid=NOT_INDICATOR_OBJECT)
+        return RawRow(line, fields, invalid=NOT_INDICATOR_OBJECT, code="no-value")
     return RawRow(line, fields)
 
 
@@ -482,21 +485,24 @@ def read_ndjson(stream: BinaryIO) -> Iterator[RawRow | FileProblem]:
 
 def _ndjson_line(number: int, text: str, truncated: bool) -> list[RawRow]:
     if truncated:
-        return [RawRow(number, {FIELD_VALUE: text[:200]}, invalid=f"line longer than {MAX_LINE_BYTES} bytes")]
+        why = f"line longer than {MAX_LINE_BYTES} bytes"
+        return [RawRow(number, {FIELD_VALUE: text[:200]}, invalid=why, code="line-too-long")]
     try:
         obj = json.loads(text)
     except RecursionError:
-        return [RawRow(number, {FIELD_VALUE: text[:200]}, invalid="not valid JSON: nested too deeply")]
+        why = "not valid JSON: nested too deeply"
+        return [RawRow(number, {FIELD_VALUE: text[:200]}, invalid=why, code="json-syntax")]
     except ValueError as exc:
         col = getattr(exc, "colno", None)
         where = f" (column {col})" if col else ""
-        return [RawRow(number, {FIELD_VALUE: text}, invalid=f"not valid JSON{where}: {getattr(exc, 'msg', exc)}")]
+        why = f"not valid JSON{where}: {getattr(exc, 'msg', exc)}"
+        return [RawRow(number, {FIELD_VALUE: text}, invalid=why, code="json-syntax")]
     rows = list(element_rows(number, obj, strict=True))
     if not rows and isinstance(obj, dict) and not _stix.is_stix_object(obj):
-        rows = [RawRow(number, {FIELD_VALUE: ""}, invalid=NOT_INDICATOR_OBJECT)]
+        rows = [RawRow(number, {FIELD_VALUE: ""}, invalid=NOT_INDICATOR_OBJECT, code="no-value")]
     return rows
 
 
 def _with_note(row: RawRow, note: str) -> RawRow:
     full = f"{row.note}; {note}" if row.note else note
-    return RawRow(row.line, row.fields, row.position, row.invalid, row.skip, full)
+    return RawRow(row.line, row.fields, row.position, row.invalid, row.skip, full, row.code)

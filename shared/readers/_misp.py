@@ -32,6 +32,7 @@ _CONTEXT_PARTS = frozenset({"filename", "port"})
 
 # The status already says "skipped" (the HTTP API writes `skipped: <reason>`, CONTRACT.md "Outcome").
 SKIP_TO_IDS = "MISP to_ids is false"
+SKIP_CODE = "misp-to-ids-false"
 
 
 def to_ids_false(value: object) -> bool:
@@ -70,9 +71,7 @@ def attribute_rows(
     types = t.split("|")
     parts = value.split("|", len(types) - 1) if len(types) > 1 else [value]
     if len(parts) != len(types):
-        yield RawRow(
-            line, {FIELD_VALUE: value, FIELD_TYPE: t, **extra}, position, invalid=None if skip else _bad(t), skip=skip
-        )
+        yield _whole(line, value, t, extra, position, skip)
         return
     usable = [
         (pt, part)
@@ -81,12 +80,24 @@ def attribute_rows(
     ]
     if not usable:
         # Nothing Defender can take (`yara`, `regkey`, `filename|ssdeep`, ...): one entry, whole value.
-        yield RawRow(
-            line, {FIELD_VALUE: value, FIELD_TYPE: t, **extra}, position, invalid=None if skip else _bad(t), skip=skip
-        )
+        yield _whole(line, value, t, extra, position, skip)
         return
     for part_type, part in usable:
-        yield RawRow(line, {FIELD_VALUE: part, FIELD_TYPE: part_type, **extra}, position, skip=skip)
+        yield RawRow(
+            line,
+            {FIELD_VALUE: part, FIELD_TYPE: part_type, **extra},
+            position,
+            skip=skip,
+            code=SKIP_CODE if skip else None,
+        )
+
+
+def _whole(line: int, value: str, t: str, extra: dict[str, str], position: bool, skip: str | None) -> RawRow:
+    """The attribute as one entry: skipped when to_ids is false, else invalid for its unsupported type."""
+    fields = {FIELD_VALUE: value, FIELD_TYPE: t, **extra}
+    if skip:
+        return RawRow(line, fields, position, skip=skip, code=SKIP_CODE)
+    return RawRow(line, fields, position, invalid=_bad(t), code="unsupported-type")
 
 
 def _bad(misp_type: str) -> str:

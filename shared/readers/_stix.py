@@ -79,7 +79,11 @@ def indicator_rows(line: int, obj: Mapping[str, Any], *, position: bool = False)
     pattern_type = obj.get("pattern_type")
     if pattern_type not in (None, "stix"):
         yield RawRow(
-            line, {FIELD_VALUE: pattern, **extra}, position, invalid=f"pattern_type {pattern_type} is not STIX"
+            line,
+            {FIELD_VALUE: pattern, **extra},
+            position,
+            invalid=f"pattern_type {pattern_type} is not STIX",
+            code="stix-pattern-type",
         )
         return
     version = "2.0" if obj.get("spec_version") in (None, "2.0") and pattern_type is None else "2.1"
@@ -87,13 +91,13 @@ def indicator_rows(line: int, obj: Mapping[str, Any], *, position: bool = False)
         tree = _parse(pattern, version)
         branches = list(_observation_branches(tree))
     except _Unexpressible as exc:
-        yield RawRow(line, {FIELD_VALUE: pattern, **extra}, position, invalid=str(exc))
+        yield RawRow(line, {FIELD_VALUE: pattern, **extra}, position, invalid=str(exc), code="stix-unexpressible")
         return
     except RecursionError:
         # Nesting (parentheses within parentheses) deeper than the interpreter's stack: this one pattern is
         # invalid, the bundle goes on. Chains of one operator, however long, are read in a loop (`_convert`).
         why = "STIX pattern is nested too deeply to be read"
-        yield RawRow(line, {FIELD_VALUE: pattern[:200], **extra}, position, invalid=why)
+        yield RawRow(line, {FIELD_VALUE: pattern[:200], **extra}, position, invalid=why, code="stix-unexpressible")
         return
     # STIX 2.1 §3.2 `revoked`: the producer withdrew the indicator; it must not become a block.
     skip = REVOKED_REASON if obj.get("revoked") is True else None
@@ -113,8 +117,11 @@ def _group_row(
         raw = group[0].values[0] if len(group) == 1 and len(group[0].values) == 1 else pattern
         if len(group) == 1 and group[0].op not in ("=", "!=", "NOT ="):
             raw = pattern
-        return RawRow(line, {FIELD_VALUE: raw, **extra}, position, invalid=str(exc))
-    return RawRow(line, {FIELD_VALUE: value, FIELD_TYPE: itype.value, **extra}, position, note=note, skip=skip)
+        return RawRow(line, {FIELD_VALUE: raw, **extra}, position, invalid=str(exc), code="stix-unexpressible")
+    code = "stix-revoked" if skip else None
+    return RawRow(
+        line, {FIELD_VALUE: value, FIELD_TYPE: itype.value, **extra}, position, note=note, skip=skip, code=code
+    )
 
 
 def _express(group: list[Cmp]) -> tuple[str, IndicatorType, str | None]:

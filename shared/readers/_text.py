@@ -128,9 +128,9 @@ def _line_item(number: int, body: str, *, markdown: bool, separators: str, note:
         if k in _INDICATOR_KINDS:
             return RawRow(number, {FIELD_VALUE: candidate}, note=note)
         if k == "email":
-            return RawRow(number, {FIELD_VALUE: candidate}, invalid=EMAIL_REASON, note=note)
+            return RawRow(number, {FIELD_VALUE: candidate}, invalid=EMAIL_REASON, note=note, code="email-address")
         if k == "path" and not markdown:
-            return RawRow(number, {FIELD_VALUE: candidate}, invalid=PATH_REASON, note=note)
+            return RawRow(number, {FIELD_VALUE: candidate}, invalid=PATH_REASON, note=note, code="not-an-indicator")
     return Ignored(number)
 
 

@@ -20,14 +20,14 @@ def scrub_row(row: RawRow) -> RawRow:
     if not bad:
         return row
     fields = {k: scrub(v) for k, v in row.fields.items()}
-    invalid, notes = row.invalid, [row.note] if row.note else []
+    invalid, code, notes = row.invalid, row.code, [row.note] if row.note else []
     for key in bad:
         what = f"a lone UTF-16 surrogate ({surrogate_name(row.fields[key])}), which is no character"
-        if key == FIELD_VALUE:
-            invalid = invalid or f"the value holds {what}: not valid Unicode text"
+        if key == FIELD_VALUE and invalid is None:
+            invalid, code = f"the value holds {what}: not valid Unicode text", "value-not-unicode"
         else:
             notes.append(f"{key}: {what}, replaced by U+FFFD")
-    return RawRow(row.line, fields, row.position, invalid, row.skip, "; ".join(notes) or None)
+    return RawRow(row.line, fields, row.position, invalid, row.skip, "; ".join(notes) or None, code)
 
 
 def scrubbed(items: Iterable[ReaderItem]) -> Iterator[ReaderItem]:

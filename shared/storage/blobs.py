@@ -4,8 +4,8 @@
 - `service_client(conn)` builds the one `BlobServiceClient` a process uses.
 - `BlobStream` reads a blob as a file-like object over ranged `download_blob()` calls, pinned to one
   ETag, so a blob of hundreds of MB never sits in memory (CONTRACT.md "Inputs").
-- `ReportFiles` spools the JSON and CSV reports to temporary files and uploads them in blocks,
-  CSV first and JSON last: a JSON report's presence means the run is complete.
+- `ReportFiles` spools the JSON and CSV reports and the HTML page to temporary files and uploads them
+  in blocks, CSV first, then HTML, JSON last: a JSON report's presence means the run is complete.
 - `complete_report_etag()` answers "is there a complete report for this blob ETag?" (idempotency,
   azure-functions-conventions.md #7).
 """
@@ -57,6 +57,7 @@ class StorageConnection:
     blob_service_uri: str | None = None
     credential: str | None = None
     client_id: str | None = None
+    queue_service_uri: str | None = None  # [jobs] `__queueServiceUri`; derived from the blob URI when absent
 
     @property
     def uses_identity(self) -> bool:
@@ -106,7 +107,19 @@ def parse_connection(env: Mapping[str, str], name: str = CONNECTION_NAME) -> Sto
         raise ConnectionSettingsError(f"{name}__credential must be 'managedidentity', got {credential!r}")
     if client_id is not None and credential is None:
         raise ConnectionSettingsError(f"{name}__clientId is set but {name}__credential=managedidentity is not")
-    return StorageConnection(blob_service_uri=uri.rstrip("/"), credential=credential, client_id=client_id)
+    queue_uri = get(f"{name}__queueServiceUri")
+    if queue_uri is None and account is not None:
+        queue_uri = f"https://{account}.queue.core.windows.net"
+    if queue_uri is None:
+        queue_uri = uri.replace(".blob.", ".queue.", 1)
+    if not secure_url(queue_uri):
+        raise ConnectionSettingsError(f"{name}__queueServiceUri must be an https:// URL, got {safe_uri(queue_uri)!r}")
+    return StorageConnection(
+        blob_service_uri=uri.rstrip("/"),
+        credential=credential,
+        client_id=client_id,
+        queue_service_uri=queue_uri.rstrip("/"),
+    )
 
 
 def safe_uri(uri: str) -> str:
@@ -122,24 +135,47 @@ def safe_uri(uri: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def service_client(conn: StorageConnection) -> Any:
-    """The BlobServiceClient for a connection (azure imports happen here, on first use)."""
+def service_client(conn: StorageConnection, **options: Any) -> Any:
+    """The BlobServiceClient for a connection (azure imports happen here, on first use); `options` go to the
+    client (e.g. `retry_total=0` for a quick look that must not hang)."""
     from azure.storage.blob import BlobServiceClient
 
     if conn.connection_string is not None:
-        return BlobServiceClient.from_connection_string(conn.connection_string)
+        return BlobServiceClient.from_connection_string(conn.connection_string, **options)
+    assert conn.blob_service_uri is not None  # parse_connection guarantees one of the two forms
+    return BlobServiceClient(conn.blob_service_uri, credential=_credential(conn), **options)
+
+
+def _credential(conn: StorageConnection) -> Any:
     if conn.credential:
         from azure.identity import ManagedIdentityCredential
 
         # Only client_id selects a user-assigned identity (local-tooling.md §5: other kwargs are ignored).
-        cred: Any = ManagedIdentityCredential(client_id=conn.client_id) if conn.client_id else None
-        cred = cred or ManagedIdentityCredential()
-    else:
-        from azure.identity import DefaultAzureCredential
+        return ManagedIdentityCredential(client_id=conn.client_id) if conn.client_id else ManagedIdentityCredential()
+    from azure.identity import DefaultAzureCredential
 
-        cred = DefaultAzureCredential()
-    assert conn.blob_service_uri is not None  # parse_connection guarantees one of the two forms
-    return BlobServiceClient(conn.blob_service_uri, credential=cred)
+    return DefaultAzureCredential()
+
+
+def queue_service(conn: StorageConnection) -> Any:
+    """The QueueServiceClient for a connection (no I/O)."""
+    from azure.storage.queue import QueueServiceClient
+
+    if conn.connection_string is not None:
+        return QueueServiceClient.from_connection_string(conn.connection_string)
+    assert conn.queue_service_uri is not None
+    return QueueServiceClient(conn.queue_service_uri, credential=_credential(conn))
+
+
+def base64_queue(service: Any, name: str) -> Any:
+    """A QueueClient writing base64 messages, as the host's queue trigger reads them (host.json
+    `messageEncoding`; the SDK's default is plain text, and the service client's policies do not reach the
+    queue clients it makes)."""
+    from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+
+    return service.get_queue_client(
+        name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+    )
 
 
 def ensure_containers(service: Any, names: Iterator[str] | list[str] | tuple[str, ...]) -> None:
@@ -239,19 +275,22 @@ def open_blob(blob_client: Any, etag: str, size: int) -> io.BufferedReader:
 
 
 class ReportFiles:
-    """The two report streams of one run: text files spooled to disk when large, then uploaded.
+    """The report streams of one run: text files spooled to disk when large, then uploaded.
 
-    `json` and `csv` are the text streams a ReportWriter writes into. `upload()` sends the CSV
-    first and the JSON last (CONTRACT.md "Reports"; the JSON's presence marks a complete run),
-    each in blocks straight from the spool file, so the report never has to fit in memory.
+    `json`, `csv` and `html` are the text streams a ReportWriter writes into (`html` as its `html_out`).
+    `upload()` sends the CSV first, then the HTML page when one was written, and the JSON last
+    (CONTRACT.md "Reports"; the JSON's presence marks a complete run), each in blocks straight from
+    the spool file, so the report never has to fit in memory.
     """
 
     def __init__(self) -> None:
         self._json_raw = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         self._csv_raw = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        self._html_raw = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
         # newline="" keeps the CSV writer's \r\n line ends as written.
         self.json: TextIO = io.TextIOWrapper(self._json_raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
         self.csv: TextIO = io.TextIOWrapper(self._csv_raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
+        self.html: TextIO = io.TextIOWrapper(self._html_raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
 
     def upload(
         self,
@@ -260,13 +299,21 @@ class ReportFiles:
         csv_name: str,
         *,
         metadata: Mapping[str, str] | None = None,
+        html_name: str | None = None,
     ) -> None:
+        """CSV, then the HTML page (if anything was written to `html`; named `html_name`, by default the JSON
+        report's name ending `.html`), then the JSON report with `metadata`."""
         from azure.storage.blob import ContentSettings
 
-        for text, raw, name, ctype, meta in (
-            (self.csv, self._csv_raw, csv_name, "text/csv; charset=utf-8", None),
-            (self.json, self._json_raw, json_name, "application/json; charset=utf-8", metadata),
-        ):
+        self.html.flush()
+        files: list[tuple[TextIO, Any, str, str, Mapping[str, str] | None]] = [
+            (self.csv, self._csv_raw, csv_name, "text/csv; charset=utf-8", None)
+        ]
+        if self._html_raw.tell():
+            page = html_name or json_name.removesuffix(".json") + ".html"
+            files.append((self.html, self._html_raw, page, "text/html; charset=utf-8", None))
+        files.append((self.json, self._json_raw, json_name, "application/json; charset=utf-8", metadata))
+        for text, raw, name, ctype, meta in files:
             text.flush()
             length = raw.tell()
             raw.seek(0)
@@ -282,7 +329,7 @@ class ReportFiles:
             raw.seek(0, io.SEEK_END)
 
     def close(self) -> None:
-        for f in (self.json, self.csv):
+        for f in (self.json, self.csv, self.html):
             try:
                 f.close()
             except ValueError:
@@ -297,8 +344,8 @@ class ReportFiles:
 
 class BlobReports:
     """One job's reports in the reports container (`pipeline.job.Reports`): spooled while the job writes
-    them, then uploaded CSV first and JSON last; `etag` (a blob input's) makes the JSON report the
-    idempotency marker of that version (`already_done`)."""
+    them, then uploaded CSV first, the HTML page, and JSON last; `etag` (a blob input's) makes the JSON report
+    the idempotency marker of that version (`already_done`)."""
 
     def __init__(self, container: Any, json_name: str, csv_name: str, *, etag: str | None = None) -> None:
         self.container = container
@@ -311,13 +358,13 @@ class BlobReports:
         return self.etag is not None and has_complete_report(self.container, self.json_name, self.etag)
 
     @contextmanager
-    def open(self) -> Iterator[tuple[TextIO, TextIO]]:
+    def open(self) -> Iterator[tuple[TextIO, TextIO, TextIO]]:
         """Fresh spooled streams; kept after the block for `publish` (closed at once if the block raised)."""
         if self._files is not None:
             self._files.close()
         files = self._files = ReportFiles()
         try:
-            yield files.json, files.csv
+            yield files.json, files.csv, files.html
         except BaseException:
             files.close()
             self._files = None

@@ -227,7 +227,7 @@ class Steward:
         self._decisions[d.kind.value] += 1
         self._conflicts_left += len(d.conflicts)
         if d.kind is Kind.unchanged:
-            return outcome.final(Status.unchanged, d.note(), id=d.existing_id)
+            return outcome.final(Status.unchanged, d.note(), id=d.existing_id, code="unchanged")
         notes = list(outcome.notes)
         mark = ownership.app_mark(self.feed, ind.indicatorType.value, ind.indicatorValue)
         if self.feed:
@@ -261,7 +261,7 @@ class Steward:
         assert self._admitter is not None
         if self._admitter.admit(self.priority.key(ind)):
             return outcome
-        return outcome.final(Status.skipped, CAPACITY_REASON)
+        return outcome.final(Status.skipped, CAPACITY_REASON, code="tenant-capacity")
 
     def review(self, outcome: Outcome) -> Outcome:
         """`classify` then `admit`: the one call the orchestrator makes per pending outcome."""

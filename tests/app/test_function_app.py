@@ -16,7 +16,9 @@ def bindings(fn: Any) -> list[dict[str, Any]]:
 
 
 def test_expected_functions_only(functions: dict[str, Any]) -> None:
-    assert set(functions) == {"import_dropped_file", "import_indicators", "health"}
+    assert set(functions) == {
+        "import_dropped_file", "run_import_jobs", "import_indicators", "import_job_status", "health"
+    }  # fmt: skip
 
 
 def test_blob_trigger_is_event_grid_sourced(functions: dict[str, Any]) -> None:
@@ -45,6 +47,15 @@ def test_http_import_route(functions: dict[str, Any]) -> None:
     assert trigger["methods"] == ["POST"]
     assert trigger["authLevel"] == "FUNCTION"
     assert out["type"] == "http"
+
+
+def test_queue_worker_and_status_route(functions: dict[str, Any]) -> None:
+    (trigger,) = bindings(functions["run_import_jobs"])
+    assert (trigger["type"], trigger["queueName"], trigger["connection"]) == ("queueTrigger", "%JOBS_QUEUE%",
+                                                                                "IndicatorStorage")  # fmt: skip
+    trigger, _out = bindings(functions["import_job_status"])
+    assert (trigger["route"], trigger["methods"], trigger["authLevel"]) == (
+        "indicators/import/jobs/{id}", ["GET"], "FUNCTION")  # fmt: skip
 
 
 def test_health_route(functions: dict[str, Any]) -> None:

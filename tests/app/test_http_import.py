@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -28,7 +29,7 @@ def post(functions: dict[str, Any], body: bytes, *, ctype: str = "application/js
         params=params,
         body=body,
     )
-    resp = functions["import_indicators"].get_user_function()(req, Ctx())
+    resp = asyncio.run(functions["import_indicators"].get_user_function()(req, Ctx()))
     return resp.status_code, json.loads(resp.get_body()), dict(resp.headers)
 
 
@@ -51,6 +52,10 @@ def test_1200_indicators_three_calls_and_1200_values_in_order(functions, make_ru
         blob_service.get_blob_client(app_env["REPORTS_CONTAINER"], answer["report"]).download_blob().readall()
     )
     assert report["summary"]["total"] == 1200
+    # [html] `http/<ts>-<id>.report.html` beside it.
+    page = blob_service.get_blob_client(app_env["REPORTS_CONTAINER"], answer["report"][: -len("json")] + "html")
+    assert page.get_blob_properties().content_settings.content_type == "text/html; charset=utf-8"
+    assert '<span class="n">1,200</span><span class="k">submitted</span>' in page.download_blob().readall().decode()
 
 
 def test_bare_array_of_strings_csv_and_text_bodies(functions, make_runtime, defender):
@@ -134,165 +139,17 @@ def test_refused_requests(functions, make_runtime, defender, body, ctype, params
     assert import_calls(defender) == []
 
 
-def test_503_with_retry_after_when_the_tenant_is_busy(functions, make_runtime, defender, app_env):
-    rt = make_runtime(HTTP_LOCK_WAIT_SECONDS="0")
-    other = runtime.Runtime.from_env(app_env)
-    with other.lock.hold(timeout=5):
-        status, answer, headers = post(functions, json.dumps(["busy.example.com"]).encode())
-    assert status == 503
-    assert int(headers["Retry-After"]) > 0
-    assert "another import holds the tenant lock" in answer["error"]["message"]
-    assert import_calls(defender) == []
-    assert rt.lock.try_acquire() is not None  # nothing left held
-
-
-def test_lease_lost_mid_import_stops_before_the_next_call(functions, app_env, defender, blob_service):
-    """Renewals refused (the lease was broken): no further Defender call without the tenant's turn; 503."""
-    import contextlib
-    import os
-    import time
-
-    from azure.storage.blob import BlobLeaseClient
-
-    from shared.storage.tenant_lock import TenantLock
-    from tests.app.conftest import fast_defender_factory
-
-    handles: list[Any] = []
-
-    class RecordingLock(TenantLock):
-        @contextlib.contextmanager
-        def hold(self, *a: Any, **kw: Any) -> Any:
-            with super().hold(*a, **kw) as handle:
-                handles.append(handle)
-                yield handle
-
-    def factory(settings: Any) -> Any:
-        client = fast_defender_factory(settings)
-        real = client.submit
-
-        def submit(batch: Any) -> Any:
-            out = real(batch)
-            if client.api_calls == 1:  # after the first batch: someone breaks the lease
-                lock_blob = blob_service.get_blob_client(app_env["LOCK_CONTAINER"], "defender-tenant.lock")
-                BlobLeaseClient(lock_blob).break_lease(0)
-                deadline = time.monotonic() + 10
-                while not handles[-1].lost and time.monotonic() < deadline:
-                    time.sleep(0.02)
-            return out
-
-        client.submit = submit
-        return client
-
-    env = dict(os.environ, BATCH_SIZE="1")
-    rt = runtime.Runtime.from_env(
-        env, defender_factory=factory, lock_factory=lambda c: RecordingLock(c, renew_every=0.05)
-    )
-    runtime.set_runtime(rt)
-    try:
-        status, answer, headers = post(functions, json.dumps([f"lost{i}.example.com" for i in range(3)]).encode())
-    finally:
-        runtime.set_runtime(None)
-    assert status == 503 and int(headers["Retry-After"]) > 0
-    assert "tenant lock" in answer["error"]["message"] and "was lost" in answer["error"]["message"]
-    assert len(import_calls(defender)) == 1
-
-
-def test_503_when_defender_refuses_the_identity(functions, make_runtime, defender, identity):
-    make_runtime()
-    identity.configure(roles=["Ti.Read.All"])  # the token lacks Ti.ReadWrite.All
-    status, answer, _ = post(functions, json.dumps(["denied.example.com"]).encode())
-    assert status == 503
-    assert "Ti.ReadWrite.All" in answer["error"]["message"]
-    assert answer["report"].startswith("http/")
-
-
-IMPORT_PATH = "/api/indicators/import"
-DEADLINE_REASON = "stopped before the HTTP time limit (HTTP_DEADLINE_SECONDS = 10 s)"
-
-
-def throttled_from_call(n: int, defender: Any) -> Any:
-    """A Defender client factory whose n-th import call (1-based) is answered 429 with `Retry-After: 60`."""
-    from tests.app.conftest import fast_defender_factory
-
-    def factory(settings: Any) -> Any:
-        client = fast_defender_factory(settings)
-        real = client.submit
-        armed = False
-
-        def submit(batch: Any) -> Any:
-            nonlocal armed
-            if not armed and client.api_calls == n - 1:
-                armed = True
-                defender.admin.add_fault("throttle", retry_after=60, path=IMPORT_PATH)
-            return real(batch)
-
-        client.submit = submit
-        return client
-
-    return factory
-
-
-def test_a_throttled_batch_past_the_time_limit_fails_the_rest_with_a_200(functions, app_env, defender, blob_service):
-    """The Functions host cuts HTTP answers at 230 s: the client stops instead of waiting 60 s for a slot, and
-    the caller gets its `value` list — the first batch submitted, the rest failed with a reason to resend."""
-    import os
-    import time
-
-    env = dict(os.environ, HTTP_DEADLINE_SECONDS="10")
-    runtime.set_runtime(runtime.Runtime.from_env(env, defender_factory=throttled_from_call(2, defender)))
-    values = [hex_value(f"late-{i}") for i in range(1200)]
-    body = json.dumps({"Indicators": [make_indicator(v) for v in values]}).encode()
-    try:
-        started = time.monotonic()
-        status, answer, _ = post(functions, body)
-        elapsed = time.monotonic() - started
-    finally:
-        runtime.set_runtime(None)
-    assert status == 200 and elapsed < 10
-    assert [v["indicator"] for v in answer["value"]] == values
-    first, rest = answer["value"][:500], answer["value"][500:]
-    assert all(v["isFailed"] is False and v["id"] for v in first)
-    assert all(v["isFailed"] is True and v["id"] is None for v in rest)
-    reasons = {v["failureReason"] for v in rest}
-    assert len(reasons) == 1
-    (reason,) = reasons
-    assert reason.startswith(DEADLINE_REASON) and "asked to wait 60 s (HTTP 429, Retry-After)" in reason
-    assert reason.endswith("not submitted: resend it")
-    calls = import_calls(defender)
-    assert [c["status"] for c in calls] == [200, 429]  # no retry of the throttled batch, no third batch
-    assert answer["summary"]["submitted"] == 500 and answer["summary"]["failed"] == 700
-    assert answer["summary"]["apiCalls"] == 2 and answer["status"] == "completed_with_errors"
-    report = json.loads(
-        blob_service.get_blob_client(app_env["REPORTS_CONTAINER"], answer["report"]).download_blob().readall()
-    )
-    assert report["summary"]["failed"] == 700
-
-
-def test_503_with_retry_after_when_the_time_limit_stops_the_first_batch(functions, app_env, defender):
-    import os
-
-    env = dict(os.environ, HTTP_DEADLINE_SECONDS="10")
-    runtime.set_runtime(runtime.Runtime.from_env(env, defender_factory=throttled_from_call(1, defender)))
-    try:
-        status, answer, headers = post(functions, json.dumps([f"slow{i}.example.com" for i in range(3)]).encode())
-    finally:
-        runtime.set_runtime(None)
-    assert status == 503 and headers["Retry-After"] == "60"
-    message = answer["error"]["message"]
-    assert message.startswith(DEADLINE_REASON) and "None of the 3 indicators was submitted" in message
-    assert answer["report"].startswith("http/") and answer["summary"]["failed"] == 3
-    assert [c["status"] for c in import_calls(defender)] == [429]
-
-
-@pytest.mark.parametrize(("value", "ok"), [("10", True), ("225", True), ("9", False), ("226", False), ("x", False)])
-def test_http_deadline_setting_bounds(value: str, ok: bool) -> None:
-    env = {"HTTP_DEADLINE_SECONDS": value}
-    if ok:
-        assert runtime.AppOptions.from_env(env).http_deadline == float(value)
-    else:
-        with pytest.raises(SettingsError, match="HTTP_DEADLINE_SECONDS"):
-            runtime.AppOptions.from_env(env)
-    assert runtime.AppOptions.from_env({}).http_deadline == 200.0
+def test_settings_of_the_synchronous_import_are_accepted_and_ignored(monkeypatch) -> None:
+    """HTTP_DEADLINE_SECONDS, HTTP_LOCK_WAIT_SECONDS and BLOB_LOCK_WAIT_SECONDS meant nothing once imports
+    are queued jobs: a deployment that sets them still starts, and health names them as ignored."""
+    env = {"HTTP_DEADLINE_SECONDS": "200", "HTTP_LOCK_WAIT_SECONDS": "60"}
+    env["IndicatorStorage"] = "UseDevelopmentStorage=true"
+    options = runtime.AppOptions.from_env(env)
+    assert options.ignored == ("HTTP_DEADLINE_SECONDS", "HTTP_LOCK_WAIT_SECONDS")
+    answer = health.health_answer(env).body
+    assert answer["ignoredSettings"] == ["HTTP_DEADLINE_SECONDS", "HTTP_LOCK_WAIT_SECONDS"]
+    with pytest.raises(SettingsError, match="HTTP_SYNC_SECONDS"):
+        runtime.AppOptions.from_env({"HTTP_SYNC_SECONDS": "61"})
 
 
 def test_health_reports_configuration_without_secrets(functions, make_runtime, app_env, monkeypatch):

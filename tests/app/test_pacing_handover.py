@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
-from shared.app import blob_import
 from shared.defender.pacing import decode_calls
 from shared.storage.tenant_lock import TenantLock
+from tests.app.conftest import import_now
 from tests.app.test_blob_import import hashes, import_calls, upload
 from tests.client.pacing_helpers import max_in_window
 
@@ -18,7 +18,7 @@ LIMIT = 3
 
 
 def test_the_next_holder_on_another_instance_waits_for_the_last_ones_calls(
-    blob_service, app_env, make_runtime, defender
+    blob_service, app_env, make_runtime, defender, jobs_host
 ) -> None:
     defender.admin.configure(time_scale=60, limits={"import": [[LIMIT, 60]]})
     first = make_runtime(time_scale=60, BATCH_SIZE="1", MAX_CALLS_PER_MINUTE=str(LIMIT))
@@ -27,11 +27,11 @@ def test_the_next_holder_on_another_instance_waits_for_the_last_ones_calls(
     a = upload(blob_service, app_env["INDICATORS_CONTAINER"], "a.txt", "\n".join(hashes(LIMIT, "ho-a")).encode())
     b = upload(blob_service, app_env["INDICATORS_CONTAINER"], "b.txt", "\n".join(hashes(LIMIT, "ho-b")).encode())
 
-    assert blob_import.handle_blob(a, runtime=first).summary["submitted"] == LIMIT  # a full window of calls
+    assert import_now(a, runtime=first, host=jobs_host).summary["submitted"] == LIMIT  # a full window of calls
     lock_blob = blob_service.get_blob_client(app_env["LOCK_CONTAINER"], "defender-tenant.lock")
     handed = decode_calls(lock_blob.get_blob_properties().metadata["pace_import"])
     assert list(handed) == [first.defender.pacer.uid] and len(handed[first.defender.pacer.uid]) == LIMIT
-    run = blob_import.handle_blob(b, runtime=second)  # at once, on "another instance"
+    run = import_now(b, runtime=second, host=jobs_host)  # at once, on "another instance"
     assert run.summary["submitted"] == LIMIT and run.summary["retries"] == 0
 
     calls = import_calls(defender)
@@ -43,13 +43,15 @@ def test_the_next_holder_on_another_instance_waits_for_the_last_ones_calls(
     assert second.defender.pacer.waited_seconds > 0
 
 
-def test_same_instance_again_does_not_count_its_calls_twice(blob_service, app_env, make_runtime, defender) -> None:
+def test_same_instance_again_does_not_count_its_calls_twice(
+    blob_service, app_env, make_runtime, defender, jobs_host
+) -> None:
     defender.admin.configure(time_scale=60)
     rt = make_runtime(time_scale=60, BATCH_SIZE="1", MAX_CALLS_PER_MINUTE=str(LIMIT))
     a = upload(blob_service, app_env["INDICATORS_CONTAINER"], "one.txt", "\n".join(hashes(2, "self-1")).encode())
     b = upload(blob_service, app_env["INDICATORS_CONTAINER"], "two.txt", "\n".join(hashes(1, "self-2")).encode())
-    blob_import.handle_blob(a, runtime=rt)
-    blob_import.handle_blob(b, runtime=rt)  # its own 2 calls come back in the handover: 3 fit, no wait
+    import_now(a, runtime=rt, host=jobs_host)
+    import_now(b, runtime=rt, host=jobs_host)  # its own 2 calls come back in the handover: 3 fit, no wait
     assert rt.defender.pacer.waited_seconds == 0
     assert len(import_calls(defender)) == 3
 

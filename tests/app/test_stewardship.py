@@ -252,8 +252,9 @@ def test_dry_run_with_the_tenant_unreadable_still_validates(blob_service, app_en
 
 
 def test_tenant_unreadable_submits_nothing_and_fails_the_run(blob_service, app_env, make_runtime, defender):
-    make_runtime()
-    defender.admin.add_fault(kind="status", status=503, count=20, path="/api/indicators")
+    """Retried on the schedule while List fails; once the retries ran out, final and failed, nothing sent."""
+    make_runtime(JOB_RETRY_MAX_HOURS="0.0006")
+    defender.admin.add_fault(kind="status", status=503, count=500, path="/api/indicators")
     rep = drop(blob_service, app_env, "down-list.txt", lines([hex_value("dl-1"), hex_value("dl-2")]))
     assert rep["status"] == "failed"
     assert {e["status"] for e in rep["indicators"]} == {"failed"}

@@ -39,13 +39,17 @@ from shared.storage.blobs import (
                 blob_service_uri="https://stdata.blob.core.windows.net",
                 credential="managedidentity",
                 client_id="00000000-0000-0000-0000-000000000001",
+                queue_service_uri="https://stdata.queue.core.windows.net",
             ),
         ),
-        # No __credential: DefaultAzureCredential, as the Functions host does locally.
+        # No __credential: DefaultAzureCredential, as the Functions host does locally. No __queueServiceUri:
+        # the queue endpoint of the same account.
         ({"IndicatorStorage__blobServiceUri": "https://x.blob.core.windows.net"},
-         StorageConnection(blob_service_uri="https://x.blob.core.windows.net")),
+         StorageConnection(blob_service_uri="https://x.blob.core.windows.net",
+                           queue_service_uri="https://x.queue.core.windows.net")),
         ({"IndicatorStorage__accountName": "stdata", "IndicatorStorage__credential": "ManagedIdentity"},
-         StorageConnection(blob_service_uri="https://stdata.blob.core.windows.net", credential="ManagedIdentity")),
+         StorageConnection(blob_service_uri="https://stdata.blob.core.windows.net", credential="ManagedIdentity",
+                           queue_service_uri="https://stdata.queue.core.windows.net")),
     ],
 )  # fmt: skip
 def test_parse_connection_forms(env: dict[str, str], expected: StorageConnection) -> None:
@@ -122,6 +126,25 @@ def test_reports_upload_json_last_with_etag(blob_service, fresh_containers) -> N
     assert has_complete_report(container, "a/b.txt.report.json", '"0x8DABC"')
     assert not has_complete_report(container, "a/b.txt.report.json", '"0x8DOTHER"')
     assert not has_complete_report(container, "missing.report.json", '"0x8DABC"')
+
+
+def test_reports_upload_the_html_page_between_csv_and_json(blob_service, fresh_containers) -> None:
+    """[html] `<path>.report.html`, `text/html; charset=utf-8`, uploaded after the CSV and before the JSON."""
+    container = blob_service.get_container_client(fresh_containers.reports)
+    with ReportFiles() as files:
+        files.csv.write("line,status\r\n")
+        files.html.write("<!DOCTYPE html><title>é</title>")
+        files.json.write("{}")
+        files.upload(container, "a/b.txt.report.json", "a/b.txt.report.csv", metadata=report_metadata('"0x8DABC"'))
+    props = {n: container.get_blob_client(f"a/b.txt.report.{n}").get_blob_properties() for n in ("csv", "html", "json")}
+    assert container.download_blob("a/b.txt.report.html").readall() == "<!DOCTYPE html><title>é</title>".encode()
+    assert props["html"].content_settings.content_type == "text/html; charset=utf-8"
+    assert props["csv"].last_modified <= props["html"].last_modified <= props["json"].last_modified
+    assert not props["html"].metadata  # the completion marker is the JSON's alone
+    with ReportFiles() as files:  # a writer given no page: no page uploaded
+        files.json.write("{}")
+        files.upload(container, "c.report.json", "c.report.csv")
+    assert [b.name for b in container.list_blobs(name_starts_with="c.")] == ["c.report.csv", "c.report.json"]
 
 
 def test_large_report_spools_to_disk_and_uploads(blob_service, fresh_containers) -> None:

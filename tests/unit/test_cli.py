@@ -40,6 +40,11 @@ def test_validate_writes_reports_and_prints_counts(tmp_path):
     assert "by status: duplicate 1, invalid 1, skipped 2" in out
     assert "DomainName 2" in out and "FileSha256 1" in out
     assert "line 4: invalid: '10.0.0.1'" in out
+    # [html] the page beside them, named like them, with the same counts.
+    page = (tmp_path / "r" / "iocs.txt.report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "iocs.txt" in page
+    assert 'id="count-skipped" title="not submitted on purpose"><span class="n">2</span>' in page
+    assert str(tmp_path / "r" / "iocs.txt.report.html") in out
 
 
 def test_json_output_is_machine_readable(tmp_path):
@@ -50,6 +55,7 @@ def test_json_output_is_machine_readable(tmp_path):
     (entry,) = doc["files"]
     assert entry["summary"]["total"] == 2 and entry["byStatus"] == {"skipped": 1, "invalid": 1}
     assert entry["rejected"][0]["line"] == 3
+    assert entry["reports"]["html"] == str(tmp_path / "a.csv.report.html")
 
 
 def test_same_file_name_twice_is_refused_before_processing(tmp_path):

@@ -19,17 +19,17 @@ from tests.conftest import REPO
 
 def test_an_interrupted_write_leaves_nothing_at_the_final_names(tmp_path: Path):
     reports = LocalReports(str(tmp_path / "a.report.json"), str(tmp_path / "a.report.csv"))
-    with pytest.raises(KeyboardInterrupt), reports.open() as (j, c):
+    with pytest.raises(KeyboardInterrupt), reports.open() as (j, _c, _h):
         j.write('{"schemaVersion": 1, "indicators": [')
         raise KeyboardInterrupt
     assert sorted(os.listdir(tmp_path)) == []
-    with reports.open() as (j, c):
+    with reports.open() as (j, c, _h):
         j.write("{}")
         c.write("line\r\n")
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(n) + f".tmp-{os.getpid()}" for n in (
-        reports.json_name, reports.csv_name))  # fmt: skip
+        reports.json_name, reports.csv_name, reports.html_name))  # fmt: skip
     reports.publish()
-    assert sorted(os.listdir(tmp_path)) == ["a.report.csv", "a.report.json"] and reports.opened
+    assert sorted(os.listdir(tmp_path)) == ["a.report.csv", "a.report.html", "a.report.json"] and reports.opened
 
 
 def test_a_killed_run_leaves_the_earlier_complete_report(tmp_path: Path):

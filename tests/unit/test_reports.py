@@ -46,7 +46,8 @@ def test_json_report_has_the_contract_shape():
                                     "ignoredLines", "apiCalls", "retries", "listCalls", "deleteCalls"]  # fmt: skip
     first, second, third = doc["indicators"]
     assert first == {"line": 1, "indicatorValue": "evil.example", "indicatorType": "DomainName", "action": "Block",
-                     "status": "submitted", "id": "17", "reason": None}  # fmt: skip
+                     "status": "submitted", "id": "17", "reason": None, "code": "submitted"}  # fmt: skip
+    assert second["code"] == "invalid" and third["code"] == "skipped"  # no code given: the status stands in
     assert second["indicatorValue"] == 'quo"te\nnew ünïcode'
     assert third["position"] is True and "position" not in first
 
