@@ -168,6 +168,10 @@ param maxTenantIndicators int = 15000
 @minValue(0)
 param capacityReserve int = 500
 
+@description('DEFENDER_REQUEST_TIMEOUT_SECONDS: read timeout of one Defender call.')
+@minValue(1)
+param defenderRequestTimeoutSeconds int = 180
+
 @description('MAX_VALUE_LENGTH: longest value read as a candidate indicator (longer ones are invalid).')
 @minValue(256)
 param maxValueLength int = 8192
@@ -280,6 +284,7 @@ var contractSettings = {
   MAX_HTTP_INDICATORS: string(maxHttpIndicators)
   MAX_TENANT_INDICATORS: string(maxTenantIndicators)
   CAPACITY_RESERVE: string(capacityReserve)
+  DEFENDER_REQUEST_TIMEOUT_SECONDS: string(defenderRequestTimeoutSeconds)
   MAX_VALUE_LENGTH: string(maxValueLength)
   MAX_GZIP_BYTES: string(maxGzipBytes)
   MAX_GZIP_RATIO: string(maxGzipRatio)

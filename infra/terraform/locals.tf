@@ -19,29 +19,30 @@ locals {
 
   # Every contract setting, each overridable by its variable (CONTRACT.md "Settings").
   contract_settings = {
-    DEFENDER_API_URL        = var.defender_api_url
-    DEFENDER_TOKEN_SCOPE    = var.defender_token_scope
-    AZURE_CLIENT_ID         = azurerm_user_assigned_identity.app.client_id
-    INDICATORS_CONTAINER    = var.indicators_container_name
-    REPORTS_CONTAINER       = var.reports_container_name
-    DEFAULT_ACTION          = var.default_action
-    DEFAULT_SEVERITY        = var.default_severity
-    DEFAULT_EXPIRATION_DAYS = tostring(var.default_expiration_days)
-    EXPIRATION_DAYS_BY_TYPE = var.expiration_days_by_type
-    DEFAULT_TITLE           = var.default_title
-    DEFAULT_DESCRIPTION     = var.default_description
-    DEFAULT_RBAC_GROUPS     = var.default_rbac_groups
-    BATCH_SIZE              = tostring(var.batch_size)
-    MAX_CALLS_PER_MINUTE    = tostring(var.max_calls_per_minute)
-    DRY_RUN                 = var.dry_run ? "true" : "false"
-    MAX_HTTP_BODY_BYTES     = tostring(var.max_http_body_bytes)
-    MAX_HTTP_INDICATORS     = tostring(var.max_http_indicators)
-    MAX_TENANT_INDICATORS   = tostring(var.max_tenant_indicators)
-    CAPACITY_RESERVE        = tostring(var.capacity_reserve)
-    MAX_VALUE_LENGTH        = tostring(var.max_value_length)
-    MAX_GZIP_BYTES          = tostring(var.max_gzip_bytes)
-    MAX_GZIP_RATIO          = tostring(var.max_gzip_ratio)
-    DUPLICATE_INDEX_MAX_MB  = tostring(var.duplicate_index_max_mb)
+    DEFENDER_API_URL                 = var.defender_api_url
+    DEFENDER_TOKEN_SCOPE             = var.defender_token_scope
+    AZURE_CLIENT_ID                  = azurerm_user_assigned_identity.app.client_id
+    INDICATORS_CONTAINER             = var.indicators_container_name
+    REPORTS_CONTAINER                = var.reports_container_name
+    DEFAULT_ACTION                   = var.default_action
+    DEFAULT_SEVERITY                 = var.default_severity
+    DEFAULT_EXPIRATION_DAYS          = tostring(var.default_expiration_days)
+    EXPIRATION_DAYS_BY_TYPE          = var.expiration_days_by_type
+    DEFAULT_TITLE                    = var.default_title
+    DEFAULT_DESCRIPTION              = var.default_description
+    DEFAULT_RBAC_GROUPS              = var.default_rbac_groups
+    BATCH_SIZE                       = tostring(var.batch_size)
+    MAX_CALLS_PER_MINUTE             = tostring(var.max_calls_per_minute)
+    DRY_RUN                          = var.dry_run ? "true" : "false"
+    MAX_HTTP_BODY_BYTES              = tostring(var.max_http_body_bytes)
+    MAX_HTTP_INDICATORS              = tostring(var.max_http_indicators)
+    MAX_TENANT_INDICATORS            = tostring(var.max_tenant_indicators)
+    CAPACITY_RESERVE                 = tostring(var.capacity_reserve)
+    MAX_VALUE_LENGTH                 = tostring(var.max_value_length)
+    DEFENDER_REQUEST_TIMEOUT_SECONDS = tostring(var.defender_request_timeout_seconds)
+    MAX_GZIP_BYTES                   = tostring(var.max_gzip_bytes)
+    MAX_GZIP_RATIO                   = tostring(var.max_gzip_ratio)
+    DUPLICATE_INDEX_MAX_MB           = tostring(var.duplicate_index_max_mb)
   }
 
   # Identity-based connections: every one names the credential and the identity's client id, or

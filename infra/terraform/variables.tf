@@ -346,6 +346,17 @@ variable "capacity_reserve" {
   }
 }
 
+variable "defender_request_timeout_seconds" {
+  type        = number
+  description = "DEFENDER_REQUEST_TIMEOUT_SECONDS: read timeout of one Defender call."
+  default     = 180
+
+  validation {
+    condition     = var.defender_request_timeout_seconds >= 1
+    error_message = "defender_request_timeout_seconds must be 1 or more, e.g. 180."
+  }
+}
+
 variable "max_value_length" {
   type        = number
   description = "MAX_VALUE_LENGTH: longest value read as a candidate indicator (longer ones are invalid)."

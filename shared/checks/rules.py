@@ -290,7 +290,8 @@ class ActionChoice:
 def resolve_action(raw: str | None, t: IndicatorType, settings: Settings) -> ActionChoice | Problem:
     """The row's action (case-insensitive, trimmed) or the default, checked against the type.
 
-    - Legacy `Alert` → `Audit`, `AlertAndBlock` → `Block`, both with generateAlert true (CONTRACT.md);
+    - Legacy `Alert` → `Audit`, `AlertAndBlock` → `BlockAndRemediate` for file hashes and certificates and
+      `Block` for network types, both with generateAlert true (CONTRACT.md, `core.vocab.legacy_action`);
       also as the default (DEFAULT_ACTION or file metadata, mapped in settings.py), noted the same way.
     - `Audit` always sends generateAlert true (defender-api.md §1.5).
     - Certificates need an explicit `Allowed`/`BlockAndRemediate` from the row or file metadata;
@@ -305,7 +306,7 @@ def resolve_action(raw: str | None, t: IndicatorType, settings: Settings) -> Act
         key = text.lower()
         action = _ACTION_NAMES.get(key)
         if action is None:
-            legacy = legacy_action(key)
+            legacy = legacy_action(key, t)
             if legacy is None:
                 return Problem(
                     "action-unknown",
@@ -322,6 +323,11 @@ def resolve_action(raw: str | None, t: IndicatorType, settings: Settings) -> Act
             "a CertificateThumbprint needs an explicit action Allowed or BlockAndRemediate (row or file metadata)",
         )
     note = settings.default_action_note
+    if settings.default_action_legacy is not None:
+        # The legacy default maps per type (AlertAndBlock: BlockAndRemediate for hashes, Block for the rest).
+        name, origin = settings.default_action_legacy
+        action = legacy_action(name, t) or action
+        note = f"legacy action {name} mapped to {action.value} ({origin})"
     if note:
         # A legacy DEFAULT_ACTION or file `action` (settings.py): noted, generateAlert true as for a row.
         choice = _action_for_type(action, t, (note,), True, explicit=False)

@@ -146,13 +146,15 @@ class Settings:
     # Set when `default_action` is a legacy name mapped (`legacy action Alert mapped to Audit (file
     # metadata)`): rows that take the default carry the note and send generateAlert true.
     default_action_note: str | None = None
+    # (legacy name as written, where it came from) when `default_action` is a legacy name: mapped per type.
+    default_action_legacy: tuple[str, str] | None = None
     # Bounds on what one input may cost (CONTRACT.md "Settings" [hostile]).
     max_value_length: int = DEFAULT_MAX_VALUE_LENGTH
     max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES
     max_gzip_ratio: float = DEFAULT_MAX_GZIP_RATIO
     duplicate_index_max_mb: int = 256
     # Operational tunables (not in the contract; documented in the README).
-    request_timeout_seconds: float = 60.0
+    request_timeout_seconds: float = 180.0  # DEFENDER_REQUEST_TIMEOUT_SECONDS (CONTRACT.md [recall]; 60 before)
     retry_after_max_seconds: float = 120.0
     max_attempts: int = 6
 
@@ -218,7 +220,12 @@ class Settings:
         take("MAX_GZIP_BYTES", "max_gzip_bytes", int, positive)
         take("MAX_GZIP_RATIO", "max_gzip_ratio", float, lambda v: None if v >= 1 else "must be 1 or more")
         take("DUPLICATE_INDEX_MAX_MB", "duplicate_index_max_mb", int, positive)
-        take("DEFENDER_REQUEST_TIMEOUT_SECONDS", "request_timeout_seconds", float)
+        take(
+            "DEFENDER_REQUEST_TIMEOUT_SECONDS",
+            "request_timeout_seconds",
+            float,
+            lambda v: None if v > 0 else "must be greater than 0",
+        )
         take("DEFENDER_RETRY_AFTER_MAX_SECONDS", "retry_after_max_seconds", float)
         take("DEFENDER_MAX_ATTEMPTS", "max_attempts", int, positive)
 
@@ -314,10 +321,11 @@ def _legacy_default(parsed: tuple[Action, str | None], origin: str, given_alert:
     """
     action, legacy = parsed
     if legacy is None:
-        return {"default_action": action, "default_action_note": None}
+        return {"default_action": action, "default_action_note": None, "default_action_legacy": None}
     out: dict[str, object] = {
         "default_action": action,
         "default_action_note": f"legacy action {legacy} mapped to {action.value} ({origin})",
+        "default_action_legacy": (legacy, origin),
     }
     if given_alert is None:
         out["generate_alert"] = True

@@ -28,24 +28,30 @@ def yes_no(text: str) -> bool | None:
     return _YES_NO.get(text.strip(TRIM).lower())
 
 
-# Legacy action names Defender still lists (defender-api.md §1.5), keyed lower-case, mapped as in rows
-# (CONTRACT.md "Normalisation"): `Alert` → `Audit`, `AlertAndBlock` → `Block`, both with generateAlert true.
-# Used for row actions (checks/rules.py), DEFAULT_ACTION and file metadata (core/settings.py) and the
-# tenant's own records (tenant/records.py), so an old AlertAndBlock record compares equal to a Block row.
-# localdev's emulator keeps an independent copy on purpose: it plays Defender, not this app.
-LEGACY_ACTIONS: dict[str, Action] = {"alert": Action.Audit, "alertandblock": Action.Block}
-
-
-def legacy_action(name: str) -> Action | None:
-    """The current action a legacy name (any case, trimmed) maps to, or None when `name` is not one."""
-    return LEGACY_ACTIONS.get(name.strip().lower())
-
-
 # Type groups (defender-api.md §1.6: which action is valid for which type). The members are StrEnums whose
 # value is their name, so a plain string from the wire (`"Url" in NETWORK_TYPES`) is found too.
 NETWORK_TYPES = frozenset({T.IpAddress, T.DomainName, T.Url})
 FILE_TYPES = frozenset({T.FileMd5, T.FileSha1, T.FileSha256})
 HASH_TYPES = FILE_TYPES | {T.CertificateThumbprint}
+
+
+# Legacy action names Defender still lists (defender-api.md §1.5), keyed lower-case, mapped as in rows
+# (CONTRACT.md "Normalisation"): `Alert` → `Audit`; `AlertAndBlock` → `BlockAndRemediate` for file hashes and
+# certificates ("alert and block was renamed to block and remediate", fidelity-review.md [Ovw]) and `Block` for
+# network types, which cannot take BlockAndRemediate; both with generateAlert true.
+# Used for row actions (checks/rules.py), DEFAULT_ACTION and file metadata (core/settings.py) and the
+# tenant's own records (tenant/records.py), so an old AlertAndBlock record compares equal to its mapped row.
+# localdev's emulator keeps an independent copy on purpose: it plays Defender, not this app.
+LEGACY_ACTIONS: dict[str, Action] = {"alert": Action.Audit, "alertandblock": Action.Block}
+
+
+def legacy_action(name: str, t: IndicatorType | str | None = None) -> Action | None:
+    """The current action a legacy name (any case, trimmed) maps to for type `t`, or None when `name` is not
+    one. Without a type, `AlertAndBlock` gives the network mapping (`Block`)."""
+    key = name.strip().lower()
+    if key == "alertandblock" and t is not None and t in HASH_TYPES:
+        return Action.BlockAndRemediate
+    return LEGACY_ACTIONS.get(key)
 
 
 def secure_url(url: str) -> bool:

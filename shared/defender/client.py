@@ -115,7 +115,8 @@ class ClientPolicy:
     - `backoff_factor`, `backoff_max`, `backoff_jitter`: capped exponential backoff with jitter, in seconds.
     """
 
-    timeout: tuple[float, float] = (5.0, 60.0)
+    # 180 s read: a slow 500-item import answered after 60 s was sent again (fidelity-review.md 9, after [OC]).
+    timeout: tuple[float, float] = (5.0, 180.0)
     max_attempts: int = 6
     retry_after_max: float = 120.0
     backoff_factor: float = 1.0

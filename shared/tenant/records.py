@@ -108,7 +108,7 @@ class TenantRecord:
             id=str(item.get("id", "")),
             type=str(item.get("indicatorType", "")),
             value=str(item.get("indicatorValue", "")),
-            action=_legacy_action(str(item.get("action", ""))),
+            action=_legacy_action(str(item.get("action", "")), str(item.get("indicatorType", ""))),
             severity=item.get("severity"),
             title=item.get("title"),
             description=item.get("description"),
@@ -125,10 +125,10 @@ class TenantRecord:
         return self.expirationTime is None or self.expirationTime > now
 
 
-def _legacy_action(action: str) -> str:
+def _legacy_action(action: str, t: str) -> str:
     # Legacy actions as validation maps them (core.vocab.LEGACY_ACTIONS, CONTRACT.md "Normalisation"), so
-    # an old AlertAndBlock record compares equal to a Block row instead of being "replaced" by it.
-    mapped = legacy_action(action)
+    # an old AlertAndBlock record compares equal to the row it maps to instead of being "replaced" by it.
+    mapped = legacy_action(action, t)
     return mapped.value if mapped is not None else action
 
 

@@ -35,8 +35,12 @@ def tf_contract() -> dict:
     return terraform()["locals"]["contract_settings"]
 
 
+# Contract settings whose Settings field has another name.
+FIELD_NAMES = {"DEFENDER_REQUEST_TIMEOUT_SECONDS": "request_timeout_seconds"}
+
+
 def attr(setting: str) -> str:
-    return setting.lower()
+    return FIELD_NAMES.get(setting, setting.lower())
 
 
 def test_settings_dataclass_knows_every_contract_setting() -> None:
@@ -86,6 +90,7 @@ def test_defaults_are_written_as_the_contract_writes_them() -> None:
         "MAX_GZIP_BYTES": "2147483648",
         "MAX_GZIP_RATIO": "200",
         "DUPLICATE_INDEX_MAX_MB": "256",
+        "DEFENDER_REQUEST_TIMEOUT_SECONDS": "180",
     }
 
 

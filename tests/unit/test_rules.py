@@ -169,6 +169,22 @@ ACTIONS = [
         True,
         "legacy action AlertAndBlock mapped to Block (DEFAULT_ACTION)",
     ),
+    (
+        None,
+        T.FileSha256,
+        ENV_ALERT_AND_BLOCK,
+        Action.BlockAndRemediate,
+        True,
+        "legacy action AlertAndBlock mapped to BlockAndRemediate (DEFAULT_ACTION)",
+    ),  # the rename (fidelity-review [Ovw]): files and certificates get BlockAndRemediate
+    (
+        "AlertAndBlock",
+        T.FileSha1,
+        Settings(),
+        Action.BlockAndRemediate,
+        True,
+        "legacy action AlertAndBlock mapped to BlockAndRemediate",
+    ),
     ("Block", T.Url, ENV_ALERT_AND_BLOCK, Action.Block, False, None),  # a row's own action: no legacy note
     (None, T.CertificateThumbprint, META_ALERT, "action-type", None, None),  # Audit is not for certificates
 ]

@@ -23,7 +23,7 @@ from shared.core.model import Action, IndicatorType, Outcome, Problem, RawRow, S
 from shared.core.settings import Settings, SettingsError, parse_bool
 from shared.core.text import REFANG, refang
 from shared.core.times import format_utc, parse_iso_utc
-from shared.core.vocab import LEGACY_ACTIONS, NO_WORDS, YES_WORDS, secure_url, yes_no
+from shared.core.vocab import NO_WORDS, YES_WORDS, legacy_action, secure_url, yes_no
 from shared.readers import MISP_TYPES, read
 from shared.readers._columns import TYPED_COLUMNS
 from shared.readers._misp import to_ids_false
@@ -160,14 +160,31 @@ def test_tenant_records_read_generate_alert_words_too():
 # ------------------------------------------------------------------------------------- legacy actions
 
 
-@pytest.mark.parametrize(("name", "action"), [("Alert", Action.Audit), ("AlertAndBlock", Action.Block)])
-def test_one_legacy_action_map_for_settings_rows_and_tenant_records(name, action):
-    assert LEGACY_ACTIONS[name.lower()] is action
-    assert Settings.from_env({"DEFAULT_ACTION": name}).default_action is action
-    assert Settings().with_overrides({"action": name.upper()}).default_action is action
-    choice = resolve_action(f" {name} ", T.FileSha256, Settings())
+@pytest.mark.parametrize(
+    ("name", "t", "action"),
+    [
+        ("Alert", T.FileSha256, Action.Audit),
+        ("Alert", T.Url, Action.Audit),
+        # Issue "Nothing silently dropped": AlertAndBlock was renamed BlockAndRemediate (fidelity-review [Ovw]);
+        # network types cannot take it, so they get Block.
+        ("AlertAndBlock", T.FileSha256, Action.BlockAndRemediate),
+        ("AlertAndBlock", T.FileMd5, Action.BlockAndRemediate),
+        ("AlertAndBlock", T.CertificateThumbprint, Action.BlockAndRemediate),
+        ("AlertAndBlock", T.Url, Action.Block),
+        ("AlertAndBlock", T.IpAddress, Action.Block),
+    ],
+)
+def test_one_legacy_action_map_for_settings_rows_and_tenant_records(name, t, action):
+    assert legacy_action(name, t) is action
+    defaults = (Settings.from_env({"DEFAULT_ACTION": name}), Settings().with_overrides({"action": name.upper()}))
+    for settings in defaults:
+        if t is not T.CertificateThumbprint or settings.action_from_metadata:
+            choice = resolve_action(None, t, settings)
+            assert isinstance(choice, ActionChoice) and choice.action is action and choice.force_alert
+            assert f"mapped to {action.value}" in choice.notes[0]
+    choice = resolve_action(f" {name} ", t, Settings())
     assert isinstance(choice, ActionChoice) and choice.action is action and choice.force_alert
-    assert TenantRecord.from_wire({"action": name}).action == action.value
+    assert TenantRecord.from_wire({"action": name, "indicatorType": t.value}).action == action.value
 
 
 # ---------------------------------------------------------------------------------------- URL scheme
