@@ -32,6 +32,8 @@ _CONTEXT_PARTS = frozenset({"filename", "port"})
 
 # The status already says "skipped" (the HTTP API writes `skipped: <reason>`, CONTRACT.md "Outcome").
 SKIP_TO_IDS = "MISP to_ids is false"
+# MISP's CSV export writes `to_ids` as 1 or 0; an empty cell is a flag nobody set: not for detection.
+SKIP_TO_IDS_UNSET = "MISP to_ids not set (an empty to_ids cell is false)"
 SKIP_CODE = "misp-to-ids-false"
 
 
@@ -67,6 +69,8 @@ def attribute_rows(
     """
     extra = {FIELD_DESCRIPTION: comment} if comment else {}
     skip = SKIP_TO_IDS if to_ids_false(to_ids) else None
+    if isinstance(to_ids, str) and not to_ids.strip():
+        skip = SKIP_TO_IDS_UNSET
     t = misp_type.strip()
     types = t.split("|")
     parts = value.split("|", len(types) - 1) if len(types) > 1 else [value]

@@ -102,30 +102,35 @@ def indicator_rows(line: int, obj: Mapping[str, Any], *, position: bool = False)
     # STIX 2.1 §3.2 `revoked`: the producer withdrew the indicator; it must not become a block.
     skip = REVOKED_REASON if obj.get("revoked") is True else None
     for group in branches:
-        yield _group_row(line, group, pattern, extra, position, skip)
+        yield from _group_rows(line, group, pattern, extra, position, skip)
 
 
 REVOKED_REASON = "STIX indicator revoked by its producer"
 
 
-def _group_row(
+def _group_rows(
     line: int, group: list[Cmp], pattern: str, extra: dict[str, str], position: bool, skip: str | None = None
-) -> RawRow:
+) -> list[RawRow]:
     try:
-        value, itype, note = _express(group)
+        expressed = _express(group)
     except _Unexpressible as exc:
         raw = group[0].values[0] if len(group) == 1 and len(group[0].values) == 1 else pattern
         if len(group) == 1 and group[0].op not in ("=", "!=", "NOT ="):
             raw = pattern
-        return RawRow(line, {FIELD_VALUE: raw, **extra}, position, invalid=str(exc), code="stix-unexpressible")
+        return [RawRow(line, {FIELD_VALUE: raw, **extra}, position, invalid=str(exc), code="stix-unexpressible")]
     code = "stix-revoked" if skip else None
-    return RawRow(
-        line, {FIELD_VALUE: value, FIELD_TYPE: itype.value, **extra}, position, note=note, skip=skip, code=code
-    )
+    return [
+        RawRow(line, {FIELD_VALUE: value, FIELD_TYPE: itype.value, **extra}, position, note=note, skip=skip, code=code)
+        for value, itype, note in expressed
+    ]
 
 
-def _express(group: list[Cmp]) -> tuple[str, IndicatorType, str | None]:
-    """An AND-group of comparisons -> (value, Defender type, note) or _Unexpressible."""
+def _express(group: list[Cmp]) -> list[tuple[str, IndicatorType, str | None]]:
+    """An AND-group of comparisons -> [(value, Defender type, note)] or _Unexpressible.
+
+    Several only for an AND of one file's hashes (`[file:hashes.MD5 = 'a' AND file:hashes.'SHA-256' = 'b']`):
+    each hash names the same file, and Defender matches a file by any of them, so each is imported, noted.
+    """
     for c in group:
         if c.op != "=":
             what = {"MATCHES": "a regular expression (MATCHES)", "LIKE": "a wildcard (LIKE)"}.get(
@@ -148,11 +153,18 @@ def _express(group: list[Cmp]) -> tuple[str, IndicatorType, str | None]:
         if not good:
             raise _Unexpressible(_why(group[0]))
         c, t = good[0]
-        return _value(c, t), t, None  # type: ignore[arg-type]
+        return [(_value(c, t), t, None)]  # type: ignore[list-item]
     if obj == "file" and len(good) == 1:
         c, t = good[0]
         dropped = ", ".join(x.name for x, tt in usable if tt is None)
-        return _value(c, t), t, f"STIX condition {dropped} dropped: the hash identifies the file"  # type: ignore[arg-type]
+        return [(_value(c, t), t, f"STIX condition {dropped} dropped: the hash identifies the file")]  # type: ignore[list-item]
+    if obj == "file" and len(good) > 1:
+        hashes = " AND ".join(c.name for c, _ in good)
+        others = [x.name for x, tt in usable if tt is None]
+        note = f"STIX AND of one file's hashes ({hashes}): each hash imported"
+        if others:
+            note += f"; condition {', '.join(others)} dropped"
+        return [(_value(c, t), t, note) for c, t in good]  # type: ignore[misc]
     names = " AND ".join(c.name for c in group)
     raise _Unexpressible(f"STIX {names} cannot be expressed as one Defender indicator")
 
@@ -194,14 +206,14 @@ def _why(c: Cmp) -> str:
     return f"STIX {c.name} cannot be expressed as a Defender indicator"
 
 
-def _network_traffic(group: list[Cmp]) -> tuple[str, IndicatorType, str | None]:
+def _network_traffic(group: list[Cmp]) -> list[tuple[str, IndicatorType, str | None]]:
     values = [c for c in group if len(c.path) == 2 and c.path[0] in ("src_ref", "dst_ref") and c.path[1] == "value"]
     types = [c for c in group if len(c.path) == 2 and c.path[0] in ("src_ref", "dst_ref") and c.path[1] == "type"]
     if len(values) == 1 and len(values) + len(types) == len(group):
         ref = values[0].path[0]
         if all(t.path[0] == ref and t.values[0] in ("ipv4-addr", "ipv6-addr") for t in types):
             v = values[0]
-            return _value(v, IndicatorType.IpAddress), IndicatorType.IpAddress, None
+            return [(_value(v, IndicatorType.IpAddress), IndicatorType.IpAddress, None)]
     names = " AND ".join(c.name for c in group)
     raise _Unexpressible(f"STIX {names} cannot be expressed: only a single network-traffic address can")
 

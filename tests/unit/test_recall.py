@@ -1,0 +1,89 @@
+"""Nothing silently dropped on real feeds (issue "Nothing silently dropped"): table-driven cases on fixtures
+written here, one per shape the issue names."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.core.model import FIELD_TYPE, FIELD_VALUE, FileProblem, Ignored, RawRow
+from shared.core.settings import Settings
+from shared.pipeline.process import process_stream
+from shared.pipeline.reports import ReportWriter
+from shared.readers import read
+
+NOW = datetime(2026, 1, 15, tzinfo=UTC)
+MD5, SHA1, SHA256 = "a" * 32, "b" * 40, "c" * 64
+
+
+def items(data: bytes, name: str) -> list:
+    return list(read(io.BytesIO(data), name))
+
+
+def rows(data: bytes, name: str) -> list[RawRow]:
+    return [i for i in items(data, name) if isinstance(i, RawRow)]
+
+
+def run(data: bytes, name: str, settings: Settings | None = None):
+    j, c = io.StringIO(), io.StringIO()
+    w = ReportWriter(j, c, source={"name": name}, started_at=NOW, dry_run=True)
+    s = settings or Settings()
+    result = process_stream(io.BytesIO(data), name, settings=s, submitter=None, reports=w, source=name, now=NOW)
+    return result, json.loads(j.getvalue())
+
+
+def bundle(*patterns: str) -> bytes:
+    objects = [
+        {"type": "indicator", "id": f"indicator--{i}", "spec_version": "2.1", "pattern_type": "stix", "pattern": p}
+        for i, p in enumerate(patterns)
+    ]
+    return json.dumps({"type": "bundle", "id": "bundle--1", "objects": objects}).encode()
+
+
+# ------------------------------------------------------------------ STIX AND of one object's properties
+
+STIX_AND = [
+    # (pattern, [(value, type)], invalid?)  # why
+    (f"[file:hashes.MD5 = '{MD5}' AND file:hashes.'SHA-256' = '{SHA256}']", [(MD5, "FileMd5"), (SHA256, "FileSha256")],
+     False),  # one file's hashes: each imported
+    (f"[file:hashes.MD5 = '{MD5}' AND file:hashes.'SHA-1' = '{SHA1}' AND file:name = 'x.exe']",
+     [(MD5, "FileMd5"), (SHA1, "FileSha1")], False),  # the name condition dropped, noted
+    (f"[file:hashes.MD5 = '{MD5}' AND url:value = 'http://x.example/']", None, True),  # different objects
+    (f"[file:hashes.MD5 = '{MD5}' AND file:size = 12]", [(MD5, "FileMd5")], False),  # as before: hash + dropped
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("pattern", "want", "invalid"), STIX_AND)
+def test_stix_and_of_one_objects_properties(pattern, want, invalid):
+    got = rows(bundle(pattern), "b.json")
+    if invalid:
+        assert len(got) == 1 and got[0].invalid and "different objects" in got[0].invalid
+        return
+    assert [(r.fields[FIELD_VALUE], r.fields[FIELD_TYPE]) for r in got] == want
+    assert all(r.note for r in got)
+    if len(want) > 1:
+        assert "each hash imported" in (got[0].note or "")
+
+
+# ------------------------------------------------------------------ MISP booleans
+
+MISP_HEADER = b"uuid,event_id,category,type,value,comment,to_ids,date\r\n"
+
+
+@pytest.mark.parametrize(
+    ("to_ids", "skip"),
+    [
+        (b"", "MISP to_ids not set (an empty to_ids cell is false)"),  # empty: false (issue)
+        (b"0", "MISP to_ids is false"),
+        (b"False", "MISP to_ids is false"),
+        (b"1", None),
+        (b"True", None),
+    ],
+)
+def test_misp_csv_to_ids(to_ids, skip):
+    data = MISP_HEADER + b"u1,1,Network activity,domain,evil.example.com,c," + to_ids + b",2026-01-01\r\n"
+    (row,) = rows(data, "misp.csv")
+    assert row.skip == skip
