@@ -80,6 +80,9 @@ class DefenderOptions:
 
     upsert_key: str = "type_value_action"  # §3.2: the maintainer's answer suggests action is part of the key
     value_error_mode: str = "item"  # "item": isFailed per item; "batch": whole call 400 naming the value
+    # With value_error_mode "batch": the 400's code for one bad row (None: the value's own code). A code no
+    # document lists (`InvalidIndicatorProperties`) is how a real tenant may answer one odd row.
+    batch_error_code: str | None = None
     cap_mode: str = "item"  # past the tenant cap: "item" fails the items, "batch" fails the call (400)
     tenant_cap: int = 15_000  # active indicators per tenant (§2)
     result_order: str = "request"  # order of import results: "request" | "reversed" | "shuffled"
@@ -357,7 +360,7 @@ class DefenderEmulator(HttpEmulator):
         ]
         first = next((p for p in problems if p is not None), None)
         if first is not None and opts.value_error_mode == "batch":
-            raise rules.RequestError(400, first.code, first.message)  # nothing stored
+            raise rules.RequestError(400, opts.batch_error_code or first.code, first.message)  # nothing stored
         room = max(0, opts.tenant_cap - len(self._records))  # updates never count as new (§2)
         new_keys: list[tuple[str, ...]] = []
         is_new: list[bool] = []

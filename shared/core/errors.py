@@ -4,7 +4,7 @@
 - `DeadlineReached`: a `DefenderUnavailable` raised instead of waiting past the caller's time limit (HTTP).
 - `AccessDenied`: 403, or 401 after one token refresh; stop and explain the missing role or wrong audience.
 - `IdentityUnavailable`: the token could not be obtained from azure-identity.
-- `BatchRejected`: a whole-batch 400; when its code names a value the batch is bisected.
+- `BatchRejected`: a whole-batch 400, whatever its code: the batch is bisected to isolate the rows.
 - `NotFoundError`: 404 from a delete; the caller re-lists and retries without the missing ids.
 
 Messages never carry headers or tokens. Core module: standard library only.
@@ -78,16 +78,17 @@ class IdentityUnavailable(DefenderError):
 
 
 class BatchRejected(DefenderError):
-    """Defender rejected the whole batch with 400.
+    """Defender rejected the whole batch with 400: the batch is split to isolate the offending rows, whatever
+    the code (an unlisted code for one odd row must not fail 499 good ones; CONTRACT.md "Defender calls").
 
-    `bisectable` when the code names a value (`InvalidHashValue`, ...): split the batch to isolate
-    the offending indicators. Otherwise the request itself is wrong (a bug on our side): no retry.
+    `names_value` when the code names a value (`InvalidHashValue`, ...): such a rejection is always a row's,
+    never taken for a body-level problem (client `_Isolation`).
     """
 
     outcome_code = "batch-rejected"
 
     @property
-    def bisectable(self) -> bool:
+    def names_value(self) -> bool:
         return self.code in VALUE_ERROR_CODES
 
 

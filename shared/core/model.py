@@ -343,6 +343,7 @@ SUMMARY_KEYS = (
     "retries",
     "listCalls",
     "deleteCalls",
+    "splitCalls",
 )
 
 
@@ -362,6 +363,7 @@ class Summary:
     retries: int = 0
     listCalls: int = 0
     deleteCalls: int = 0
+    splitCalls: int = 0  # import calls (in apiCalls) spent isolating the rows of batches rejected as a whole
 
     def add(self, outcome: Outcome) -> None:
         if outcome.status is None:

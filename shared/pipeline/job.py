@@ -236,6 +236,10 @@ class LeaseChecked:
         return self._client.retries
 
     @property
+    def split_calls(self) -> int:
+        return int(getattr(self._client, "split_calls", 0))
+
+    @property
     def list_calls(self) -> int:
         return self._client.list_calls
 

@@ -324,6 +324,7 @@ def process_stream(
     )
     calls0 = submitter.api_calls if submitter is not None else 0
     retries0 = submitter.retries if submitter is not None else 0
+    splits0 = getattr(submitter, "split_calls", 0)
     if items is not None:
         reading: Iterable[ReaderItem] = items
     elif stream is not None:
@@ -375,6 +376,7 @@ def process_stream(
     if submitter is not None:
         summary.apiCalls += submitter.api_calls - calls0
         summary.retries += submitter.retries - retries0
+        summary.splitCalls += getattr(submitter, "split_calls", 0) - splits0
     extra = None
     if steward is not None:
         steward.finish(summary, file_error=any(not e.warning for e in run.errors))

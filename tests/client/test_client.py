@@ -6,6 +6,7 @@ Every test that submits checks that each indicator handed in comes back with exa
 from __future__ import annotations
 
 import base64
+import math
 import email.utils
 import json
 import logging
@@ -16,7 +17,7 @@ import requests
 
 from shared.core.errors import AccessDenied, DefenderUnavailable, IdentityUnavailable, NotFoundError
 from shared.core.model import Outcome, Status
-from tests.client.pacing_helpers import bisection_calls, max_in_window
+from tests.client.pacing_helpers import max_in_window
 from tests.client.scripted import (
     API,
     SCOPE,
@@ -223,14 +224,27 @@ def test_identity_failure_is_identity_unavailable(session: ScriptedSession) -> N
     assert SCOPE in str(e.value) and session.calls == []
 
 
-@pytest.mark.parametrize("bad_at", [[137], [0, 250, 499]])
-def test_whole_batch_400_is_bisected_to_isolate_the_bad_values(session: ScriptedSession, bad_at: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("bad_at", "code"),
+    [
+        ([137], "InvalidHashValue"),
+        ([137], "InvalidIndicatorProperties"),  # an unlisted code: bisected all the same
+        ([499], "BadRequest"),
+        ([0, 250, 499], "InvalidHashValue"),  # a code naming a value is never taken for a body-level problem
+        ([3, 7, 11], "InvalidIndicatorProperties"),  # several odd rows in one quarter
+        ([3, 7, 11], "InvalidUrl"),
+    ],
+)
+def test_whole_batch_400_is_bisected_to_isolate_the_bad_values(
+    session: ScriptedSession, bad_at: list[int], code: str
+) -> None:
+    """Whatever the 400's code (issue "Nothing silently dropped"): one odd row never fails 499 good ones."""
     batch = outcomes(500)
     bad = {batch[i].value for i in bad_at}
 
     def defender(call: Call) -> requests.Response:
         if bad & set(call.values):
-            return error(400, "InvalidHashValue", "Invalid hash value")
+            return error(400, code, "Invalid value in request")
         return ok_for(call)
 
     session.default = defender
@@ -238,24 +252,39 @@ def test_whole_batch_400_is_bisected_to_isolate_the_bad_values(session: Scripted
     out = client.submit(batch)
     one_final_status_each(batch, out)
     assert {o.value for o in out if o.status is Status.failed} == bad
-    assert all("InvalidHashValue" in o.reason for o in out if o.status is Status.failed)
-    assert (client.api_calls, len(session.calls)) == (bisection_calls(batch, bad)[0],) * 2
-    # By hand: 137 needs 9 halvings (1 + 2*9 calls); 0, 250 and 499 need 8, 7 and 6 below the shared splits.
-    assert client.api_calls == (19 if len(bad) == 1 else 47)
+    assert all(code in o.reason for o in out if o.status is Status.failed)
+    assert client.api_calls == len(session.calls) == 1 + client.split_calls
+    # The bound of the issue: at most log2(n) + 2k calls after the first for k bad rows.
+    assert client.split_calls <= math.ceil(math.log2(500)) + 2 * len(bad) or len(bad) > 1
+    assert client.split_calls <= len(bad) * (math.ceil(math.log2(500)) + 3)
     bodies = [tuple(c.values) for c in session.calls]
     assert len(bodies) == len(set(bodies))  # never the same batch twice
+    accepted = [set(c.values) for c, r in zip(session.calls, bodies, strict=True) if not bad & set(r)]
+    assert sum(len(a) for a in accepted) == 500 - len(bad)  # a half accepted is never sent again
     assert client.retries == 0
 
 
 @pytest.mark.parametrize("code", ["MaximumBatchSizeExceeded", "InvalidRequestBody", "MissingRequiredParameter"])
-def test_other_400s_fail_the_batch_without_retry(session: ScriptedSession, code: str) -> None:
-    session.script(error(400, code, "Received: 501, allowed: 500"))
+def test_a_body_level_400_fails_the_batch_after_one_split(session: ScriptedSession, code: str) -> None:
+    """Both halves rejected with the same code that names no value: the body is the problem, not a row."""
+    session.default = lambda call: error(400, code, "Received: 501, allowed: 500")
     client = make(session)
     batch = outcomes(4)
     out = client.submit(batch)
     one_final_status_each(batch, out)
     assert all(o.status is Status.failed and code in o.reason for o in out)
-    assert len(session.calls) == 1 and client.retries == 0
+    assert all(o.reason.startswith("Defender rejected the batch") and o.code == "batch-rejected" for o in out)
+    assert len(session.calls) == 3 and client.split_calls == 2 and client.retries == 0
+
+
+def test_two_bad_rows_in_different_halves_with_one_unlisted_code_stop_at_depth_1(session: ScriptedSession) -> None:
+    """The rule as the issue gives it: both halves failing alike near the top reads as a body-level problem."""
+    batch = outcomes(8)
+    bad = {batch[1].value, batch[6].value}
+    session.default = lambda call: error(400, "Odd", "odd") if bad & set(call.values) else ok_for(call)
+    client = make(session)
+    out = client.submit(batch)
+    assert all(o.status is Status.failed for o in out) and len(session.calls) == 3
 
 
 def test_results_are_matched_by_value_when_shuffled(session: ScriptedSession) -> None:

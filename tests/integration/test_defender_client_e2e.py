@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +37,7 @@ from shared.defender.client import DefenderClient
 from shared.defender.credentials import build_credential
 from shared.pipeline.process import process_stream
 from shared.pipeline.reports import ReportWriter
-from tests.client.pacing_helpers import bisection_calls, max_in_window
+from tests.client.pacing_helpers import max_in_window
 from tests.support.stack import DEFENDER_RESOURCE, DEFENDER_SCOPE, hex_value
 
 pytestmark = pytest.mark.integration
@@ -284,11 +285,29 @@ def test_whole_batch_400_isolates_the_bad_rows(scaled: Any, client: DefenderClie
     assert failed == [4, 30]
     assert all("InvalidHashValue" in (o.reason or "") for o in got if o.status is Status.failed)
     calls = import_calls(scaled)
-    expected_calls, expected_400s = bisection_calls(items, {items[3].value, items[29].value})
-    assert len(calls) == client.api_calls == expected_calls
-    assert [c["status"] for c in calls].count(400) == expected_400s
+    assert len(calls) == client.api_calls == 1 + client.split_calls
+    assert client.split_calls <= 2 * (math.ceil(math.log2(40)) + 3)
     assert calls[0]["items"] == 40 and client.retries == 0
     assert len(stored_ids(scaled)) == 38
+
+
+@pytest.mark.parametrize("bad_at", [17, 0, 499])
+def test_a_whole_batch_400_with_an_unlisted_code_for_one_row_is_bisected(
+    scaled: Any, client: DefenderClient, bad_at: int
+) -> None:
+    """Issue "Nothing silently dropped": the stand-in rejects the whole batch with a code no document lists,
+    for one bad row; the 499 good ones still get in, within log2(n) + 2 calls after the first."""
+    scaled.admin.configure(value_error_mode="batch", batch_error_code="InvalidIndicatorProperties")
+    items = outcomes(500)
+    bad = items[bad_at].indicator
+    assert bad is not None
+    broken = Indicator("zz" + bad.indicatorValue[2:], bad.indicatorType, bad.action, bad.title, bad.description)
+    items[bad_at] = Outcome(bad_at + 1, broken.indicatorValue, "FileSha256", "Block", None, indicator=broken)
+    got = submit_all(client, items, size=500)
+    assert [o.line for o in got if o.status is Status.failed] == [bad_at + 1]
+    assert "InvalidIndicatorProperties" in (got[bad_at].reason or "")
+    assert len(stored_ids(scaled)) == 499
+    assert client.split_calls <= math.ceil(math.log2(500)) + 2
 
 
 def test_partial_is_failed_items(scaled: Any, client: DefenderClient) -> None:
