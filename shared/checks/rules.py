@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from shared.checks.normalise import HASH_LENGTHS, canonical_ip, split_url
+from shared.checks.suffixes import suffix_problem
 from shared.core.model import Action, IndicatorType, Problem, Severity
 from shared.core.settings import Settings
 from shared.core.text import TRIM
@@ -173,6 +174,12 @@ def domain_problems(host: str, what: str = "domain name") -> Iterator[Problem]:
             return
     if labels[-1].isdigit():
         yield Problem("domain-numeric-tld", f"{host!r} has an all-numeric top-level label")
+        return
+    # The name must end in a public suffix and not be one (issue "Nothing silently dropped": `igfxtray.exe`,
+    # `config.php`, `printer.lan` are no domains; `co.uk` covers every domain under it).
+    found = suffix_problem(host.rstrip(".").lower())
+    if found is not None:
+        yield Problem(*found)
 
 
 def domain_syntax(value: str) -> Iterator[Problem]:

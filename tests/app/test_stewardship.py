@@ -98,7 +98,7 @@ def test_same_file_dropped_again_is_only_unchanged_and_makes_no_import_call(
     blob_service, app_env, make_runtime, defender
 ):
     make_runtime()
-    values = [hex_value(f"again-{i}") for i in range(6)] + ["evil-again.example.com", "http://evil-again.example/x"]
+    values = [hex_value(f"again-{i}") for i in range(6)] + ["evil-again.example.com", "http://evil-again.example.com/x"]
     first = drop(blob_service, app_env, "again.txt", lines(values))
     assert [e["status"] for e in first["indicators"]] == ["submitted"] * 8
     etag1 = first["source"]["etag"]

@@ -6,10 +6,10 @@ Every test that submits checks that each indicator handed in comes back with exa
 from __future__ import annotations
 
 import base64
-import math
 import email.utils
 import json
 import logging
+import math
 import time
 
 import pytest

@@ -189,8 +189,8 @@ def test_resubmitting_the_same_set_gives_only_unchanged_and_no_import_call(
     s = make_settings(tenant)
     fields = rows(
         public_ip(1),
-        "evil.example",
-        "http://evil.example/x",
+        "evil.example.com",
+        "http://evil.example.com/x",
         "a" * 64,
         {FIELD_VALUE: public_ip(2), FIELD_ACTION: "Audit"},
     )
@@ -223,7 +223,7 @@ def test_changed_action_replaces_without_a_gap(tenant: DefenderEmulator, client_
     """Import first; delete the old record only if the import returned a different id (defender-api.md §3.2)."""
     tenant.admin.configure(upsert_key=upsert_key)
     s = make_settings(tenant)
-    v = "stale-allow.example"
+    v = "stale-allow.example.com"
     first = run_file(client_for(s), s, rows({FIELD_VALUE: v, FIELD_ACTION: "Allowed"}))
     old_id = first.entries[0]["id"]
     second = run_file(client_for(s), s, rows({FIELD_VALUE: v, FIELD_ACTION: "Block"}))
@@ -339,7 +339,7 @@ def test_dry_run_decides_everything_and_changes_nothing(tenant: DefenderEmulator
 
 def test_expiry_per_type_and_half_life_refresh(tenant: DefenderEmulator, client_for: Any) -> None:
     s = replace(make_settings(tenant), expiration_days_by_type={IndicatorType.IpAddress: 30})
-    fields = rows(public_ip(1), "c" * 64, {FIELD_VALUE: "expl.example", FIELD_EXPIRATION: "2099-01-01T00:00:00Z"})
+    fields = rows(public_ip(1), "c" * 64, {FIELD_VALUE: "expl.example.com", FIELD_EXPIRATION: "2099-01-01T00:00:00Z"})
     start = datetime.now(UTC)
     run_file(client_for(s), s, fields)
     held = store(tenant)
@@ -347,7 +347,7 @@ def test_expiry_per_type_and_half_life_refresh(tenant: DefenderEmulator, client_
     hash_exp = records.parse_time(held[("FileSha256", "c" * 64)]["expirationTime"])
     assert ip_exp and abs(ip_exp - (start + timedelta(days=30))) < timedelta(minutes=1)
     assert hash_exp and abs(hash_exp - (start + timedelta(days=90))) < timedelta(minutes=1)  # DEFAULT_EXPIRATION_DAYS
-    explicit = records.parse_time(held[("DomainName", "expl.example")]["expirationTime"])
+    explicit = records.parse_time(held[("DomainName", "expl.example.com")]["expirationTime"])
     assert explicit == datetime(2099, 1, 1, tzinfo=UTC)
 
     # Twenty days later: the 30-day IP record has 10 days left (< half its window) and is refreshed;

@@ -28,7 +28,7 @@ def cli(argv, env=None):
 
 
 def test_validate_writes_reports_and_prints_counts(tmp_path):
-    f = write(tmp_path / "iocs.txt", f"# list\n{SHA256}\nevil[.]example\n10.0.0.1\nevil.example\n")
+    f = write(tmp_path / "iocs.txt", f"# list\n{SHA256}\nevil[.]example[.]com\n10.0.0.1\nevil.example.com\n")
     code, out = cli(["validate", str(f), "--report-dir", str(tmp_path / "r")])
     assert code == 0
     doc = json.loads((tmp_path / "r" / "iocs.txt.report.json").read_text(encoding="utf-8"))

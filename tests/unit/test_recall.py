@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.core.model import FIELD_TYPE, FIELD_VALUE, FileProblem, Ignored, RawRow
+from shared.core.model import FIELD_TYPE, FIELD_VALUE, RawRow
 from shared.core.settings import Settings
 from shared.pipeline.process import process_stream
 from shared.pipeline.reports import ReportWriter
@@ -87,3 +87,77 @@ def test_misp_csv_to_ids(to_ids, skip):
     data = MISP_HEADER + b"u1,1,Network activity,domain,evil.example.com,c," + to_ids + b",2026-01-01\r\n"
     (row,) = rows(data, "misp.csv")
     assert row.skip == skip
+
+
+# ------------------------------------------------------------------ domains must be real (Public Suffix List)
+
+from shared.checks.normalise import normalise  # noqa: E402
+from shared.checks.rules import first_problem  # noqa: E402
+
+PSL_CASES = [
+    # (value, type hint, code or None)  # why
+    ("igfxtray.exe", None, "domain-tld"),  # a file name, not a domain
+    ("config.php", "DomainName", "domain-tld"),  # typed as a domain by the feed: still no TLD
+    ("http://config.php/x", "Url", "domain-tld"),  # a URL's host too
+    ("host.local", None, "domain-tld"),  # mDNS, not on the list
+    ("printer.lan", "domain", "domain-tld"),
+    ("x.example", None, "domain-tld"),  # RFC 2606 reserved names are not on the list either
+    ("co.uk", None, "domain-public-suffix"),  # a bare suffix covers every domain under it
+    ("github.io", "DomainName", "domain-public-suffix"),  # a private suffix, bare
+    ("https://github.io/x", "Url", "domain-public-suffix"),
+    ("evil.github.io", None, None),  # a name under a private suffix is valid
+    ("a.b.compute.amazonaws.com", None, None),  # under a wildcard rule (*.compute.amazonaws.com)
+    ("b.compute.amazonaws.com", None, "domain-public-suffix"),  # the wildcard rule itself
+    ("evil.co.uk", None, None),
+    ("bücher.example.de", None, None),  # IDN: punycode under .de
+    ("example.xn--p1ai", None, None),  # a punycode TLD (.рф)
+    ("xn--caf-dma.com", None, None),
+    ("evil.zip", None, None),  # .zip is a real TLD
+    ("Evil.COM.", None, None),  # case and the trailing dot do not matter
+]
+
+
+@pytest.mark.parametrize(("value", "hint", "code"), PSL_CASES)
+def test_domains_and_url_hosts_must_end_in_a_public_suffix(value, hint, code):
+    c = normalise(value, hint)
+    assert not hasattr(c, "code"), c
+    problem = first_problem(c.type, c.value)
+    assert (problem.code if problem else None) == code, problem
+    if code == "domain-tld":
+        assert "is no top-level domain" in problem.message
+    if code == "domain-public-suffix":
+        assert "covers every domain under it" in problem.message
+
+
+def test_the_suffix_list_is_read_without_opening_a_socket():
+    import subprocess
+    import sys
+
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise AssertionError('a socket was opened')\n"
+        "socket.socket = refuse; socket.create_connection = refuse\n"
+        "from shared.checks.suffixes import suffix_problem\n"
+        "assert suffix_problem('evil.example.com') is None\n"
+        "assert suffix_problem('igfxtray.exe')[0] == 'domain-tld'\n"
+        "import sys; assert 'publicsuffixlist' in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_suffix_list_is_loaded_only_when_a_host_is_checked():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, io\n"
+        "from shared.pipeline.process import process_stream\n"
+        "from shared.readers import read\n"
+        "from shared.checks.validate import validate\n"
+        "from shared.core.settings import Settings\n"
+        "list(validate(read(io.BytesIO(b'a' * 64 + b'\\n'), 'a.txt'), Settings(), source='s'))\n"
+        "assert 'publicsuffixlist' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr

@@ -83,7 +83,7 @@ VALUES = [
     (T.IpAddress, "2001:4860:4860::8888", "ip-form"),  # compressed form is not what Defender documents
     (T.DomainName, "example.com", None),
     (T.DomainName, "xn--ggle-5qaa.com", None),  # punycode allowed
-    (T.DomainName, "a-b.example", None),
+    (T.DomainName, "a-b.example.com", None),
     (T.DomainName, "*.example.com", "domain-wildcard"),
     (T.DomainName, "http://example.com", "domain-scheme"),
     (T.DomainName, "example.com/x", "domain-path"),

@@ -119,7 +119,7 @@ def test_tenant_unreadable_fails_every_entry_with_the_reason_and_no_import() -> 
 
 def test_tenant_unreadable_in_a_dry_run_reports_and_still_validates() -> None:
     settings = Settings(dry_run=True)
-    report, result = run(settings, Lister(DefenderUnavailable("Defender answered 503", status=503)), b"e.example\n")
+    report, result = run(settings, Lister(DefenderUnavailable("Defender answered 503", status=503)), b"e.example.com\n")
     assert [(e["status"], e["reason"]) for e in report["indicators"]] == [(Status.skipped.value, "dry run")]
     assert report["tenant"] == {
         "error": "could not read the tenant's indicators: Defender answered 503",

@@ -43,7 +43,7 @@ def test_pending_entry_carries_a_ready_indicator_with_defaults():
 
 
 def test_only_given_fields_are_sent():
-    o = one({"value": "evil.example", "action": "Block"}, Settings(default_expiration_days=0))
+    o = one({"value": "evil.example.com", "action": "Block"}, Settings(default_expiration_days=0))
     wire = o.indicator.to_wire()
     assert "expirationTime" not in wire  # 0 days = never
     assert "generateAlert" not in wire and "category" not in wire and "rbacGroupNames" not in wire
@@ -100,9 +100,9 @@ def test_legacy_default_action_is_mapped_not_a_settings_error(settings, action, 
     )
     out = run(
         [
-            RawRow(1, {"value": "evil.example"}),
-            RawRow(2, {"value": "evil2.example", "generateAlert": "false"}),  # the legacy default still alerts
-            RawRow(3, {"value": "evil3.example", "action": "Warn"}),  # own action: no legacy note
+            RawRow(1, {"value": "evil.example.com"}),
+            RawRow(2, {"value": "evil2.example.com", "generateAlert": "false"}),  # the legacy default still alerts
+            RawRow(3, {"value": "evil3.example.com", "action": "Warn"}),  # own action: no legacy note
         ],
         settings,
     )
@@ -118,7 +118,7 @@ def test_file_action_replaces_a_legacy_default_action_and_its_alert():
     env = Settings.from_env({"DEFAULT_ACTION": "Alert"})
     s = env.with_overrides({"action": "Block"})
     assert (s.default_action.value, s.generate_alert, s.default_action_note) == ("Block", None, None)
-    o = one({"value": "evil.example"}, s)
+    o = one({"value": "evil.example.com"}, s)
     assert (o.action, o.notes, o.indicator.generateAlert) == ("Block", (), None)
     kept = env.with_overrides({"severity": "High"})  # no file action: the app setting's mapping stays
     assert (kept.default_action.value, kept.generate_alert, kept.default_action_note) == (
@@ -148,13 +148,13 @@ def test_longest_allowed_expiry_still_validates():
     s = Settings.from_env({"DEFAULT_EXPIRATION_DAYS": str(MAX_EXPIRATION_DAYS)})
     per_file = s.with_overrides({"expiration_days": str(MAX_EXPIRATION_DAYS)})
     assert per_file.default_expiration_days == MAX_EXPIRATION_DAYS
-    assert one({"value": "evil.example"}, s).indicator.expirationTime == "2125-12-22T12:00:00Z"  # NOW + 36500 days
+    assert one({"value": "evil.example.com"}, s).indicator.expirationTime == "2125-12-22T12:00:00Z"  # NOW + 36500 days
 
 
 def test_row_fields_win_over_defaults():
     o = one(
         {
-            "value": "hxxps://evil[.]example/gate",
+            "value": "hxxps://evil[.]example[.]com/gate",
             "type": "URL",
             "action": "Block ",
             "severity": "high",
@@ -172,7 +172,7 @@ def test_row_fields_win_over_defaults():
     )
     ind = o.indicator
     assert ind is not None
-    assert ind.indicatorValue == "https://evil.example/gate"
+    assert ind.indicatorValue == "https://evil.example.com/gate"
     assert (ind.severity, ind.title, ind.description) == (Severity.High, "My title", "Seen in campaign")
     assert ind.expirationTime == "2027-04-19T00:00:00Z"
     assert ind.rbacGroupNames == ("Servers", "Laptops")
@@ -188,8 +188,8 @@ def test_invalid_entries_say_why_and_keep_notes():
 
 
 def test_field_problems_make_the_row_invalid():
-    assert one({"value": "evil.example", "expirationTime": "4/19/2023 12:00:00 AM"}).status is Status.invalid
-    assert one({"value": "evil.example", "mitreTechniques": "T1,T2"}).status is Status.invalid
+    assert one({"value": "evil.example.com", "expirationTime": "4/19/2023 12:00:00 AM"}).status is Status.invalid
+    assert one({"value": "evil.example.com", "mitreTechniques": "T1,T2"}).status is Status.invalid
     o = one({"value": "a" * 40, "type": "CertificateThumbprint"})
     assert o.status is Status.invalid and "explicit action" in (o.reason or "")
 
@@ -214,15 +214,15 @@ def test_notes_are_kept_on_pending_entries():
 def test_wrapped_values_are_unwrapped_noted_and_deduplicated():
     out = run(
         [
-            RawRow(1, {"value": "evil.example"}),
-            RawRow(2, {"value": '"evil.example"'}),
-            RawRow(3, {"value": "<https://evil.example/x>"}),
-            RawRow(4, {"value": "<https://evil.example/?<unique_to_target>>"}),  # a placeholder, not an autolink
+            RawRow(1, {"value": "evil.example.com"}),
+            RawRow(2, {"value": '"evil.example.com"'}),
+            RawRow(3, {"value": "<https://evil.example.com/x>"}),
+            RawRow(4, {"value": "<https://evil.example.com/?<unique_to_target>>"}),  # a placeholder, not an autolink
         ]
     )
     assert [o.status for o in out] == [None, Status.duplicate, None, Status.invalid]
     assert out[1].reason == "quotes removed; duplicate of line 1"
-    assert (out[2].value, out[2].notes) == ("https://evil.example/x", ("angle brackets removed",))
+    assert (out[2].value, out[2].notes) == ("https://evil.example.com/x", ("angle brackets removed",))
     assert "placeholder" in (out[3].reason or "")
 
 
@@ -240,24 +240,24 @@ def test_thumbprint_with_separators_is_joined_and_noted():
 
 def test_reader_verdicts_stand():
     inv = one({"value": " {bad json"}, invalid="line is not JSON")
-    skip = one({"value": "evil.example", "type": "domain"}, skip="to_ids is false")
+    skip = one({"value": "evil.example.com", "type": "domain"}, skip="to_ids is false")
     assert (inv.status, inv.reason, inv.value) == (Status.invalid, "line is not JSON", "{bad json")
     assert (skip.status, skip.reason, skip.type) == (Status.skipped, "to_ids is false", "domain")
 
 
 def test_ignored_and_file_problems_pass_through_unchanged():
     ign, prob = Ignored(3), FileProblem("bad", line=9, column=2)
-    out = run([ign, RawRow(4, {"value": "evil.example"}), prob])
+    out = run([ign, RawRow(4, {"value": "evil.example.com"}), prob])
     assert out[0] is ign and out[2] is prob and isinstance(out[1], Outcome)
 
 
 def test_duplicates_point_at_the_first_line():
     rows = [
-        RawRow(1, {"value": "Evil.Example"}),
-        RawRow(2, {"value": "evil.example", "type": "domain"}),  # same after normalisation
-        RawRow(3, {"value": "evil.example/x"}),  # a Url: other type
-        RawRow(4, {"value": "http://EVIL.example"}),  # Url too: different value
-        RawRow(5, {"value": "hxxp://evil[.]example/x"}),  # same Url as line 3
+        RawRow(1, {"value": "Evil.Example.Com"}),
+        RawRow(2, {"value": "evil.example.com", "type": "domain"}),  # same after normalisation
+        RawRow(3, {"value": "evil.example.com/x"}),  # a Url: other type
+        RawRow(4, {"value": "http://EVIL.example.com"}),  # Url too: different value
+        RawRow(5, {"value": "hxxp://evil[.]example[.]com/x"}),  # same Url as line 3
         RawRow(5, {"value": "bad value!"}),
         RawRow(6, {"value": "bad value!"}),  # invalid entries are never duplicates
     ]
@@ -291,11 +291,11 @@ def test_duplicate_index_stores_only_compact_keys():
 
 
 def test_user_description_template_with_stray_braces_does_not_crash():
-    o = one({"value": "evil.example"}, Settings(default_description="{oops} from {source} {0}"))
+    o = one({"value": "evil.example.com"}, Settings(default_description="{oops} from {source} {0}"))
     assert o.indicator is not None and o.indicator.description == "{oops} from feed.csv {0}"
 
 
 def test_title_and_description_are_deterministic():
-    a = Validator(Settings(), source="s", now=NOW).row(RawRow(1, {"value": "evil.example"}))
-    b = Validator(Settings(), source="s", now=NOW).row(RawRow(1, {"value": "evil.example"}))
+    a = Validator(Settings(), source="s", now=NOW).row(RawRow(1, {"value": "evil.example.com"}))
+    b = Validator(Settings(), source="s", now=NOW).row(RawRow(1, {"value": "evil.example.com"}))
     assert a == b
