@@ -43,7 +43,8 @@ def test_json_report_has_the_contract_shape():
     assert doc["source"]["name"] == "a/b.csv" and doc["tenant"] == {"countBefore": 5}
     assert doc["errors"] == [{"message": "trailing garbage", "line": 4, "column": 2}]
     assert list(doc["summary"]) == ["total", "submitted", "unchanged", "duplicate", "failed", "invalid", "skipped",
-                                    "ignoredLines", "apiCalls", "retries", "listCalls", "deleteCalls", "splitCalls"]  # fmt: skip
+                                    "ignoredLines", "apiCalls", "retries", "listCalls", "deleteCalls",
+                                    "splitCalls"]  # fmt: skip
     first, second, third = doc["indicators"]
     assert first == {"line": 1, "indicatorValue": "evil.example", "indicatorType": "DomainName", "action": "Block",
                      "status": "submitted", "id": "17", "reason": None, "code": "submitted"}  # fmt: skip
