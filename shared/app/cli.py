@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
-from shared.core.model import Outcome, Status
+from shared.core.model import Ignored, Outcome, Status
 from shared.core.settings import Settings, SettingsError
 from shared.pipeline.reports import FAILED, html_name, report_names
 
@@ -42,6 +42,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 SHOW_REJECTED = 10  # rejected rows printed per file
+SHOW_IGNORED = 5  # ignored lines printed per file (the JSON report lists up to 1,000)
 
 Printer = Callable[[str], None]
 ClientFactory = Callable[[], "DefenderLike"]
@@ -54,6 +55,11 @@ class Tally:
         self.by_status: Counter[str] = Counter()
         self.by_type: Counter[str] = Counter()
         self.rejected: list[dict[str, object]] = []
+        self.ignored: list[Ignored] = []
+
+    def ignore(self, item: Ignored) -> None:
+        if len(self.ignored) < SHOW_IGNORED:
+            self.ignored.append(item)
 
     def add(self, outcome: Outcome) -> None:
         assert outcome.status is not None
@@ -210,7 +216,7 @@ def _run_file(
     result = FileResult(str(path), {"json": json_name, "csv": csv_name, "html": html_name(json_name)})
     reports = LocalReports(json_name, csv_name)
     streams: list[BinaryIO] = []
-    hooks = JobHooks(on_outcome=result.tally.add, on_stream=streams.append)
+    hooks = JobHooks(on_outcome=result.tally.add, on_stream=streams.append, on_ignored=result.tally.ignore)
     try:
         size = path.stat().st_size
         if client is not None and not json_output:
@@ -319,6 +325,10 @@ def _print_file(printer: Printer, r: FileResult) -> None:
         printer(f"  first rejected entries (up to {SHOW_REJECTED}):")
         for rej in r.tally.rejected:
             printer(f"    line {rej['line']}: {rej['status']}: {rej['value']!r}: {rej['reason']}")
+    if r.tally.ignored:
+        printer(f"  first ignored lines (up to {SHOW_IGNORED}; the JSON report lists more):")
+        for ign in r.tally.ignored:
+            printer(f"    line {ign.line}: {ign.text!r} ({ign.reason})")
     if r.reports is not None:
         printer(f"  reports: {r.reports['json']}, {r.reports['csv']}, {r.reports['html']}")
 

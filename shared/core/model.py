@@ -166,10 +166,12 @@ class RawRow:
 @_slot_init
 @dataclass(frozen=True, slots=True)
 class Ignored:
-    """A non-blank, non-comment line that holds no indicator (prose): counted in `ignoredLines`."""
+    """A non-blank, non-comment line that holds no indicator (prose): counted in `ignoredLines`, and listed in
+    the JSON report's `ignored` with its first 80 characters (`text`)."""
 
     line: int
     reason: str = "not an indicator line"
+    text: str = field(default="", compare=False)  # what the line says; not part of its identity
 
 
 @_slot_init

@@ -212,6 +212,7 @@ class JobHooks:
     on_batch: Callable[[int, int], None] | None = None
     on_stream: Callable[[BinaryIO], None] | None = None  # the stream being processed (CLI progress)
     on_flush: Callable[[], None] | None = None  # after each batch and the entries behind it were reported
+    on_ignored: Callable[[Ignored], None] | None = None  # every ignored line as it is read (CLI: the first few)
 
 
 class LeaseChecked:
@@ -342,6 +343,7 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
             now=job.started,
             on_batch=hooks.on_batch if submitter is not None else None,
             on_outcome=hooks.on_outcome,
+            on_ignored=hooks.on_ignored,
             skip_reason=job.skip_reason,
             steward=steward,
             items=job.saved,

@@ -283,6 +283,7 @@ def process_stream(
     now: datetime | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    on_ignored: Callable[[Ignored], None] | None = None,
     skip_reason: str | None = None,
     reader: Reader | None = None,
     steward: Reviewer | None = None,
@@ -298,6 +299,7 @@ def process_stream(
     - `on_batch(done, seen)`: after each submitted batch, entries settled by Defender so far and
       entries meant for submission seen so far (progress).
     - `on_outcome(o)`: every final outcome, in report order, after the report has it.
+    - `on_ignored(item)`: every ignored line, as it is read.
     - `reader(stream, name)`: defaults to `shared.readers.read`; `items`: the input's reader items when they
       were decoded already (then `stream` is not read); `steward`: optional quota hooks.
     - `resume`: the final outcomes of the input's first entries, from an earlier attempt (a job's progress
@@ -353,6 +355,9 @@ def process_stream(
             elif isinstance(item, Ignored):
                 read_something = True
                 run.summary.ignoredLines += 1
+                reports.ignored(item)
+                if on_ignored is not None:
+                    on_ignored(item)
             else:
                 run.errors.append(item)
                 reports.error(item)

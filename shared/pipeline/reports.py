@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from shared.core.model import FileProblem, Outcome, Status, Summary
+from shared.core.model import FileProblem, Ignored, Outcome, Status, Summary
 from shared.core.text import scrub
 from shared.core.times import format_utc
 from shared.pipeline.html_report import LINES_PER_GROUP, HtmlAggregate, render_page, sample
@@ -27,6 +27,7 @@ COMPLETED = "completed"
 COMPLETED_WITH_ERRORS = "completed_with_errors"
 FAILED = "failed"
 MAX_REPORTED_ERRORS = 1000  # file-level problems kept in `errors`; a count of the rest follows
+MAX_REPORTED_IGNORED = 1000  # ignored lines listed in `ignored`; a count of the rest follows
 
 # OWASP "CSV Injection": a cell starting with = + - @ tab or CR can start a formula in a spreadsheet.
 # Every CSV cell except `line` is text, so every one of them is neutralised with a leading `'`,
@@ -177,6 +178,8 @@ class ReportWriter:
         self._parts: dict[tuple[Any, ...], tuple[_Parts, list[int] | None, list[Any] | None]] = {}
         self._errors: list[dict[str, Any]] = []
         self._errors_omitted = 0
+        self._ignored: list[dict[str, Any]] = []
+        self._ignored_omitted = 0
         self._finished = False
         self._html = html_out
         self.html_aggregate = HtmlAggregate() if html_out is not None else None
@@ -231,6 +234,21 @@ class ReportWriter:
             self._csv.writerow((line, *head, cell, *tail))
         self.entries += 1
 
+    def ignored(self, item: Ignored) -> None:
+        """Record an ignored line for the JSON report's `ignored`: the first MAX_REPORTED_IGNORED with their first
+        80 characters, then only a count (CONTRACT.md "Reports" [recall]: ignored lines are visible)."""
+        if len(self._ignored) < MAX_REPORTED_IGNORED:
+            self._ignored.append({"line": item.line, "text": scrub(item.text), "reason": item.reason})
+        else:
+            self._ignored_omitted += 1
+
+    def _ignored_listing(self) -> list[dict[str, Any]]:
+        out = list(self._ignored)
+        if self._ignored_omitted:
+            n = self._ignored_omitted
+            out.append({"count": n, "message": f"{n} further ignored lines not listed"})
+        return out
+
     def error(self, problem: FileProblem) -> None:
         """Record a file-level problem for the JSON report's `errors`."""
         if len(self._errors) < MAX_REPORTED_ERRORS:
@@ -265,6 +283,7 @@ class ReportWriter:
             "status": status,
             "summary": summary.as_dict(),
             "errors": errors,
+            "ignored": self._ignored_listing(),
         }
         for key, val in (extra or {}).items():
             if key in tail or key in ("schemaVersion", "indicators"):

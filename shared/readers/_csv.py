@@ -282,7 +282,7 @@ def _record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]
     i = lay.type
     type_cell = record[i] if i is not None and i < n else ""
     if type_cell and cols.norm(type_cell) in cols.PSEUDO_RECORD_TYPES:
-        return [Ignored(line, f"not an indicator record: {type_cell.strip()}")]
+        return [Ignored(line, f"not an indicator record: {type_cell.strip()}", ",".join(record)[:80])]
     out: list[RawRow | Ignored] = []
     i = lay.value
     value = record[i] if i is not None and i < n else ""

@@ -43,6 +43,7 @@ _INDICATOR_LABEL = re.compile(
 _HASH_LENGTHS = frozenset({32, 40, 64})
 _DROP_HEX = str.maketrans("", "", "0123456789abcdefABCDEF")  # `not s.translate(_DROP_HEX)`: s is all hex
 _INDICATOR_KINDS = frozenset({"hash", "ip", "url", "host"})
+SHOWN = 80  # characters of an ignored line the report shows
 EMAIL_REASON = "an email address is not a Defender indicator type"
 PATH_REASON = "a path without a host is not an indicator"
 
@@ -77,14 +78,14 @@ def read_text(
             # A bare hash (most lines of big hash lists): no marker, bullet, comment, label or defanging
             # to look through, so the steps below would pass it on as it is.
             if in_references and not in_fence:
-                yield Ignored(number, "reference section")
+                yield Ignored(number, "reference section", s[:SHOWN])
             else:
                 yield RawRow(number, {FIELD_VALUE: s}, note=note)
             continue
         if s.startswith(("```", "~~~")):
             if not (len(s) > 3 and s.endswith(s[:3])):
                 in_fence = not in_fence
-            yield Ignored(number, "code fence")
+            yield Ignored(number, "code fence", s[:SHOWN])
             continue
         if s.startswith("//"):
             continue
@@ -92,10 +93,10 @@ def read_text(
             if not markdown or in_fence:
                 continue  # a comment
             in_references = bool(_REFERENCE_HEADING.search(s))
-            yield Ignored(number, "heading")
+            yield Ignored(number, "heading", s[:SHOWN])
             continue
         if s.startswith("<!--"):
-            yield Ignored(number, "HTML comment")
+            yield Ignored(number, "HTML comment", s[:SHOWN])
             continue
         if s.startswith("|"):
             yield from _table_row(number, s, note)
@@ -104,15 +105,17 @@ def read_text(
         if body.endswith(":") and len(body) <= 80 and not in_fence:
             # A label line such as "REFERENCE:" or "LINK FROM MESSAGE TEXT:" starts a section.
             in_references = bool(_REFERENCE_HEADING.search(body))
-            yield Ignored(number, "heading")
+            yield Ignored(number, "heading", s[:SHOWN])
             continue
         if in_references and not in_fence:
-            yield Ignored(number, "reference section")
+            yield Ignored(number, "reference section", s[:SHOWN])
             continue
-        yield _line_item(number, body, markdown=markdown, separators=separators, note=note)
+        yield _line_item(number, body, markdown=markdown, separators=separators, note=note, shown=s)
 
 
-def _line_item(number: int, body: str, *, markdown: bool, separators: str, note: str | None = None) -> RawRow | Ignored:
+def _line_item(
+    number: int, body: str, *, markdown: bool, separators: str, note: str | None = None, shown: str = ""
+) -> RawRow | Ignored:
     token = _clean(_INLINE_COMMENT.sub("", body))
     candidates = [token]
     labelled = _LABELLED.match(token)
@@ -131,13 +134,13 @@ def _line_item(number: int, body: str, *, markdown: bool, separators: str, note:
             return RawRow(number, {FIELD_VALUE: candidate}, invalid=EMAIL_REASON, note=note, code="email-address")
         if k == "path" and not markdown:
             return RawRow(number, {FIELD_VALUE: candidate}, invalid=PATH_REASON, note=note, code="not-an-indicator")
-    return Ignored(number)
+    return Ignored(number, text=shown[:SHOWN])
 
 
 def _table_row(number: int, s: str, note: str | None = None) -> Iterator[RawRow | Ignored]:
     """A Markdown table row: one RawRow per cell that holds one indicator, else one Ignored."""
     if _TABLE_SEPARATOR.fullmatch(s):
-        yield Ignored(number, "table separator")
+        yield Ignored(number, "table separator", s[:SHOWN])
         return
     found = False
     for cell in s.strip().strip("|").split("|"):
@@ -146,7 +149,7 @@ def _table_row(number: int, s: str, note: str | None = None) -> Iterator[RawRow 
             found = True
             yield RawRow(number, {FIELD_VALUE: token}, note=note)
     if not found:
-        yield Ignored(number, "table row without indicators")
+        yield Ignored(number, "table row without indicators", s[:SHOWN])
 
 
 _URLISH = re.compile(r"(?:h(?:tt|xx|XX)ps?|ftp|fxp)(?:://|\[:\]//|\[://\])", re.I)
@@ -157,7 +160,7 @@ def _overlong(number: int, s: str, longest: int) -> RawRow | Ignored:
     no space is an entry (validation refuses it for its length); anything else is prose."""
     if _URLISH.match(s) and not _WS.search(s[:longest]):
         return RawRow(number, {FIELD_VALUE: s})
-    return Ignored(number, "line too long to be an indicator line")
+    return Ignored(number, "line too long to be an indicator line", s[:SHOWN])
 
 
 def _spaced(token: str) -> bool:

@@ -161,3 +161,23 @@ def test_the_suffix_list_is_loaded_only_when_a_host_is_checked():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+# ------------------------------------------------------------------ ignored lines are visible
+
+
+def test_the_json_report_lists_ignored_lines_and_validate_prints_a_few(tmp_path):
+    text = b"Indicators from the campaign below.\nevil.example.com\nThe actor also used a second host.\n"
+    _, doc = run(text, "a.txt")
+    assert [(i["line"], i["text"]) for i in doc["ignored"]] == [
+        (1, "Indicators from the campaign below."),
+        (3, "The actor also used a second host."),
+    ]
+    from shared.app.cli import main
+
+    path = tmp_path / "a.txt"
+    path.write_bytes(text)
+    printed: list[str] = []
+    assert main(["validate", str(path), "--report-dir", str(tmp_path)], printer=printed.append) == 0
+    out = "\n".join(printed)
+    assert "first ignored lines" in out and "line 1: 'Indicators from the campaign below.'" in out

@@ -37,7 +37,7 @@ def test_json_report_has_the_contract_shape():
     w.finish(s, "completed_with_errors", finished_at=T1, extra={"tenant": {"countBefore": 5}})
     doc = json.loads(j.getvalue())
     assert set(doc) == {"schemaVersion", "source", "startedAt", "finishedAt", "dryRun", "status", "summary", "errors",
-                        "indicators", "tenant"}  # fmt: skip
+                        "ignored", "indicators", "tenant"}  # fmt: skip
     assert doc["schemaVersion"] == 1 and doc["dryRun"] is False and doc["status"] == "completed_with_errors"
     assert (doc["startedAt"], doc["finishedAt"]) == ("2026-01-01T10:00:00Z", "2026-01-01T10:00:05Z")
     assert doc["source"]["name"] == "a/b.csv" and doc["tenant"] == {"countBefore": 5}
@@ -130,3 +130,18 @@ def test_report_names_keep_the_full_path():
 )
 def test_run_status(summary, errors, nothing_read, unreachable, want):
     assert run_status(summary, errors, nothing_read=nothing_read, unreachable=unreachable) == want
+
+
+def test_ignored_lines_are_listed_the_first_1000_then_a_count():
+    """CONTRACT.md "Reports" [recall]: `ignored` lists line and first 80 characters; the CSV stays per indicator."""
+    from shared.core.model import Ignored
+
+    w, j, c = writer()
+    for i in range(1, 1003):
+        w.ignored(Ignored(i, "not an indicator line", ("prose " * 20)[:80]))
+    w.finish(Summary(ignoredLines=1002), "completed", finished_at=T1)
+    doc = json.loads(j.getvalue())
+    assert len(doc["ignored"]) == 1001
+    assert doc["ignored"][0] == {"line": 1, "text": ("prose " * 20)[:80], "reason": "not an indicator line"}
+    assert doc["ignored"][-1] == {"count": 2, "message": "2 further ignored lines not listed"}
+    assert c.getvalue().count("\r\n") == 1  # the header only: no rows for ignored lines
