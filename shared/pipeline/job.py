@@ -125,6 +125,7 @@ class SavedItems:
 
     def __init__(self, *, format: str = "unknown") -> None:
         self.format = format  # the detected format, as `readers.Reading.format` tells it
+        self.details: dict[str, object] = {}  # what the reader decided (`readers.Reading.details`)
         self._items: list[ReaderItem] = []
         self.rows = 0
         self._ignored_kept = 0
@@ -395,4 +396,5 @@ def decode_once(items: Iterable[ReaderItem], *, format: str, max_rows: int | Non
             saved.rows += 1
             continue
         saved.add(item)
+    saved.details = dict(getattr(items, "details", None) or {})
     return saved

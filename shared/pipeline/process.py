@@ -333,7 +333,7 @@ def process_stream(
         reading = (reader or default_reader(settings))(stream, name)
     else:
         raise ValueError("process_stream needs a stream or the items read from it")
-    read_something = False
+    entries_read = False
     nothing_read = False
     changed: InputChanged | None = None
     log.info("processing %s", source)
@@ -346,14 +346,13 @@ def process_stream(
     try:
         for item in reading:
             if isinstance(item, RawRow):
-                read_something = True
+                entries_read = True
                 if left:
                     left -= 1
                     run.replay(validated(item), next(replayed))
                     continue
                 take(validated(item))
             elif isinstance(item, Ignored):
-                read_something = True
                 run.summary.ignoredLines += 1
                 reports.ignored(item)
                 if on_ignored is not None:
@@ -361,7 +360,9 @@ def process_stream(
             else:
                 run.errors.append(item)
                 reports.error(item)
-                if item.fatal and not read_something:
+                if item.fatal and not entries_read:
+                    # Nothing read but prose: a header naming no indicator column, lines that look like indicators
+                    # but are none; the run is `failed` (issue "Nothing silently dropped": no silent zero).
                     nothing_read = True
     except InputChanged as e:
         # The run no longer describes one version of the input: what was read keeps its outcomes (what was
@@ -390,7 +391,8 @@ def process_stream(
     unreachable = run.stop is not None and not run.reached
     status = run_status(summary, run.errors, nothing_read=nothing_read or changed is not None, unreachable=unreachable)
     fmt = str(getattr(reading, "format", None) or "unknown")
-    reports.finish(summary, status, finished_at=datetime.now(UTC), extra=extra, format=fmt)
+    details = getattr(reading, "details", None)
+    reports.finish(summary, status, finished_at=datetime.now(UTC), extra=extra, format=fmt, details=details)
     log.info(
         "%s: %s, %d entries (%s), %.1f s",
         source,

@@ -264,6 +264,7 @@ class ReportWriter:
         finished_at: datetime,
         extra: Mapping[str, object] | None = None,
         format: str | None = None,
+        details: Mapping[str, object] | None = None,
     ) -> None:
         """Close the `indicators` array and write the other top-level keys; `extra` adds keys (e.g. `tenant`),
         `format` the input's detected format to `source`."""
@@ -272,6 +273,8 @@ class ReportWriter:
         self._finished = True
         if format is not None:
             self.source.setdefault("format", format)
+        for key, val in (details or {}).items():
+            self.source.setdefault(key, val)  # what the reader decided (CSV: `valueColumns`, the rule that took them)
         errors = list(self._errors)
         if self._errors_omitted:
             errors.append({"message": f"{self._errors_omitted} further file-level problems not listed"})

@@ -16,7 +16,7 @@ import gzip
 import itertools
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from shared.core.errors import InputChanged
 from shared.core.model import FileProblem, Ignored, RawRow, ReaderItem, ReadLimits, warning
@@ -68,8 +68,17 @@ class Reading:
     the file is refused).
     """
 
-    def __init__(self, format: str, items: Callable[[], Iterable[ReaderItem]], *, gzip_inside: bool = False) -> None:
+    def __init__(
+        self,
+        format: str,
+        items: Callable[[], Iterable[ReaderItem]],
+        *,
+        gzip_inside: bool = False,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         self.format = format
+        # What the reader decided while reading, for the report's `source` (CSV: `valueColumns`).
+        self.details: dict[str, Any] = {} if details is None else details
         self._items = items
         self._gzip = gzip_inside
         self._started = False
@@ -127,7 +136,7 @@ def _read(src: Source, name: str, *, depth: int, limits: ReadLimits, transcoded:
         size, codec, label = bom
         inner = _read(Source(Transcoded(src, codec, size)), name, depth=depth, limits=limits, transcoded=True)
         note = warning(f"the file is {label} text (byte order mark): decoded as {label}")
-        return Reading(inner.format, lambda: itertools.chain([note], inner), gzip_inside=gz)
+        return Reading(inner.format, lambda: itertools.chain([note], inner), gzip_inside=gz, details=inner.details)
     found = sniff(name, prefix)
     if found.format == "gzip":
         if depth >= _MAX_GZIP_DEPTH:
@@ -141,20 +150,23 @@ def _read(src: Source, name: str, *, depth: int, limits: ReadLimits, transcoded:
             max_ratio=limits.max_gzip_ratio,
         )
         inner = _read(Source(plain), inner_name, depth=depth + 1, limits=limits)
-        return Reading("gzip+" + inner.format, lambda: inner, gzip_inside=True)
-    return Reading(found.format, _items(found, src, name, limits), gzip_inside=gz)
+        return Reading("gzip+" + inner.format, lambda: inner, gzip_inside=True, details=inner.details)
+    details: dict[str, Any] = {}
+    return Reading(found.format, _items(found, src, name, limits, details), gzip_inside=gz, details=details)
 
 
 def _problem(fmt: str, message: str) -> Reading:
     return Reading(fmt, lambda: [FileProblem(message)])
 
 
-def _items(found: Detected, src: Source, name: str, limits: ReadLimits) -> Callable[[], Iterable[ReaderItem]]:
+def _items(
+    found: Detected, src: Source, name: str, limits: ReadLimits, details: dict[str, Any]
+) -> Callable[[], Iterable[ReaderItem]]:
     fmt = found.format
     if fmt == "unsupported":
         return lambda: [FileProblem(f"unsupported format: {found.what}")]
     if fmt in ("defender-csv", "csv", "tsv", "misp-csv"):
-        return lambda: read_csv(buffered(src), name, found.delimiter, limits=limits)
+        return lambda: read_csv(buffered(src), name, found.delimiter, limits=limits, details=details)
     if fmt in ("json", "misp-json", "threatfox-json", "stix2"):
         return lambda: scrubbed(read_json(buffered(src)))
     if fmt == "ndjson":

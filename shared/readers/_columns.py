@@ -44,6 +44,15 @@ VALUE_ALIASES = (
     "observablevalue",
     "indicator",
     "data",
+    # Names real feeds use (issue "Nothing silently dropped"): the type is inferred from the value.
+    "address",
+    "iocaddress",
+    "artifact",
+    "artifactvalue",
+    "attributevalue",
+    "threatvalue",
+    "entity",
+    "entityvalue",
 )
 
 # Columns that state the type of the value column, best first (MSTIC has both `IoC_Type` and a
@@ -74,6 +83,32 @@ TYPED_COLUMNS = {
     "c2domain": "domain",
     "c2ip": "ip",
     "c2url": "url",
+    # Names real feeds use (issue "Nothing silently dropped"): abuse.ch `dst_ip`, firewall exports, Hash (SHA256).
+    "dstip": "ip",
+    "srcip": "ip",
+    "destip": "ip",
+    "destinationip": "ip",
+    "sourceip": "ip",
+    "ipdst": "ip",
+    "ipsrc": "ip",
+    "remoteip": "ip",
+    "c2ipaddress": "ip",
+    "dsthost": "hostname",
+    "srchost": "hostname",
+    "desthost": "hostname",
+    "fqdn": "hostname",
+    "c2host": "hostname",
+    "c2server": "hostname",
+    "hostnames": "hostname",
+    "hashmd5": "md5",
+    "hashsha1": "sha1",
+    "hashsha256": "sha256",
+    "filehashmd5": "md5",
+    "filehashsha1": "sha1",
+    "filehashsha256": "sha256",
+    "md5sum": "md5",
+    "sha1sum": "sha1",
+    "sha256sum": "sha256",
     "certificatethumbprint": "CertificateThumbprint",
     "thumbprint": "CertificateThumbprint",
 }
@@ -83,6 +118,8 @@ TYPED_COLUMNS = {
 # a reference link), so it is not mined: deriving domains from URLs would block hosting sites.
 EXTRA_TYPED_COLUMNS = frozenset(
     {"md5", "md5hash", "sha1", "sha1hash", "sha256", "sha256hash", "c2domain", "c2ip", "c2url"}
+    | {"hashmd5", "hashsha1", "hashsha256", "filehashmd5", "filehashsha1", "filehashsha256"}
+    | {"md5sum", "sha1sum", "sha256sum"}
 )
 
 # Other columns -> canonical fields (first alias present wins for each field).

@@ -13,7 +13,7 @@ import csv
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from shared.core.model import (
     FIELD_TYPE,
@@ -24,8 +24,10 @@ from shared.core.model import (
     ReadLimits,
 )
 from shared.readers import _columns as cols
+from shared.readers import _valuecol
 from shared.readers._misp import attribute_rows
 from shared.readers._stream import CP1252_NOTE, TextLines
+from shared.readers._valuecol import SAMPLE_ROWS
 
 # MISP CSV exports carry YARA rules as multi-line values; 16 MiB bounds one record's memory.
 FIELD_SIZE_LIMIT = 16 * 1024 * 1024
@@ -52,6 +54,7 @@ class Layout:
     to_ids: int | None = None
     comment: int | None = None
     longest: int = 8192  # cells longer than this are one value: no list pattern is run over them
+    rule: str | None = None  # how the value columns were chosen, when not by name
 
 
 def layout_of(header: list[str]) -> Layout | None:
@@ -172,9 +175,16 @@ class _Lines:
 
 
 def read_csv(
-    stream: BinaryIO, name: str, delimiter: str | None = None, *, limits: ReadLimits | None = None
+    stream: BinaryIO,
+    name: str,
+    delimiter: str | None = None,
+    *,
+    limits: ReadLimits | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Iterator[RawRow | Ignored | FileProblem]:
-    """Records -> RawRows; the header decides the layout (see `layout_of`)."""
+    """Records -> RawRows; the header decides the layout (see `layout_of`), or, when its names say nothing, the
+    content of the first records (`_valuecol.choose`). `details` receives `valueColumns`: the columns taken and
+    the rule that took them, for the report's `source`."""
     text = TextLines(stream)
     lines = _Lines(text)
     reader = None
@@ -185,6 +195,7 @@ def read_csv(
         delimiter = delimiter or sniff_delimiter(first, name)
         reader = csv.reader(_prepend(first, lines), delimiter=delimiter)
         header = next(reader)
+        header_line = lines.record_start or 1
         lines.at_record_start = True
         lay = layout_of(header)
         if lay is None or not header_like(header):
@@ -205,19 +216,34 @@ def read_csv(
     except csv.Error as exc:
         yield FileProblem(f"CSV error: {exc}", line=lines.number)
         return
-    if lay is None or reader is None:
-        yield FileProblem(
-            "CSV header names no indicator column (expected e.g. IndicatorValue, value, indicator, ioc, url, "
-            "domain, ip, md5, sha1 or sha256)",
-            line=lines.record_start or 1,
-        )
+    if reader is None:
         return
+    sample: list[tuple[int, list[str] | csv.Error]] = []
+    if lay is None or _may_hold_references(lay):
+        sample = _sample(reader, lines)
+    if lay is None:
+        lay = _by_content(header, sample)
+        if lay is None:
+            yield _no_value_column(header, len(sample), header_line)
+            return
+    elif sample:
+        _drop_references(lay, header, sample)
+    _describe(lay, header, details)
     lay.longest = (limits or ReadLimits()).max_value_length
     if pending is not None:
         yield from _noted(text, pending[0], pending[0], _record(lay, *pending))
+    for start, record in sample:
+        if isinstance(record, csv.Error):
+            yield RawRow(
+                start, {FIELD_VALUE: ""}, invalid=f"this record cannot be read as CSV: {record}", code="csv-record"
+            )
+        else:
+            yield from _noted(text, start, start, _record(lay, start, record))
+    yielded = bool(sample) or pending is not None
     while True:
         try:
             for record in reader:
+                yielded = True
                 start = lines.record_start
                 lines.at_record_start = True
                 items = _record(lay, start, record)
@@ -233,12 +259,91 @@ def read_csv(
             yield RawRow(
                 start, {FIELD_VALUE: ""}, invalid=f"this record cannot be read as CSV: {exc}", code="csv-record"
             )
+    if not yielded:
+        yield _no_value_column(header, 0, header_line) if lay.rule else _no_rows(header, header_line)
     if lines.unclosed_quote(delimiter):
         yield FileProblem(
             f"a quoted field opened in the record of line {lines.spanned_from} is never closed: lines "
             f"{lines.spanned_from} to {lines.number} were read as that one record (check the quotes)",
             line=lines.spanned_from,
         )
+
+
+def _sample(reader: Any, lines: _Lines) -> list[tuple[int, list[str] | csv.Error]]:
+    """The first SAMPLE_ROWS records with their start lines (a record the csv module cannot read: its error)."""
+    out: list[tuple[int, list[str] | csv.Error]] = []
+    while len(out) < SAMPLE_ROWS:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            out.append((lines.record_start, exc))
+            lines.at_record_start = True
+            continue
+        out.append((lines.record_start, record))
+        lines.at_record_start = True
+    return out
+
+
+def _records(sample: list[tuple[int, list[str] | csv.Error]]) -> list[list[str]]:
+    return [r for _, r in sample if not isinstance(r, csv.Error)]
+
+
+def _by_content(header: list[str], sample: list[tuple[int, list[str] | csv.Error]]) -> Layout | None:
+    """A layout from the content of the first records, for a header whose names say nothing (`_valuecol`)."""
+    if len(header) < 2 or not header_like(header) or any(_valuecol.looks_like_value(c) for c in header):
+        return None
+    choice = _valuecol.choose(header, _records(sample))
+    if choice is None:
+        return None
+    lay = Layout("csv")
+    if len(choice.columns) == 1:
+        lay.value = choice.columns[0][0]
+    else:
+        lay.typed = list(choice.columns)
+    lay.rule = choice.rule
+    return lay
+
+
+def _may_hold_references(lay: Layout) -> bool:
+    """Several columns named after types, one of URLs or hosts: one of them may be a column of reference links."""
+    return lay.value is None and len(lay.typed) >= 2 and any(h in _LINKISH_HINTS for _, h in lay.typed)
+
+
+_LINKISH_HINTS = frozenset({"url", "domain", "hostname"})
+
+
+def _drop_references(lay: Layout, header: list[str], sample: list[tuple[int, list[str] | csv.Error]]) -> None:
+    """Typed URL/host columns whose values are links to a threat-intel site are references, not indicators."""
+    drop = _valuecol.reference_columns(header, [i for i, _ in lay.typed], _records(sample))
+    if drop and len(drop) < len(lay.typed):
+        lay.typed = [(i, h) for i, h in lay.typed if i not in drop]
+
+
+def _describe(lay: Layout, header: list[str], details: dict[str, Any] | None) -> None:
+    if details is None:
+        return
+    taken = [lay.value] if lay.value is not None else [i for i, _ in lay.typed]
+    rule = lay.rule or "named: the header names it as an indicator column"
+    details["valueColumns"] = [
+        {"column": header[i].strip() if i < len(header) else str(i), "rule": rule} for i in taken
+    ]
+
+
+def _no_value_column(header: list[str], rows: int, line: int) -> FileProblem:
+    names = ", ".join(h.strip() for h in header[:20]) + (", …" if len(header) > 20 else "")
+    seen = f"the first {rows} rows were looked at" if rows else "no rows below it"
+    return FileProblem(
+        f"a header with columns {names}; no column holds indicators ({seen}; name the value column e.g. "
+        "IndicatorValue, value, indicator, ioc, url, domain, ip, md5, sha1 or sha256)",
+        line=max(1, line),
+    )
+
+
+def _no_rows(header: list[str], line: int) -> FileProblem:
+    names = ", ".join(h.strip() for h in header[:20]) + (", …" if len(header) > 20 else "")
+    return FileProblem(f"a header with columns {names}; no rows below it", line=max(1, line))
 
 
 def _noted(text: TextLines, first: int, last: int, items: list[RawRow | Ignored]) -> list[RawRow | Ignored]:

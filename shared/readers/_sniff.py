@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from shared.readers._cert import has_pem, looks_like_der
 from shared.readers._csv import header_like, layout_of, sniff_delimiter
+from shared.readers._valuecol import looks_like_value
 
 CERT_EXTENSIONS = (".cer", ".crt", ".der", ".pem")
 
@@ -172,4 +173,10 @@ def _csv_kind(text: str, name: str, ext: str) -> Detected | None:
         if fmt == "csv" and delimiter == "\t":
             fmt = "tsv"
         return Detected(fmt, delimiter=delimiter)
+    if is_csv_name:
+        # A header of names nobody listed (`first_seen_utc,dst_ip,dst_port`): a CSV all the same, whose value
+        # column the reader decides by content. A first line of values (no header) stays a list.
+        cells = next(csv.reader([first], delimiter=delimiter), [])
+        if len(cells) >= 2 and header_like(cells) and not any(looks_like_value(c) for c in cells):
+            return Detected("tsv" if delimiter == "\t" else "csv", delimiter=delimiter)
     return None

@@ -66,3 +66,11 @@ def test_messages_quote_at_most_about_200_characters_of_input(functions, make_ru
     assert status == 400 and len(answer["error"]["message"]) < 1000
     status, answer, _ = post(functions, b"[]", expiration_days="9" * 100_000)
     assert status == 400 and len(answer["error"]["message"]) < 1000
+
+
+def test_a_csv_body_without_an_indicator_column_is_a_400_with_the_reason(functions, make_runtime, defender):
+    """Issue "Nothing silently dropped": no silent zero, over HTTP too."""
+    make_runtime()
+    status, answer, _ = post(functions, b"alpha,beta\r\n1,2\r\n", ctype="text/csv")
+    assert status == 400, answer
+    assert "a header with columns alpha, beta; no column holds indicators" in answer["error"]["message"]

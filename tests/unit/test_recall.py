@@ -8,6 +8,8 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.core.model import FIELD_TYPE, FIELD_VALUE, RawRow
 from shared.core.settings import Settings
@@ -181,3 +183,126 @@ def test_the_json_report_lists_ignored_lines_and_validate_prints_a_few(tmp_path)
     assert main(["validate", str(path), "--report-dir", str(tmp_path)], printer=printed.append) == 0
     out = "\n".join(printed)
     assert "first ignored lines" in out and "line 1: 'Indicators from the campaign below.'" in out
+
+
+# ------------------------------------------------------------------ CSV value columns by name, then by content
+
+
+def csv_rows(*lines: str) -> bytes:
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+IPS = [f"45.12.{i}.5" for i in range(1, 6)]
+HOSTS = [f"evil{i}.example.com" for i in range(1, 6)]
+
+CSV_CASES = [
+    # (name, data, expected values, column names taken, rule fragment)  # why
+    (
+        "abuse.ch dst_ip",
+        csv_rows("first_seen_utc,dst_ip,dst_port,c2_status,last_online,malware",
+                 *(f"2021-01-01 00:00:00,{ip},443,online,2021-01-02,Dridex" for ip in IPS)),
+        IPS, ["dst_ip"], "named",
+    ),  # the value column's name is now an alias
+    (
+        "Hash (SHA256)",
+        csv_rows("Date,Hash (SHA256),Family", *(f"2021-01-01,{c * 64},x" for c in "abcde")),
+        [c * 64 for c in "abcde"], ["Hash (SHA256)"], "named",
+    ),
+    (
+        "fqdn and src_ip",
+        csv_rows("when,src_ip,fqdn", *(f"2021,{ip},{h}" for ip, h in zip(IPS, HOSTS, strict=True))),
+        [v for pair in zip(IPS, HOSTS, strict=True) for v in pair], ["src_ip", "fqdn"], "named",
+    ),  # a second value column when its name is an alias
+    (
+        "names nobody listed",
+        csv_rows("seen,thing,score", *(f"2021,{h},5" for h in HOSTS)),
+        HOSTS, ["thing"], "chosen by content",
+    ),
+    (
+        "urlhaus-style with a link column, names unknown",
+        csv_rows("id,when,target,page",
+                 *(f"{i},2021,http://{h}/x,https://urlhaus.abuse.ch/url/{i}/" for i, h in enumerate(HOSTS))),
+        [f"http://{h}/x" for h in HOSTS], ["target"], "chosen by content",
+    ),  # links on a threat-intel site's own host are never values
+    (
+        "urlhaus export, named",
+        csv_rows("id,dateadded,url,url_status,threat,urlhaus_link",
+                 *(f"{i},2021,http://{h}/x,online,malware,https://urlhaus.abuse.ch/url/{i}/"
+                   for i, h in enumerate(HOSTS))),
+        [f"http://{h}/x" for h in HOSTS], ["url"], "named",
+    ),
+    (
+        "a column of links all on one host",
+        csv_rows("post,entry", *(f"https://blog.example.org/p{i},{h}" for i, h in enumerate(HOSTS))),
+        HOSTS, ["entry"], "chosen by content",
+    ),
+    (
+        "md5,sha1,sha256 of one object under other names",
+        csv_rows("h1,h2,h3,name", *(f"{c * 32},{c * 40},{c * 64},f.exe" for c in "abc")),
+        [v for c in "abc" for v in (c * 32, c * 40, c * 64)], ["h1", "h2", "h3"], "chosen by content",
+    ),
+    (
+        "a named column always wins",
+        csv_rows("ioc,other", *(f"{h},{ip}" for h, ip in zip(HOSTS, IPS, strict=True))),
+        HOSTS, ["ioc"], "named",
+    ),
+    (
+        "references named so, among typed columns",
+        csv_rows("sha256,url", *(f"{c * 64},https://www.virustotal.com/gui/file/{c * 64}" for c in "abc")),
+        [c * 64 for c in "abc"], ["sha256"], "named",
+    ),  # a typed url column of virustotal links is not mined
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "data", "values", "columns", "rule"), CSV_CASES, ids=[c[0] for c in CSV_CASES])
+def test_csv_value_column(case, data, values, columns, rule):
+    result, doc = run(data, "feed.csv")
+    assert [e["indicatorValue"] for e in doc["indicators"]] == values
+    assert result.status == "completed", doc["errors"]
+    taken = doc["source"]["valueColumns"]
+    assert [t["column"] for t in taken] == columns
+    assert all(rule in t["rule"] for t in taken)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (csv_rows("alpha,beta", "1,2", "3,4"), "a header with columns alpha, beta; no column holds indicators"),
+        (csv_rows("value,type"), "a header with columns value, type; no rows below it"),
+        (csv_rows("post,note", *(f"https://blog.example.org/p{i},x" for i in range(5))), "no column holds indicators"),
+    ],
+)
+def test_no_silent_zero_for_a_csv(data, message):
+    result, doc = run(data, "feed.csv")
+    assert result.status == "failed" and result.summary.total == 0
+    assert message in doc["errors"][0]["message"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.from_regex(r"[A-Za-z][A-Za-z0-9_ ]{0,14}", fullmatch=True).filter(lambda n: not n.strip().startswith("#")),
+    st.lists(st.sampled_from(["ip", "host", "url", "sha256", "md5"]), min_size=1, max_size=1).map(lambda x: x[0]),
+    st.integers(5, 40),
+    st.integers(0, 2),
+)
+def test_any_header_name_over_a_column_of_valid_indicators_reads_every_one(name, family, n, position):
+    """Property (issue): a CSV with a header and one column of valid indicators under a random name."""
+    make = {
+        "ip": lambda i: f"45.{i // 250}.{i % 250}.7",
+        "host": lambda i: f"h{i}.evil-example.com",
+        "url": lambda i: f"http://h{i}.evil-example.com/p",
+        "sha256": lambda i: f"{i:064x}",
+        "md5": lambda i: f"{i:032x}",
+    }[family]
+    values = [make(i) for i in range(1, n + 1)]
+    header = ["first seen", "score"]
+    header.insert(position, name.strip() or "x")
+    if len({h.lower() for h in header}) < 3:
+        return
+    lines = [",".join(header)]
+    for i, v in enumerate(values):
+        cells = ["2021-01-01", str(i)]
+        cells.insert(position, v)
+        lines.append(",".join(cells))
+    _, doc = run(csv_rows(*lines), "feed.csv")
+    assert [e["indicatorValue"] for e in doc["indicators"]] == values, (header, doc["errors"])
