@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from shared.core.model import FIELD_VALUE, Ignored, RawRow, ReadLimits
+from shared.core.model import FIELD_VALUE, FileProblem, Ignored, RawRow, ReadLimits
 from shared.core.text import WRAP_OPENERS, refang, unwrap
 from shared.readers._looks import kind
 from shared.readers._stream import CP1252_NOTE, binary_lines, decode_line
@@ -50,7 +50,7 @@ PATH_REASON = "a path without a host is not an indicator"
 
 def read_text(
     stream: BinaryIO, *, markdown: bool = False, separators: str = ";", limits: ReadLimits | None = None
-) -> Iterator[RawRow | Ignored]:
+) -> Iterator[RawRow | Ignored | FileProblem]:
     """Indicator lines -> RawRow (one per table cell holding one); other non-blank lines -> Ignored.
 
     Plain text: `#` and `//` lines are comments (skipped). Markdown: `#` lines are headings
@@ -63,6 +63,8 @@ def read_text(
     in_fence = False
     in_references = False
     longest = (limits or ReadLimits()).max_value_length
+    entries = 0  # RawRows yielded
+    seen = _Seen()  # until the first entry: prose lines that mention what looks like an indicator
     for number, raw, truncated in binary_lines(stream):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
@@ -80,6 +82,7 @@ def read_text(
             if in_references and not in_fence:
                 yield Ignored(number, "reference section", s[:SHOWN])
             else:
+                entries += 1
                 yield RawRow(number, {FIELD_VALUE: s}, note=note)
             continue
         if s.startswith(("```", "~~~")):
@@ -99,7 +102,9 @@ def read_text(
             yield Ignored(number, "HTML comment", s[:SHOWN])
             continue
         if s.startswith("|"):
-            yield from _table_row(number, s, note)
+            for item in _table_row(number, s, note):
+                entries += type(item) is RawRow
+                yield item
             continue
         body = _BULLET.sub("", s, count=1)
         if body.endswith(":") and len(body) <= 80 and not in_fence:
@@ -110,7 +115,14 @@ def read_text(
         if in_references and not in_fence:
             yield Ignored(number, "reference section", s[:SHOWN])
             continue
-        yield _line_item(number, body, markdown=markdown, separators=separators, note=note, shown=s)
+        item = _line_item(number, body, markdown=markdown, separators=separators, note=note, shown=s)
+        if type(item) is RawRow:
+            entries += 1
+        elif not entries:
+            seen.prose(s)
+        yield item
+    if not entries and seen.lines:
+        yield seen.problem()
 
 
 def _line_item(
@@ -134,6 +146,10 @@ def _line_item(
             return RawRow(number, {FIELD_VALUE: candidate}, invalid=EMAIL_REASON, note=note, code="email-address")
         if k == "path" and not markdown:
             return RawRow(number, {FIELD_VALUE: candidate}, invalid=PATH_REASON, note=note, code="not-an-indicator")
+    if token and not _spaced(token):
+        miss = near_miss(token)
+        if miss is not None:
+            return RawRow(number, {FIELD_VALUE: token}, invalid=miss[1], note=note, code=miss[0])
     return Ignored(number, text=shown[:SHOWN])
 
 
@@ -145,9 +161,16 @@ def _table_row(number: int, s: str, note: str | None = None) -> Iterator[RawRow 
     found = False
     for cell in s.strip().strip("|").split("|"):
         token = _clean(cell)
-        if token and not _spaced(token) and _kind(token) in _INDICATOR_KINDS:
+        if not token or _spaced(token):
+            continue
+        if _kind(token) in _INDICATOR_KINDS:
             found = True
             yield RawRow(number, {FIELD_VALUE: token}, note=note)
+            continue
+        miss = near_miss(token)
+        if miss is not None:
+            found = True
+            yield RawRow(number, {FIELD_VALUE: token}, invalid=miss[1], note=note, code=miss[0])
     if not found:
         yield Ignored(number, "table row without indicators", s[:SHOWN])
 
@@ -161,6 +184,65 @@ def _overlong(number: int, s: str, longest: int) -> RawRow | Ignored:
     if _URLISH.match(s) and not _WS.search(s[:longest]):
         return RawRow(number, {FIELD_VALUE: s})
     return Ignored(number, "line too long to be an indicator line", s[:SHOWN])
+
+
+# A near-miss: a token alone on its line (or in a cell) that looks like a failed attempt at an indicator
+# (issue "Nothing silently dropped": near-misses are entries, not prose).
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]{24,128}")
+_DOTTED_NUMBERS = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\.(\d{1,4}))?(?:[:|]\d{1,5})?")
+_DEFANGED = re.compile(r"\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)|\[:\]|\[://\]|^h(?:xx|XX)ps?\b|\[at\]|\[@\]", re.I)
+
+
+def near_miss(token: str) -> tuple[str, str] | None:
+    """(code, reason) when `token` looks like a failed attempt at a hash, an IPv4 address or a defanged value."""
+    if _HEX_RUN.fullmatch(token) and len(token) not in _HASH_LENGTHS:
+        return (
+            "hash-length",
+            f"{len(token)} hex characters look like a hash, but none has that length (MD5 32, SHA-1 40, SHA-256 64)",
+        )
+    m = _DOTTED_NUMBERS.fullmatch(token)
+    if m is not None:
+        octets = [g for g in m.groups() if g is not None]
+        if len(octets) == 3:
+            return "ip-syntax", f"{token} has three numbers; an IPv4 address has four, each 0 to 255"
+        if any(int(o) > 255 for o in octets):
+            return "ip-syntax", f"{token} has a number above 255; an IPv4 address has four, each 0 to 255"
+    if _DEFANGED.search(token):
+        return "defang-invalid", f"{token!r} is defanged but does not refang to an indicator ({refang(token)!r})"
+    return None
+
+
+class _Seen:
+    """Prose lines that mention what looks like an indicator, counted while a text has given no entry: a file of
+    such lines and nothing else is a file-level error saying so, not a silent `completed` with no entries."""
+
+    MAX_LINES = 10_000
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.first = 0
+        self.kinds: dict[str, int] = {}
+        self._looked = 0
+
+    def prose(self, s: str) -> None:
+        if self._looked >= self.MAX_LINES:
+            return
+        self._looked += 1
+        for token in s.split():
+            k = kind(refang(token.strip(".,;:!?()[]{}\"'<>`*")))
+            if k in _INDICATOR_KINDS:
+                self.lines += 1
+                self.first = self.first or self._looked
+                self.kinds[k] = self.kinds.get(k, 0) + 1
+                return
+
+    def problem(self) -> FileProblem:
+        names = {"hash": "hashes", "ip": "IP addresses", "url": "URLs", "host": "host names"}
+        what = ", ".join(names[k] for k in sorted(self.kinds, key=lambda k: -self.kinds[k]))
+        return FileProblem(
+            f"{self.lines} lines mention what looks like {what}, but inside sentences, and no line is an indicator"
+            " line: sentences are never mined (put one value per line, list item or table cell)"
+        )
 
 
 def _spaced(token: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from shared.core.model import FIELD_VALUE, Ignored, RawRow
+from shared.core.model import FIELD_VALUE, FileProblem, Ignored, RawRow
 from shared.readers import read
 
 
@@ -99,7 +99,10 @@ def test_prose_lines_are_ignored_never_mined():
         b"payload.exe\n"
     )
     _, out = items(data)
-    assert out == [Ignored(1), Ignored(2), Ignored(3), Ignored(4)]
+    assert out[:4] == [Ignored(1), Ignored(2), Ignored(3), Ignored(4)]
+    # No entry at all, but prose that mentions indicators: a file-level error says so (issue "Nothing silently
+    # dropped": no silent zero).
+    assert len(out) == 5 and isinstance(out[4], FileProblem) and "inside sentences" in out[4].message
 
 
 def test_labelled_indicator_lines_are_read_other_labels_are_prose():

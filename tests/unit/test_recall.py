@@ -306,3 +306,38 @@ def test_any_header_name_over_a_column_of_valid_indicators_reads_every_one(name,
         lines.append(",".join(cells))
     _, doc = run(csv_rows(*lines), "feed.csv")
     assert [e["indicatorValue"] for e in doc["indicators"]] == values, (header, doc["errors"])
+
+
+# ------------------------------------------------------------------ near-misses are entries, not prose
+
+NEAR_MISSES = [
+    # (text, expected (value, code) entries, ignored lines)  # why
+    ("a" * 50 + "\n", [("a" * 50, "hash-length")], 0),  # hex of hash-like length that fits no hash
+    ("- " + "b" * 63 + "\n", [("b" * 63, "hash-length")], 0),  # a list item
+    ("| host | " + "c" * 31 + " |\n", [("c" * 31, "hash-length")], 0),  # a table cell
+    ("```\n1.2.3.256\n```\n", [("1.2.3.256", "ip-syntax")], 2),  # fenced code, an octet above 255
+    ("10.20.30\n", [("10.20.30", "ip-syntax")], 0),  # three octets
+    ("evil[.]exa_mple\n", [("evil[.]exa_mple", "defang-invalid")], 0),  # defanged, refangs to nothing valid
+    ("The hash was " + "d" * 50 + " in the report.\n", [], 1),  # a sentence stays prose
+    ("version 1.2.3 is out\n", [], 1),
+]
+
+
+@pytest.mark.parametrize(("text", "want", "ignored"), NEAR_MISSES)
+def test_near_misses_are_invalid_entries_sentences_stay_prose(text, want, ignored):
+    result, doc = run(text.encode(), "a.md" if "|" in text or "```" in text else "a.txt")
+    assert [(e["indicatorValue"], e["code"]) for e in doc["indicators"]] == want
+    assert all(e["status"] == "invalid" and e["reason"] for e in doc["indicators"])
+    assert result.summary.ignoredLines == ignored
+
+
+def test_no_silent_zero_for_a_text_of_sentences():
+    text = b"We saw traffic to evil.example.com last week.\nThe payload hash is " + b"e" * 64 + b" here.\n"
+    result, doc = run(text, "notes.txt")
+    assert result.status == "failed" and result.summary.total == 0
+    assert "2 lines mention what looks like" in doc["errors"][0]["message"]
+
+
+def test_twelve_bad_hashes_are_twelve_invalid_entries():
+    result, doc = run(b"".join(b"%s\n" % (b"%02x" % i * 25)[:50] for i in range(12)), "hashes.txt")
+    assert result.status == "completed_with_errors" and result.summary.invalid == 12
