@@ -339,5 +339,5 @@ def test_no_silent_zero_for_a_text_of_sentences():
 
 
 def test_twelve_bad_hashes_are_twelve_invalid_entries():
-    result, doc = run(b"".join(b"%s\n" % (b"%02x" % i * 25)[:50] for i in range(12)), "hashes.txt")
+    result, _ = run(b"".join(b"%s\n" % (b"%02x" % i * 25)[:50] for i in range(12)), "hashes.txt")
     assert result.status == "completed_with_errors" and result.summary.invalid == 12
