@@ -312,9 +312,11 @@ def _indicator_like(obj: Any, key: str) -> bool:
         return _string_key_hint(key) is not None
     if not isinstance(obj, dict):
         return False
-    if _stix.is_stix_object(obj) or _is_misp_attribute(obj):
+    if _stix.is_stix_object(obj) or _is_misp_attribute(obj) or _ecs_indicator(obj) is not None:
         return True
-    return _value_key(obj) is not None
+    if _value_key(obj) is not None:
+        return True
+    return any(isinstance(v, dict) for v in obj.values()) and _value_key(_flatten(obj)) is not None
 
 
 def _string_key_hint(key: str) -> str | None:
@@ -365,7 +367,113 @@ def element_rows(line: int, obj: Any, *, strict: bool, key: str = "") -> Iterato
     if _is_misp_attribute(obj) and ("to_ids" in obj or "object_relation" in obj):
         yield from _misp.json_attribute_rows(line, obj)
         return
+    ecs = _ecs_indicator(obj)
+    if ecs is not None:
+        yield from _ecs_rows(line, ecs)
+        return
+    if any(isinstance(v, dict) for v in obj.values()):
+        obj = _flatten(obj)
     yield _generic(line, obj)
+
+
+# Elastic Common Schema threat indicators (`threat.indicator.*`, ECS 8; filebeat's older `threatintel.indicator.*`):
+# each field that holds an indicator, with the type it holds (scalars or lists).
+_ECS_VALUES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("ip",), "ip"),
+    (("domain",), "domain"),
+    (("url", "full"), "url"),
+    (("url", "original"), "url"),
+    (("url",), "url"),
+    (("file", "hash", "sha256"), "sha256"),
+    (("file", "hash", "sha1"), "sha1"),
+    (("file", "hash", "md5"), "md5"),
+    (("x509", "hash", "sha1"), "x509-fingerprint-sha1"),
+)
+
+
+def _ecs_indicator(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The `threat.indicator` object of an ECS document (nested or with dotted keys), or None."""
+    for top in ("threat", "threatintel"):
+        outer = obj.get(top)
+        if isinstance(outer, dict) and isinstance(outer.get("indicator"), dict):
+            return outer["indicator"]  # type: ignore[no-any-return]
+        prefix = f"{top}.indicator."
+        flat = {k[len(prefix) :]: v for k, v in obj.items() if isinstance(k, str) and k.startswith(prefix)}
+        if flat:
+            return _nest(flat)
+    return None
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *heads, last = key.split(".")
+        for head in heads:
+            node = node.setdefault(head, {}) if isinstance(node.get(head, {}), dict) else {}
+        node[last] = value
+    return out
+
+
+def _dig(obj: Any, path: tuple[str, ...]) -> Any:
+    for step in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(step)
+    return obj
+
+
+def _ecs_rows(line: int, ind: Mapping[str, Any]) -> Iterator[RawRow]:
+    """One RawRow per indicator value of an ECS `threat.indicator` (its ip, domain, url, file hashes)."""
+    extra: dict[str, str] = {}
+    for key, field in (("description", FIELD_DESCRIPTION), ("name", FIELD_TITLE)):
+        if isinstance(ind.get(key), str) and ind[key]:
+            extra[field] = ind[key]
+    found = False
+    url_seen = False
+    for path, hint in _ECS_VALUES:
+        value = _dig(ind, path)
+        if path == ("url",) and (url_seen or isinstance(value, dict)):
+            continue
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, str | int | float) and not isinstance(v, bool) and str(v).strip():
+                found = True
+                url_seen = url_seen or hint == "url"
+                yield RawRow(
+                    line,
+                    {FIELD_VALUE: str(v), FIELD_TYPE: hint, **extra},
+                    note=f"ECS threat.indicator.{'.'.join(path)}",
+                )
+    if not found:
+        yield RawRow(
+            line,
+            {FIELD_VALUE: ""},
+            invalid="ECS threat.indicator holds no ip, domain, url or file hash",
+            code="no-value",
+        )
+
+
+_MAX_FLAT_DEPTH = 4
+_MAX_FLAT_KEYS = 64
+
+
+def _flatten(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"ioc": {"value": "x"}}` → `{"ioc.value": "x"}`: nested objects as dotted keys named by their last two
+    steps (`data.indicator.value` → `indicator.value`, which matches `indicator_value`), at most
+    `_MAX_FLAT_DEPTH` levels and `_MAX_FLAT_KEYS` keys (bounded: a hostile document costs no more than its size)."""
+    out: dict[str, Any] = {}
+    stack: list[tuple[tuple[str, ...], Mapping[str, Any]]] = [((), obj)]
+    while stack and len(out) < _MAX_FLAT_KEYS:
+        path, node = stack.pop(0)
+        for key, value in node.items():
+            steps = (*path, str(key))
+            if isinstance(value, dict):
+                if len(steps) < _MAX_FLAT_DEPTH:
+                    stack.append((steps, value))
+            elif len(out) < _MAX_FLAT_KEYS:
+                out.setdefault(".".join(steps[-2:]), value)
+    return out
 
 
 def _generic(line: int, obj: Mapping[str, Any]) -> RawRow:

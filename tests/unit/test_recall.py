@@ -341,3 +341,47 @@ def test_no_silent_zero_for_a_text_of_sentences():
 def test_twelve_bad_hashes_are_twelve_invalid_entries():
     result, _ = run(b"".join(b"%s\n" % (b"%02x" % i * 25)[:50] for i in range(12)), "hashes.txt")
     assert result.status == "completed_with_errors" and result.summary.invalid == 12
+
+
+# ------------------------------------------------------------------ nested JSON: ECS and dotted paths
+
+ECS_LINES = [
+    # (one NDJSON line, [(value, type hint)])  # why
+    ({"threat": {"indicator": {"type": "ipv4-addr", "ip": "45.12.1.5"}}}, [("45.12.1.5", "ip")]),
+    ({"threat": {"indicator": {"url": {"full": "http://evil.example.com/a", "domain": "evil.example.com"}}}},
+     [("http://evil.example.com/a", "url")]),  # url.full, not its domain
+    ({"threat": {"indicator": {"url": "http://evil.example.com/b"}}}, [("http://evil.example.com/b", "url")]),
+    ({"threat": {"indicator": {"file": {"hash": {"sha256": [SHA256, "d" * 64], "md5": MD5}}}}},
+     [(SHA256, "sha256"), ("d" * 64, "sha256"), (MD5, "md5")]),  # lists and scalars
+    ({"threat.indicator.ip": ["45.12.1.6", "45.12.1.7"], "threat.indicator.description": "c2"},
+     [("45.12.1.6", "ip"), ("45.12.1.7", "ip")]),  # dotted keys, as flattened ECS is written
+    ({"threatintel": {"indicator": {"domain": "evil2.example.com"}}}, [("evil2.example.com", "domain")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("doc", "want"), ECS_LINES)
+def test_ecs_threat_indicators(doc, want):
+    got = rows(json.dumps(doc).encode() + b"\n" + json.dumps({"indicator": "x.example.com"}).encode(), "a.ndjson")
+    assert [(r.fields[FIELD_VALUE], r.fields.get(FIELD_TYPE)) for r in got[:-1]] == want
+    assert all("ECS threat.indicator" in (r.note or "") for r in got[:-1])
+
+
+def test_ecs_in_a_json_array_and_its_outcomes():
+    docs = [{"threat": {"indicator": {"ip": "45.12.1.5", "description": "seen"}}}, {"threat": {"indicator": {}}}]
+    _, report = run(json.dumps(docs).encode(), "ecs.json")
+    first, second = report["indicators"]
+    assert first["indicatorValue"] == "45.12.1.5" and first["status"] == "skipped"
+    assert second["status"] == "invalid" and "holds no ip" in second["reason"]
+
+
+@pytest.mark.parametrize(
+    ("doc", "value"),
+    [
+        ({"ioc": {"value": "evil.example.com", "type": "domain"}}, "evil.example.com"),
+        ({"data": {"indicator": {"value": "45.12.1.5"}}}, "45.12.1.5"),  # three levels
+        ({"a": {"b": {"c": {"d": {"ioc": "deep.example.com"}}}}}, ""),  # past the bounded depth: no value
+    ],
+)
+def test_other_nested_objects_are_flattened_to_dotted_paths(doc, value):
+    (row,) = rows(json.dumps([doc]).encode(), "a.json")
+    assert row.fields[FIELD_VALUE] == value
