@@ -74,8 +74,11 @@ class JsonSyntaxError(Exception):
 class _Cursor:
     """A window over the text with absolute line/column bookkeeping; reads more only when needed."""
 
-    def __init__(self, read: Callable[[int], str]) -> None:
+    def __init__(self, read: Callable[[int], str], *, trailing_commas: bool = False) -> None:
         self._read = read
+        # Trailing commas before `]` or `}` tolerated (files, CONTRACT.md "Inputs" [recall]): the lines they were on.
+        self.trailing_commas = trailing_commas
+        self.comma_lines: list[int] = []
         self.buf = ""
         self.pos = 0
         self.eof = False
@@ -116,6 +119,30 @@ class _Cursor:
             self._mark = i
         return self._line, self._col
 
+    def _drop_trailing_comma(self, at: int) -> bool:
+        """When the error at `at` is a `]` or `}` after a comma (`[1, 2,]`), take the comma out of the buffer and
+        note its line; True when one was taken. Only characters after the cursor move (no line count changes)."""
+        if at >= len(self.buf) or self.buf[at] not in "]}":
+            return False
+        comma = at - 1
+        while comma > self.pos and self.buf[comma] in " \t\r\n":
+            comma -= 1
+        if comma <= self.pos or self.buf[comma] != ",":
+            return False
+        self.where(self.pos)
+        self.comma_lines.append(self._line + self.buf.count("\n", self.pos, comma))
+        self.buf = self.buf[:comma] + " " + self.buf[comma + 1 :]
+        return True
+
+    def closing_after_comma(self, closer: str) -> bool:
+        """After a `,` the cursor stands on `closer`: a trailing comma, tolerated (noted) when allowed."""
+        if not self.trailing_commas or self.peek() != closer:
+            return False
+        line, _ = self.where(self.pos)
+        comma = self.buf.rfind(",", 0, self.pos)
+        self.comma_lines.append(line - (self.buf.count("\n", comma, self.pos) if comma >= 0 else 0))
+        return True
+
     def peek(self) -> str:
         """The next non-whitespace character ('' at end of text)."""
         while True:
@@ -148,6 +175,8 @@ class _Cursor:
                 if incomplete and not self.eof:
                     self._more(len(self.buf))  # doubling keeps re-decoding linear overall
                     continue
+                if self.trailing_commas and self._drop_trailing_comma(exc.pos):
+                    continue
                 self.fail(*explain(exc.doc, exc.pos, exc.msg))
             except RecursionError:
                 self.fail("nested too deeply (arrays or objects within each other)")
@@ -163,9 +192,10 @@ class _Cursor:
 Event = tuple[tuple[str, ...], Any, int]
 
 
-def walk(read: Callable[[int], str]) -> Iterator[Event]:
-    """(path, value, line) for each decoded piece; see `_descend` for where it streams."""
-    cur = _Cursor(read)
+def walk(read: Callable[[int], str], *, cursor: _Cursor | None = None) -> Iterator[Event]:
+    """(path, value, line) for each decoded piece; see `_descend` for where it streams. `cursor`: one made by the
+    caller over `read` (to read its `comma_lines` afterwards)."""
+    cur = cursor or _Cursor(read)
     if cur.peek() == "":
         cur.fail("Expecting value")
     yield from _value(cur, ())
@@ -200,6 +230,9 @@ def _value(cur: _Cursor, path: tuple[str, ...]) -> Iterator[Event]:
             c = cur.peek()
             if c == ",":
                 cur.pos += 1
+                if cur.closing_after_comma("}"):
+                    cur.pos += 1
+                    return
                 continue
             if c == "}":
                 cur.pos += 1
@@ -215,6 +248,9 @@ def _value(cur: _Cursor, path: tuple[str, ...]) -> Iterator[Event]:
             c = cur.peek()
             if c == ",":
                 cur.pos += 1
+                if cur.closing_after_comma("]"):
+                    cur.pos += 1
+                    return
                 continue
             if c == "]":
                 cur.pos += 1
@@ -254,10 +290,19 @@ def read_json(stream: BinaryIO) -> Iterator[RawRow | FileProblem]:
     FileProblem naming the line and column, after the rows of every element completely read before it. Lines
     that are not UTF-8 are read as Windows-1252 and named in a file-level warning at the end."""
     lines = TextLines(stream)
+    read = _text_reader(lines)
+    cursor = _Cursor(read, trailing_commas=True)
     try:
-        yield from _rows(walk(_text_reader(lines)))
+        yield from _rows(walk(read, cursor=cursor))
     except JsonSyntaxError as exc:
         yield FileProblem(f"invalid JSON: {exc.msg}", line=exc.line, column=exc.column)
+    if cursor.comma_lines:
+        where = ", ".join(map(str, cursor.comma_lines[:10]))
+        more = f" ({len(cursor.comma_lines)} in all)" if len(cursor.comma_lines) > 10 else ""
+        yield warning(
+            f"trailing comma before a closing bracket, tolerated: line {where}{more} (strict JSON has none)",
+            cursor.comma_lines[0],
+        )
     if lines.fallback_count:
         shown = ", ".join(map(str, lines.fallback[:10]))
         more = f" ({lines.fallback_count} lines in all)" if lines.fallback_count > 10 else ""

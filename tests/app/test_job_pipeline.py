@@ -42,9 +42,9 @@ class Counted:
             self.reads.append(name)
             return real_read(stream, name, **kw)
 
-        def walk(read_text: Any) -> Iterator[Any]:
+        def walk(read_text: Any, **kw: Any) -> Iterator[Any]:
             self.walks += 1
-            return real_walk(read_text)
+            return real_walk(read_text, **kw)
 
         def saved_iter(saved: worker.SavedRows) -> Iterator[Any]:
             self.saved_passes += 1

@@ -65,11 +65,12 @@ EXPECTED: dict[str, tuple[str, dict[str, int], list[tuple[str, int | None, int |
         {"CertificateThumbprint": 1},
         [],
     ),
-    # Decoded once: the 987 attributes before the trailing comma at line 37373 are read, then the error.
+    # The trailing comma at line 37373 is tolerated with a warning (issue "Nothing silently dropped"; before: a
+    # fatal error after the 987 attributes, nothing after it - here nothing follows it).
     "eset__malware-ioc/pypi_backdoor/malicious_pypi_packages.misp-event.json": (
         "misp-json",
         {"domain": 1, "invalid": 28, "md5": 119, "sha1": 119, "sha256": 119, "skip": 489, "url": 112},
-        [("invalid JSON: Illegal trailing comma before end of array", 37373, 12)],
+        [("trailing comma before a closing bracket, tolerated: line 37373 (strict JSON has none)", 37373, None)],
     ),
     "eset__malware-ioc/stantinko/cryptominer/samples.sha256": ("text", {"-": 1053}, []),
     "eset__malware-ioc/stantinko/stantinko.misp-event.json": (
@@ -166,11 +167,11 @@ def test_unsupported_files_give_only_the_file_level_error(corpus_dir: Path):
         assert counts == {} and len(problems) == 1 and problems[0][0].startswith("unsupported format: ")
 
 
-def test_misp_json_with_trailing_comma_keeps_the_rows_before_it(corpus_dir: Path):
+def test_misp_json_with_trailing_comma_is_read_with_a_warning(corpus_dir: Path):
     *_, items = _tally(corpus_dir / "eset__malware-ioc/pypi_backdoor/malicious_pypi_packages.misp-event.json")
-    # The `,` before `]` near the end (line 37373): reported at the comma on every Python version, after
-    # the rows of every attribute completely read before it.
-    assert items[-1] == FileProblem("invalid JSON: Illegal trailing comma before end of array", 37373, 12)
+    # The `,` before `]` near the end (line 37373): tolerated, named in a warning after the rows.
+    message = "trailing comma before a closing bracket, tolerated: line 37373 (strict JSON has none)"
+    assert items[-1] == FileProblem(message, 37373, None, False, True)
     assert len(items) == 988 and all(isinstance(i, RawRow) for i in items[:-1])
 
 

@@ -133,16 +133,26 @@ def test_misp_event_without_response_wrapper():
     assert out == [RawRow(1, {FIELD_VALUE: "a" * 32, FIELD_TYPE: "md5", FIELD_DESCRIPTION: "c"})]
 
 
-def test_invalid_json_gives_line_and_column_after_the_rows_read():
-    """The document is decoded once: the elements completely read before the error keep their rows."""
-    doc = b'{"Indicators": [\n  {"indicatorValue": "a.example"},\n  {"indicatorValue": "b.example"},\n]}'
+def test_a_trailing_comma_is_tolerated_with_a_warning_naming_its_line():
+    """CONTRACT.md "Inputs" [recall]: trailing commas before `]` or `}` are read with a file-level warning."""
+    doc = b'{"Indicators": [\n  {"indicatorValue": "a.example"},\n  {"indicatorValue": "b.example",},\n],\n}'
     fmt, out = items(doc)
     assert fmt == "json"
     assert [o.value for o in out[:2]] == ["a.example", "b.example"]  # type: ignore[union-attr]
-    assert len(out) == 3 and isinstance(out[2], FileProblem)
-    # The trailing comma is named at the comma itself, as Python 3.13 does (`core.jsonerrors`).
-    assert (out[2].line, out[2].column) == (3, 34)
-    assert out[2].message == "invalid JSON: Illegal trailing comma before end of array"
+    assert len(out) == 3 and isinstance(out[2], FileProblem) and out[2].warning and not out[2].fatal
+    assert out[2].line == 3
+    assert out[2].message == "trailing comma before a closing bracket, tolerated: line 3, 3, 4 (strict JSON has none)"
+
+
+def test_invalid_json_gives_line_and_column_after_the_rows_read():
+    """The document is decoded once: the elements completely read before the error keep their rows."""
+    doc = b'{"Indicators": [\n  {"indicatorValue": "a.example"},\n  {"indicatorValue": "b.example"}\n  {"x": 1}]}'
+    fmt, out = items(doc)
+    assert fmt == "json"
+    assert [o.value for o in out[:2]] == ["a.example", "b.example"]  # type: ignore[union-attr]
+    assert len(out) == 3 and isinstance(out[2], FileProblem) and out[2].fatal
+    assert (out[2].line, out[2].column) == (4, 3)
+    assert out[2].message == "invalid JSON: Expecting ',' delimiter"
 
 
 def test_invalid_json_late_in_a_big_document_keeps_the_rows_before_it():
