@@ -186,7 +186,7 @@ class Validator:
             return self._invalid(row, value, type_name, fields.get(FIELD_ACTION), problem, notes)
         built = self._indicator(t, value, fields, notes)
         if isinstance(built, Problem):
-            return self._invalid(row, value, type_name, fields.get(FIELD_ACTION), built, notes)
+            return self._invalid(row, value, type_name, fields.get(FIELD_ACTION), built, notes, about_value=False)
         indicator, notes = built
         line = row.line
         first = self.dupes.first_line(t, value, line)
@@ -323,8 +323,12 @@ class Validator:
         raw_action: str | None,
         problem: Problem,
         notes: tuple[str, ...],
+        *,
+        about_value: bool = True,
     ) -> Outcome:
         reason = "; ".join((*notes, problem.message)) if notes else problem.message
+        if row.where is not None and about_value:
+            reason = f"{reason} ({row.where})"  # every reason names the input's column or key (issue "recall")
         action = raw_action.strip(TRIM) or None if raw_action else None
         return Outcome(
             row.line, value, type_name, action, _INVALID, reason, None, None, row.position, notes, None, problem.code
@@ -353,6 +357,8 @@ class Validator:
         notes = (row.note,) if row.note else ()
         if notes:
             reason = "; ".join((*notes, reason))
+        if row.where is not None and status is _INVALID:
+            reason = f"{reason} ({row.where})"
         raw_action = row.fields.get(FIELD_ACTION)
         action = raw_action.strip(TRIM) or None if raw_action else None
         value = raw_value.strip(TRIM)

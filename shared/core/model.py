@@ -157,6 +157,8 @@ class RawRow:
     skip: str | None = None
     note: str | None = None
     code: str | None = None  # the reader's stable kebab-case code for its own `invalid` / `skip` verdict
+    # Where in the input the value stood (`column 'dst_ip'`, `key 'ioc'`): named in the reason of an invalid entry.
+    where: str | None = field(default=None, compare=False)
 
     @property
     def value(self) -> str:

@@ -55,6 +55,7 @@ class Layout:
     comment: int | None = None
     longest: int = 8192  # cells longer than this are one value: no list pattern is run over them
     rule: str | None = None  # how the value columns were chosen, when not by name
+    wheres: dict[int, str] = field(default_factory=dict)  # value columns -> `column 'name'`, for reasons
 
 
 def layout_of(header: list[str]) -> Layout | None:
@@ -230,6 +231,11 @@ def read_csv(
         _drop_references(lay, header, sample)
     _describe(lay, header, details)
     lay.longest = (limits or ReadLimits()).max_value_length
+    lay.wheres = {
+        i: f"column {header[i].strip()!r}"
+        for i in (lay.value, *(j for j, _ in lay.typed))
+        if i is not None and i < len(header)
+    }
     if pending is not None:
         yield from _noted(text, pending[0], pending[0], _record(lay, *pending))
     for start, record in sample:
@@ -396,18 +402,22 @@ def _record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]
             fields = {**common, FIELD_VALUE: part}
             if type_cell:
                 fields[FIELD_TYPE] = type_cell
-            out.append(RawRow(line, fields))
+            out.append(RawRow(line, fields, False, None, None, None, None, lay.wheres.get(i)))
     for i, hint in lay.typed:
         cell = record[i] if i < n else ""
         if not cell.strip():
             continue
+        where = lay.wheres.get(i)
         for part in _split(cell, lay.longest):
-            out.append(RawRow(line, {**common, FIELD_VALUE: part, FIELD_TYPE: hint}))
+            out.append(
+                RawRow(line, {**common, FIELD_VALUE: part, FIELD_TYPE: hint}, False, None, None, None, None, where)
+            )
     if not out:
         fields = {**common, FIELD_VALUE: value}
         if type_cell:
             fields[FIELD_TYPE] = type_cell
-        out.append(RawRow(line, fields, invalid="no indicator value in this row", code="no-value"))
+        where = lay.wheres.get(lay.value) if lay.value is not None else None
+        out.append(RawRow(line, fields, invalid="no indicator value in this row", code="no-value", where=where))
     return out
 
 

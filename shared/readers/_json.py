@@ -536,10 +536,12 @@ def _generic(line: int, obj: Mapping[str, Any]) -> RawRow:
             text = _text(obj[key])
             if text is not None:
                 fields[canonical] = text
+    where = None
     if FIELD_VALUE not in fields and value_key is not None:
         text = _text(obj[value_key])
         if text is not None:
             fields[FIELD_VALUE] = text
+            where = f"key {value_key!r}"  # named in an invalid entry's reason (Defender's own key is not)
     if FIELD_TYPE not in fields:
         for key in type_keys:
             text = _text(obj[key])
@@ -556,7 +558,7 @@ def _generic(line: int, obj: Mapping[str, Any]) -> RawRow:
     if FIELD_VALUE not in fields:
         fields[FIELD_VALUE] = ""
         return RawRow(line, fields, invalid=NOT_INDICATOR_OBJECT, code="no-value")
-    return RawRow(line, fields)
+    return RawRow(line, fields, where=where) if where is not None else RawRow(line, fields)
 
 
 # Which key of an object may fill which field, in the order `_generic` tries them: Defender's names,

@@ -385,3 +385,27 @@ def test_ecs_in_a_json_array_and_its_outcomes():
 def test_other_nested_objects_are_flattened_to_dotted_paths(doc, value):
     (row,) = rows(json.dumps([doc]).encode(), "a.json")
     assert row.fields[FIELD_VALUE] == value
+
+
+# ------------------------------------------------------------------ reasons name the column or key
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "where"),
+    [
+        (csv_rows("first_seen,dst_ip", "2021,300.1.1.1", "2021,45.12.1.5"), "a.csv", "(column 'dst_ip')"),
+        (csv_rows("seen,thing", "2021,igfxtray.exe", *(f"2021,{h}" for h in HOSTS)), "a.csv", "(column 'thing')"),
+        (csv_rows("md5,sha1", f"{'a' * 31},{SHA1}"), "a.csv", "(column 'md5')"),
+        (json.dumps([{"ioc": "printer.lan"}, {"ioc": "evil.example.com"}]).encode(), "a.json", "(key 'ioc')"),
+    ],
+)
+def test_every_reason_names_the_column_or_key(data, name, where):
+    _, doc = run(data, name)
+    bad = [e for e in doc["indicators"] if e["status"] == "invalid"]
+    assert bad and all(e["reason"].endswith(where) for e in bad), bad
+
+
+def test_a_field_problem_names_no_value_column():
+    _, doc = run(csv_rows("IndicatorValue,ExpirationTime", "evil.example.com,1/1/2001"), "a.csv")
+    (entry,) = doc["indicators"]
+    assert entry["status"] == "invalid" and "column 'IndicatorValue'" not in entry["reason"]
