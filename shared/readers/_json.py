@@ -412,13 +412,36 @@ def element_rows(line: int, obj: Any, *, strict: bool, key: str = "") -> Iterato
     if _is_misp_attribute(obj) and ("to_ids" in obj or "object_relation" in obj):
         yield from _misp.json_attribute_rows(line, obj)
         return
-    ecs = _ecs_indicator(obj)
-    if ecs is not None:
-        yield from _ecs_rows(line, ecs)
-        return
-    if any(isinstance(v, dict) for v in obj.values()):
+    shape = _shape(obj)
+    if shape is _ECS:
+        ecs = _ecs_indicator(obj)
+        if ecs is not None:
+            yield from _ecs_rows(line, ecs)
+            return
+    if shape is not _FLAT:
         obj = _flatten(obj)
     yield _generic(line, obj)
+
+
+_FLAT, _NESTED, _ECS = "flat", "nested", "ecs"
+_SHAPES: dict[tuple[str, ...], str] = {}
+
+
+def _shape(obj: Mapping[str, Any]) -> str:
+    """Flat, nested or ECS: worked out once per key set (a feed repeats its keys), then per value types."""
+    keys = tuple(obj)
+    shape = _SHAPES.get(keys)
+    if shape is None:
+        ecs = any(k in ("threat", "threatintel") or k.startswith(("threat.indicator.", "threatintel.indicator."))
+                  for k in keys)  # fmt: skip
+        shape = _ECS if ecs else _FLAT
+        if len(_SHAPES) < _MAX_PLANS and len(keys) <= _MAX_PLAN_KEYS:
+            _SHAPES[keys] = shape
+    if shape is _FLAT:
+        for v in obj.values():
+            if type(v) is dict:
+                return _NESTED
+    return shape
 
 
 # Elastic Common Schema threat indicators (`threat.indicator.*`, ECS 8; filebeat's older `threatintel.indicator.*`):
