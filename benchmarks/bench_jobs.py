@@ -47,7 +47,7 @@ def main() -> int:
     saved = dict(os.environ)
     host = None
     try:
-        env = stack.env(MAX_CALLS_PER_MINUTE="30", BATCH_SIZE="500")
+        env = stack.env(MAX_CALLS_PER_MINUTE="30", BATCH_SIZE="500", CAPACITY_RESERVE="0")  # all 15,000 fit
         os.environ.update(env)
         import function_app
         from shared.app import runtime
