@@ -29,11 +29,16 @@ def import_dropped_file(client: blob.BlobClient) -> None:
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%JOBS_QUEUE%", connection="IndicatorStorage")
-def run_import_jobs(msg: func.QueueMessage) -> None:
-    """A doorbell: run the job it names (or ring it again later). An exception makes the host redeliver."""
+def run_import_jobs(msg: func.QueueMessage, context: func.Context | None = None) -> None:
+    """A doorbell: run the job it names (or ring it again later). An exception makes the host redeliver.
+
+    The first doorbell of a process configures telemetry when APPLICATIONINSIGHTS_CONNECTION_STRING is set; the
+    job's span is a child of the host's invocation (its W3C `traceparent`).
+    """
     from shared.app.worker import handle_doorbell
 
-    handle_doorbell(msg)
+    trace = getattr(context, "trace_context", None)
+    handle_doorbell(msg, traceparent=getattr(trace, "trace_parent", None) or None)
 
 
 @app.route(route="indicators/import", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)

@@ -22,8 +22,10 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from shared.app import telemetry
 from shared.app.http_body import ValueBuilder
 from shared.app.runtime import Runtime, get_runtime
+from shared.core import telemetry as tm
 from shared.core.errors import AccessDenied, DefenderError, DefenderUnavailable
 from shared.core.jobs import JobRecord, JobState, now_text, parse_when, retry_delay, seconds_until
 from shared.core.model import Outcome, ReaderItem, Summary
@@ -45,11 +47,16 @@ CONTENTION_DELAY_SECONDS = 5.0  # a doorbell rung again while another job holds 
 LOG_EVERY_ENTRIES = 1000  # progress is logged at least this often, also between batches
 
 
-def handle_doorbell(msg: func.QueueMessage, *, runtime: Runtime | None = None) -> None:
-    """The queue trigger's body. Raises to make the host redeliver (a crash); returns when handled."""
+def handle_doorbell(msg: func.QueueMessage, *, runtime: Runtime | None = None, traceparent: str | None = None) -> None:
+    """The queue trigger's body. Raises to make the host redeliver (a crash); returns when handled.
+
+    The first call of the process configures telemetry (`shared.app.telemetry.ensure`); `traceparent` is the
+    host's invocation (`func.Context.trace_context`), so the job's span is its child.
+    """
+    telemetry.ensure()
     job_id, tenant = doorbell(msg.get_body().decode("utf-8"))
     dequeue_count = getattr(msg, "dequeue_count", None) or 1  # func.QueueMessage built by hand has none
-    Worker(runtime or get_runtime()).answer(job_id, tenant, dequeue_count=int(dequeue_count))
+    Worker(runtime or get_runtime()).answer(job_id, tenant, dequeue_count=int(dequeue_count), traceparent=traceparent)
 
 
 class Worker:
@@ -63,7 +70,7 @@ class Worker:
     def now(self) -> datetime:
         return self._now or datetime.now(UTC)
 
-    def answer(self, job_id: str, tenant: str, *, dequeue_count: int = 1) -> None:
+    def answer(self, job_id: str, tenant: str, *, dequeue_count: int = 1, traceparent: str | None = None) -> None:
         found = self.store.get(job_id)
         if found is None:
             log.warning("doorbell for unknown job %s (expired or never created): nothing to do", job_id)
@@ -77,7 +84,8 @@ class Worker:
             return
         try:
             with self.rt.turn_for(record.tenant).hold(0.0) as lease:
-                self._run(job_id, lease, last_delivery=dequeue_count >= self.rt.options.max_dequeue_count)
+                last = dequeue_count >= self.rt.options.max_dequeue_count
+                self._run(job_id, lease, last_delivery=last, traceparent=traceparent)
         except LockTimeout:
             log.info("job %s: the tenant's turn is taken; doorbell rung again in %.0f s", job_id,
                      CONTENTION_DELAY_SECONDS)  # fmt: skip
@@ -85,7 +93,7 @@ class Worker:
 
     # ------------------------------------------------------------------------------------ one attempt
 
-    def _run(self, job_id: str, lease: Lease, *, last_delivery: bool) -> None:
+    def _run(self, job_id: str, lease: Lease, *, last_delivery: bool, traceparent: str | None = None) -> None:
         found = self.store.get(job_id)
         if found is None or found[0].final:
             return
@@ -99,20 +107,28 @@ class Worker:
         if not logged:
             self.store.start_progress(job_id)
         run = _Attempt(self, record, etag, logged)
-        try:
-            result = run.go(lease)
-        except Interrupted as e:
-            run.flush_progress()
-            self._retry_or_give_up(run, e.error, lease)
-            return
-        except Exception as e:
-            if last_delivery:
-                # The host poisons the message after this delivery: the job must not wait forever.
-                log.exception("job %s failed on its last delivery; made final", job_id)
-                self._give_up(run, DefenderUnavailable(f"the import failed unexpectedly ({type(e).__name__}) on "
-                                                       "every delivery; see the logs"), lease)  # fmt: skip
-            raise
-        self._finish(run, result)
+        tel = tm.current()
+        with tel.job(job_id=job_id, kind=record.kind, tenant=record.tenant, attempt=record.attempt,
+                     traceparent=traceparent) as span:  # fmt: skip
+            run.span = span
+            try:
+                result = run.go(lease)
+            except Interrupted as e:
+                run.flush_progress()
+                self._retry_or_give_up(run, e.error, lease)
+                return
+            except Exception as e:
+                if last_delivery:
+                    # The host poisons the message after this delivery: the job must not wait forever.
+                    log.exception("job %s failed on its last delivery; made final", job_id)
+                    self._give_up(run, DefenderUnavailable(f"the import failed unexpectedly ({type(e).__name__}) "
+                                                           "on every delivery; see the logs"), lease,
+                                  outcome=tm.POISONED)  # fmt: skip
+                else:  # the host delivers the message again
+                    tel.job_outcome(tm.RETRIED, kind=record.kind, status=None)
+                    span.ended(tm.RETRIED, error=type(e).__name__)
+                raise
+            self._finish(run, result)
 
     def _retry_or_give_up(self, run: _Attempt, error: DefenderError, lease: Lease) -> None:
         record = run.record
@@ -123,7 +139,8 @@ class Worker:
         hours = opts.access_denied_retry_hours if isinstance(error, AccessDenied) else opts.retry_max_hours
         if now - first >= timedelta(hours=hours):
             why = "access denied" if isinstance(error, AccessDenied) else "Defender or identity unavailable"
-            self._give_up(run, DefenderUnavailable(f"{error.message} ({why} for {hours:g} h: retries given up)"), lease)
+            self._give_up(run, DefenderUnavailable(f"{error.message} ({why} for {hours:g} h: retries given up)"), lease,
+                          error_name=type(error).__name__)  # fmt: skip
             return
         failures = record.attempt  # attempts so far; the schedule grows with them
         delay = retry_delay(opts.retry_schedule_minutes, failures)
@@ -134,13 +151,18 @@ class Worker:
             record.error += " (a new role grant can take a while to reach tokens: retried)"
         run.save()
         self.rt.queue.ring(record.id, record.tenant, delay=delay.total_seconds())
+        tm.current().job_outcome(tm.RETRIED, kind=record.kind, status=None)
+        run.span.ended(tm.RETRIED, error=type(error).__name__)
         log.warning("job %s: %s; retry %d at %s", record.id, error.message, failures, record.next_attempt_at)
 
-    def _give_up(self, run: _Attempt, error: DefenderError, lease: Lease) -> None:
+    def _give_up(self, run: _Attempt, error: DefenderError, lease: Lease, *, outcome: str = tm.FAILED,
+                 error_name: str | None = None) -> None:  # fmt: skip
         """Make the job final `failed`: what was settled keeps its outcome, what was not sent is `failed` with
-        the reason — without another call to Defender."""
+        the reason — without another call to Defender. `outcome` for telemetry: `failed` (retries ran out) or
+        `poisoned` (the last delivery of a message the host poisons next)."""
         record = run.record
         final = _Attempt(self, record, run.etag, self.store.progress(record.id), refuse=error)
+        final.span = run.span
         try:
             result = final.go(lease)
         except Exception:  # the pipeline itself fails on this input: a report that says so, no entries
@@ -148,10 +170,12 @@ class Worker:
             job = final.job()
             publish_failed_report(_reports(self.rt, record), job, error.message)
             result = JobResult(dict(job.report_source))
-        self._finish(final, result, state=JobState.failed, error=error.message)
+        self._finish(final, result, state=JobState.failed, error=error.message, outcome=outcome,
+                     error_name=error_name)  # fmt: skip
 
     def _finish(self, run: _Attempt, result: JobResult, *, state: JobState = JobState.completed,
-                error: str | None = None) -> None:  # fmt: skip
+                error: str | None = None, outcome: str = tm.COMPLETED,
+                error_name: str | None = None) -> None:  # fmt: skip
         record = run.record
         record.state = state
         record.status = result.status or "failed"
@@ -172,11 +196,30 @@ class Worker:
             record.result = self.store.save_result(record.id, body)
         run.save()
         self.store.forget_pieces(record)
+        _count_final(record, result, outcome, run.span, error_name)
         log.info("job %s: %s (%s)", record.id, state.value, record.status)
+
+
+def _count_final(record: JobRecord, result: JobResult, outcome: str, span: tm.JobSpan,
+                 error_name: str | None) -> None:  # fmt: skip
+    """Telemetry of a final job, once: its outcome, its entries by status and type, the tenant's count and room."""
+    tel = tm.current()
+    if not tel.enabled:
+        return
+    tel.job_outcome(outcome, kind=record.kind, status=record.status)
+    span.ended(outcome, status=record.status, error=error_name)
+    run = result.run
+    if run is None:
+        return
+    if run.tally is not None:
+        tel.indicators(run.tally)
+    tel.tenant(record.tenant, run.tenant)
 
 
 class _Attempt:
     """One run of one job: its Job description, the progress log it extends, the HTTP `value` it builds."""
+
+    span: tm.JobSpan = tm.JobSpan()  # the job's telemetry span (the no-op until the worker opens one)
 
     def __init__(self, worker: Worker, record: JobRecord, etag: str, logged: Sequence[Outcome],
                  *, refuse: DefenderError | None = None) -> None:  # fmt: skip

@@ -51,6 +51,7 @@ from shared.core.errors import (
     NotFoundError,
 )
 from shared.core.model import Outcome, Status
+from shared.core.telemetry import current as current_telemetry
 from shared.defender import wire
 from shared.defender.pacing import (
     BATCH_DELETE_CALLS_PER_MINUTE,
@@ -62,6 +63,8 @@ from shared.defender.pacing import (
 
 log = logging.getLogger(__name__)
 
+# The route of a single delete in telemetry: the id stays out of span attributes (core/telemetry.py).
+DELETE_ROUTE = wire.LIST_PATH + "/{id}"
 # azure-core refreshes a bearer token when less than this much of it remains (BearerTokenCredentialPolicy).
 TOKEN_REFRESH_MARGIN_SECONDS = 300.0
 
@@ -382,7 +385,7 @@ class DefenderClient:
 
     def delete(self, id: str) -> bool:
         """Delete one indicator; False when it was already gone (404)."""
-        resp, _ = self._call("DELETE", f"{wire.LIST_PATH}/{id}", self.delete_pacer, "delete")
+        resp, _ = self._call("DELETE", f"{wire.LIST_PATH}/{id}", self.delete_pacer, "delete", route=DELETE_ROUTE)
         if resp.ok:
             return True
         if resp.status_code == 404:
@@ -406,17 +409,24 @@ class DefenderClient:
         params: dict[str, str] | None = None,
         body: bytes | None = None,
         parse: Callable[[bytes], Any] | None = None,
+        route: str | None = None,
     ) -> tuple[requests.Response, Any]:
         """Send until there is an answer worth returning; every attempt passes the pacer first.
 
         Returns the final response (2xx, or a 4xx the caller interprets) and, for a 2xx, `parse(body)`.
         429 waits for Retry-After (capped); 5xx, timeouts, resets and a 2xx with a malformed body back off
         exponentially with jitter; 401 fetches a new token once; 403 and a second 401 raise AccessDenied.
+
+        Each attempt is one telemetry span (`shared.core.telemetry`): the kind, method, `route` (the path
+        without query or ids, never the URL), attempt number, the seconds waited before it, the HTTP status.
         """
         url = self.api_url + path
+        route = route or path
         retry: Retry = self._retry
         refreshed = False
         attempt = 0
+        waited = 0.0  # the retry wait before the next attempt (Retry-After or backoff)
+        telemetry = current_telemetry()
         while True:
             attempt += 1
             permit = self._permit(pacer, kind)
@@ -432,19 +442,23 @@ class DefenderClient:
                 raise
             self._count(kind)
             started = self._clock()
+            before, waited = waited + (permit.waited or 0.0), 0.0
             try:
-                resp = self._http().request(
-                    method,
-                    url,
-                    params=params,
-                    data=body,
-                    headers={
-                        "Authorization": f"Bearer {token}",
-                        "Content-Type": "application/json",
-                        "Accept": "application/json",
-                    },
-                    timeout=timeout,
-                )
+                call = telemetry.defender_call(kind=kind, method=method, route=route, attempt=attempt, wait=before)
+                with call as span:
+                    resp = self._http().request(
+                        method,
+                        url,
+                        params=params,
+                        data=body,
+                        headers={
+                            "Authorization": f"Bearer {token}",
+                            "Content-Type": "application/json",
+                            "Accept": "application/json",
+                        },
+                        timeout=timeout,
+                    )
+                    span.answered(resp.status_code)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
                 permit.release()
                 if capped and isinstance(e, requests.ReadTimeout):
@@ -454,7 +468,8 @@ class DefenderClient:
                 log.debug("%s %s attempt %d: %s", method, path, attempt, type(error).__name__)
                 what = f"{type(e).__name__} calling {url}"
                 retry = self._increment(retry, method, url, error=error, what=what)
-                self._wait(retry.get_backoff_time(), kind, f"the retry after {type(e).__name__} would wait {{}}")
+                why = f"the retry after {type(e).__name__} would wait {{}}"
+                waited = self._wait(retry.get_backoff_time(), kind, why)
                 continue
             except requests.RequestException as e:
                 permit.release()
@@ -478,9 +493,10 @@ class DefenderClient:
                 except InvalidHeader:  # an unparsable Retry-After: fall back to the backoff
                     after = None
                 if after is not None:
-                    self._wait(after, kind, f"Defender asked to wait {{}} (HTTP {status}, Retry-After)")
+                    waited = self._wait(after, kind, f"Defender asked to wait {{}} (HTTP {status}, Retry-After)")
                 else:
-                    self._wait(retry.get_backoff_time(), kind, f"the retry after HTTP {status} would wait {{}}")
+                    why = f"the retry after HTTP {status} would wait {{}}"
+                    waited = self._wait(retry.get_backoff_time(), kind, why)
                 continue
             if resp.ok and parse is not None:
                 try:
@@ -489,7 +505,8 @@ class DefenderClient:
                     # Safe to send again: the import is an upsert (defender-api.md §3.2).
                     log.debug("%s %s attempt %d: %s", method, path, attempt, e)
                     retry = self._increment(retry, method, url, error=ProtocolError(str(e)), what=f"{e} from {url}")
-                    self._wait(retry.get_backoff_time(), kind, "the retry after a malformed answer would wait {}")
+                    why = "the retry after a malformed answer would wait {}"
+                    waited = self._wait(retry.get_backoff_time(), kind, why)
                     continue
             return resp, None
 
@@ -526,8 +543,8 @@ class DefenderClient:
             raise self._stopped("no time left for another call", kind)
         return (min(connect, remaining), min(read, remaining)), remaining < read
 
-    def _wait(self, seconds: float, kind: str, why: str) -> None:
-        """Sleep `seconds` before the next attempt — unless that would end past the time limit.
+    def _wait(self, seconds: float, kind: str, why: str) -> float:
+        """Sleep `seconds` before the next attempt — unless that would end past the time limit; returns them.
 
         `why` describes the wait, `{}` standing for its length ("Defender asked to wait {} (...)").
         """
@@ -537,6 +554,7 @@ class DefenderClient:
         if seconds > 0:
             log.debug("waiting %.2f s (%s)", seconds, why.format(_secs(seconds)))
             self._sleep(seconds)
+        return max(seconds, 0.0)
 
     def _count(self, kind: str) -> None:
         if kind == "import":

@@ -23,6 +23,8 @@ from shared.core.errors import (
 )
 from shared.core.model import FileProblem, Ignored, Outcome, RawRow, ReaderItem, Status, Summary
 from shared.core.settings import Settings
+from shared.core.telemetry import RunTally
+from shared.core.telemetry import current as current_telemetry
 from shared.pipeline.reports import ReportWriter, run_status
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,7 @@ class RunResult:
     first_failure: str | None = None
     changed: InputChanged | None = None
     tenant: dict[str, object] | None = None  # the report's `tenant` section, when a steward read the tenant
+    tally: RunTally | None = None  # entries by status, type and code, kept only while telemetry is on
 
 
 def _default_reader(stream: BinaryIO, name: str) -> Iterable[RawRow | Ignored | FileProblem]:
@@ -146,6 +149,9 @@ class _Run:
         self.pending_done = 0
         self.stopped = 0  # entries failed by `stop`
         self.first_failure: str | None = None
+        # Telemetry counts the run's entries once, from this tally; off, nothing is kept (core/telemetry.py).
+        self.tally = RunTally() if current_telemetry().enabled else None
+        self._tally_add = self.tally.add if self.tally is not None else None
 
     # -------------------------------------------------------------------------------- entries
 
@@ -155,6 +161,8 @@ class _Run:
         self.reports.add(o)
         self.summary.add(o)
         self.entries_out += 1
+        if self._tally_add is not None:
+            self._tally_add(o)
         if o.status is Status.failed and self.first_failure is None:
             self.first_failure = o.reason
         if self.on_outcome is not None:
@@ -397,4 +405,5 @@ def process_stream(
         first_failure=run.first_failure,
         changed=changed,
         tenant=_tenant_section(extra),
+        tally=run.tally,
     )
