@@ -168,6 +168,24 @@ param maxTenantIndicators int = 15000
 @minValue(0)
 param capacityReserve int = 500
 
+// ---------- Alerts (README "Alerts"; thresholds match infra/terraform/alerts.tf) ----------
+
+@description('Email address the alerts\' action group notifies, e.g. secops@contoso.com; empty for none.')
+param alertEmail string = ''
+
+@description('Alert when more indicator entries than this end failed within an hour.')
+@minValue(0)
+param failedIndicatorsThreshold int = 0
+
+@description('Alert when Defender calls are repeated (429, 5xx, network errors) more often than this within an hour.')
+@minValue(0)
+param retriesThreshold int = 30
+
+@description('Alert when a tenant\'s room left falls below this percentage of MAX_TENANT_INDICATORS.')
+@minValue(1)
+@maxValue(100)
+param tenantRoomPercentThreshold int = 10
+
 // ---------- Names ----------
 
 var names = {
@@ -327,6 +345,30 @@ module defenderPermission 'modules/defender-permission.bicep' = if (grantDefende
   name: 'defender-permission'
   params: {
     principalId: identity.outputs.principalId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    baseName: baseName
+    location: location
+    tags: tags
+    workspaceId: monitoring.outputs.workspaceId
+    alertEmail: alertEmail
+    failedIndicatorsThreshold: failedIndicatorsThreshold
+    retriesThreshold: retriesThreshold
+    tenantRoomPercentThreshold: tenantRoomPercentThreshold
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    displayName: 'Defender IOC importer (${baseName})'
+    location: location
+    tags: tags
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 
