@@ -1,0 +1,83 @@
+"""What telemetry costs: the cold start (importing the app), the first queue invocation's one-time configuration,
+and each Defender-call span, with telemetry off and on.
+
+Each measurement runs in a fresh interpreter (module caches cold, as on a new instance). "On" configures the real
+`configure_azure_monitor` with exporters pointed at a closed loopback port (statsbeat and the control plane off,
+no offline storage): nothing leaves the machine, and export time is not part of these figures.
+
+    python benchmarks/bench_telemetry.py [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONNECTION = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://127.0.0.1:9/"
+
+SCRIPT = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import function_app
+t1 = time.perf_counter()
+from shared.app import telemetry, worker   # what the first doorbell imports anyway
+t2 = time.perf_counter()
+telemetry.ensure(credential=object(), disable_offline_storage=True)
+t3 = time.perf_counter()
+from shared.core import telemetry as names
+tel = names.current()
+n = 2000
+s = time.perf_counter()
+for i in range(n):
+    with tel.defender_call(kind="import", method="POST", route="/api/indicators/import", attempt=1, wait=0.0) as c:
+        c.answered(200)
+per_call = (time.perf_counter() - s) / n
+loaded = sum(1 for m in sys.modules if m.startswith(("opentelemetry", "azure.monitor")))
+print(json.dumps({"import_app": t1 - t0, "first_call_imports": t2 - t1, "configure": t3 - t2,
+                  "per_call_us": per_call * 1e6, "otel_modules": loaded, "enabled": tel.enabled}))
+"""
+
+
+def once(on: bool) -> dict[str, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLICATIONINSIGHTS_")}
+    env.pop("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", None)
+    if on:
+        env.update({
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION,
+            "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+            "APPLICATIONINSIGHTS_CONTROLPLANE_DISABLED": "true",
+        })  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5, help="fresh interpreters per mode (median reported)")
+    args = parser.parse_args(argv)
+    print(f"{'':24} {'import app':>11} {'1st-call imports':>17} {'configure':>10} {'per span':>9} {'otel mods':>9}")
+    results: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    for _ in range(args.repeat):  # interleaved, so that a busy machine slows both modes alike
+        for on in (False, True):
+            results[on].append(once(on))
+    for on in (False, True):
+        runs = results[on]
+
+        def med(key: str, runs: list[dict[str, float]] = runs) -> float:
+            return statistics.median(r[key] for r in runs)
+
+        label = "on (connection string)" if on else "off (no connection string)"
+        print(f"{label:24} {med('import_app') * 1000:9.0f} ms {med('first_call_imports') * 1000:15.0f} ms "
+              f"{med('configure') * 1000:8.0f} ms {med('per_call_us'):6.1f} µs {int(med('otel_modules')):9d}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
