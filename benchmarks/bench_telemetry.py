@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             return statistics.median(r[key] for r in runs)
 
         label = "on (connection string)" if on else "off (no connection string)"
-        print(f"{label:24} {med('import_app') * 1000:9.0f} ms {med('first_call_imports') * 1000:15.0f} ms "
-              f"{med('configure') * 1000:8.0f} ms {med('per_call_us'):6.1f} µs {int(med('otel_modules')):9d}")  # fmt: skip
+        first, configure = med("first_call_imports") * 1000, med("configure") * 1000
+        print(f"{label:24} {med('import_app') * 1000:9.0f} ms {first:15.0f} ms {configure:8.0f} ms "
+              f"{med('per_call_us'):6.1f} µs {int(med('otel_modules')):9d}")  # fmt: skip
     return 0
 
 
