@@ -132,7 +132,8 @@ _REAL: dict[str, Any] = {}
 def otel(monkeypatch, identity_env) -> Iterator[dict[str, Any]]:
     """The real distro, configured once for this process (OpenTelemetry's global providers are set once), with an
     in-memory span exporter and metric reader beside its own exporters; installed for one test."""
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.metrics import Counter
+    from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -150,7 +151,8 @@ def otel(monkeypatch, identity_env) -> Iterator[dict[str, Any]]:
     telemetry.reset_for_tests()
     if not _REAL:
         _REAL["spans"] = InMemorySpanExporter()
-        _REAL["metrics"] = InMemoryMetricReader()
+        # Delta counters (as the Azure Monitor exporter sends them): each read gives what was counted since the last.
+        _REAL["metrics"] = InMemoryMetricReader(preferred_temporality={Counter: AggregationTemporality.DELTA})
         t = telemetry.ensure(span_processors=[SimpleSpanProcessor(_REAL["spans"])],
                              metric_readers=[_REAL["metrics"]], disable_offline_storage=True)  # fmt: skip
         assert t.enabled, "the distro did not configure"
@@ -159,7 +161,7 @@ def otel(monkeypatch, identity_env) -> Iterator[dict[str, Any]]:
         names.install(_REAL["telemetry"])
         telemetry._done = True
     _REAL["spans"].clear()
-    _REAL["metrics"].get_metrics_data()  # start from here (the reader is cumulative: values are read as deltas)
+    _REAL["metrics"].get_metrics_data()  # what earlier tests counted is read off here
     yield _REAL
     telemetry.reset_for_tests()
 
@@ -252,3 +254,44 @@ def test_a_run_with_a_retry_a_filtered_list_and_a_delete_records_names_and_numbe
         assert set(s.attributes) - {"_MS.sampleRate"} <= set(names.SPAN_ATTRIBUTES[s.name])
     for metric, pts in points.items():
         assert all(set(a) <= set(names.METRIC_ATTRIBUTES[metric]) for a, _ in pts), metric
+
+
+def test_jobs_are_counted_by_outcome_retried_poisoned_and_failed(
+    otel, functions, make_runtime, defender, identity, jobs_host, monkeypatch
+) -> None:
+    """A job that crashes on every delivery: `retried` for each redelivery, `poisoned` on the last one (the app's
+    own count, whatever becomes of the poison queue); a 403 past its retry window: `retried`, then `failed`, the
+    403s counted by status code."""
+    from shared.app import worker
+    from tests.app.test_jobs import body_of, poll, request
+
+    make_runtime(HTTP_SYNC_SECONDS="0", AzureFunctionsJobHost__extensions__queues__maxDequeueCount="3",
+                 ACCESS_DENIED_RETRY_HOURS="0.0003")  # fmt: skip
+    jobs_host.max_dequeue_count = 3
+    real = worker.run_job
+
+    def crashing(job: Any, **kw: Any) -> Any:
+        if kw.get("client") is not None and not isinstance(kw["client"], worker.Refusing):
+            raise RuntimeError("a bug on this input")
+        return real(job, **kw)
+
+    identity.configure(roles=["Ti.Read.All"])  # every token of this test lacks the import role
+    monkeypatch.setattr(worker, "run_job", crashing)
+    _code, _pending, headers, _ = request(functions, body_of([hex_value("poisoned")]))
+    assert poll(functions, headers["Location"])["status"] == "failed"
+    jobs_host.drain()
+    monkeypatch.setattr(worker, "run_job", real)
+    _code, _pending, headers, _ = request(functions, body_of([hex_value("denied")]))
+    assert poll(functions, headers["Location"])["status"] == "failed"
+
+    points = metric_points(otel["metrics"])
+    jobs = points[names.JOBS]
+    assert total(jobs, outcome="retried", kind="http") >= 3  # two crashes, at least one 403 retry
+    assert total(jobs, outcome="poisoned", kind="http", status="failed") == 1
+    assert total(jobs, outcome="failed", kind="http", status="failed") == 1
+    assert total(jobs, outcome="completed") == 0
+    calls = points[names.DEFENDER_CALLS]
+    assert total(calls, kind="import", status_code=403) >= 1  # Ti.Read.All may list, not import
+    spans = [s for s in otel["spans"].get_finished_spans() if s.name == names.JOB_SPAN]
+    assert {s.attributes.get(names.OUTCOME) for s in spans} == {"retried", "poisoned", "failed"}
+    assert {s.attributes.get(names.ERROR) for s in spans} >= {"RuntimeError", "AccessDenied"}
