@@ -23,16 +23,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.core.errors import AccessDenied, DefenderError, DefenderUnavailable, IdentityUnavailable
 from shared.core.model import Outcome, Status
+from shared.core.times import parse_iso_utc
 from shared.tenant.drain import DrainTenant
 
 log = logging.getLogger(__name__)
 
 STOP_ERRORS = (AccessDenied, DefenderUnavailable, IdentityUnavailable)
 SAME_AS_EARLIER = "identical to an entry of an earlier request sent in the same call"
+EXPIRY_SLACK = timedelta(days=1)
 
 
 @dataclass(eq=False)
@@ -40,7 +43,8 @@ class _Entry:
     member: Member
     outcome: Outcome
     key: tuple[str, str]
-    fields: tuple[tuple[str, object], ...]
+    fields: tuple[tuple[str, object], ...]  # the wire fields but the expiry
+    expiry: datetime | None
     result: Outcome | None = None
     riders: list[_Entry] = field(default_factory=list)
 
@@ -112,15 +116,13 @@ class Coalescer:
     # ------------------------------------------------------------------------------------ sending
 
     def _due(self) -> bool:
-        """A body is sent when it is full, when its first entry waited the window, or when no job of the drain
-        could add to it any more (all wait or are done)."""
+        """A body is sent when it is full, or when its first entry waited the window."""
         if not self._pending:
             return False
         if len({e.key for e in self._pending}) >= self._batch_size:
             return True
-        if self._first_at is not None and self._clock() - self._first_at >= self._window:
-            return True
-        return all(m.waiting or m.done for m in self._members)
+        # A partial body waits the window: jobs still arriving (a drain takes them as they come) may fill it.
+        return self._first_at is not None and self._clock() - self._first_at >= self._window
 
     def _wait_left(self) -> float:
         if self._first_at is None:
@@ -136,7 +138,7 @@ class Coalescer:
         for e in self._pending:
             first = by_key.get(e.key)
             if first is not None:
-                if first.fields == e.fields and first.member is not e.member:
+                if first.member is not e.member and _identical(first, e):
                     first.riders.append(e)
                 else:
                     rest.append(e)  # conflicting fields (or the same job twice): a later body
@@ -175,25 +177,25 @@ class Coalescer:
         for m in {e.member for e in body}:
             m.api_calls += 1
             m.retries += retries
-        for e, r in zip(body, results, strict=False):
+        for entry, r in zip(body, results, strict=False):
             if r is not None:
-                _settle(e, r)
-        if error is not None:
-            if isinstance(error, STOP_ERRORS):
-                self._stop = error  # no further call can succeed: every job stops (and is retried later)
-            for e in body:
-                if e.result is None:
-                    _settle(e, e.outcome.final(Status.failed, error.message, code=error.outcome_code))
-        log.info(
-            "shared import call %d: %d entries of %d requests", self.calls, len(body), len({e.member for e in body})
-        )
+                _settle(entry, r)
+        if isinstance(error, STOP_ERRORS):
+            self._stop = error  # no further call can succeed: every job of the drain stops (and is retried later)
+        elif error is not None:  # this body failed for good: its entries are `failed`, the drain goes on
+            for entry in body:
+                if entry.result is None:
+                    _settle(entry, entry.outcome.final(Status.failed, error.message, code=error.outcome_code))
+        jobs = len({entry.member for entry in body})
+        log.info("shared import call %d: %d entries of %d requests", self.calls, len(body), jobs)
         self._cond.notify_all()
 
 
 class Submitting(Protocol):
     """What the coalescer needs of the client (`pipeline.job.DefenderLike` has it)."""
 
-    retries: int
+    @property
+    def retries(self) -> int: ...
 
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]: ...
 
@@ -221,7 +223,19 @@ def _entry(member: Member, o: Outcome) -> _Entry:
     if ind is None:
         raise ValueError(f"line {o.line}: only pending outcomes with an indicator can be submitted")
     wire = ind.to_wire()
-    return _Entry(member, o, (ind.indicatorType.value, ind.indicatorValue), tuple(sorted(wire.items(), key=str)))
+    expiry = parse_iso_utc(str(wire.pop("expirationTime"))) if wire.get("expirationTime") else None
+    fields = tuple(sorted(((k, repr(v)) for k, v in wire.items()), key=str))
+    return _Entry(member, o, (ind.indicatorType.value, ind.indicatorValue), fields, expiry)
+
+
+def _identical(a: _Entry, b: _Entry) -> bool:
+    """The same fields; expiries a defaulted window apart by the seconds between two requests count as the
+    same (the steward compares a defaulted expiry with the same slack, `tenant.delta.looks_defaulted`)."""
+    if a.fields != b.fields:
+        return False
+    if a.expiry is None or b.expiry is None:
+        return a.expiry is b.expiry
+    return abs(a.expiry - b.expiry) <= EXPIRY_SLACK
 
 
 def _settle(e: _Entry, result: Outcome) -> None:

@@ -60,8 +60,11 @@ class TimeLimit(Protocol):
 class DefenderLike(TenantClient, Protocol):
     """What a job needs of the Defender client (`shared.defender.client.DefenderClient`)."""
 
-    api_calls: int
-    retries: int
+    @property
+    def api_calls(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
 
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]: ...
 

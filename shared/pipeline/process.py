@@ -59,8 +59,11 @@ class Interrupted(Exception):
 class Submitter(Protocol):
     """What process_stream needs from the Defender client (`shared.defender.client.DefenderClient`)."""
 
-    api_calls: int
-    retries: int
+    @property
+    def api_calls(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
 
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
         """Each outcome with a final status (submitted with id / failed with reason), same order."""

@@ -53,8 +53,11 @@ BATCH_DELETE_MAX_IDS = 500  # BatchDelete takes at most 500 ids a call (defender
 class TenantClient(Protocol):
     """What the steward needs from `shared.defender` (its client is one of these)."""
 
-    list_calls: int
-    delete_calls: int
+    @property
+    def list_calls(self) -> int: ...
+
+    @property
+    def delete_calls(self) -> int: ...
 
     def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, Any]]: ...
 
