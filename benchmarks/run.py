@@ -18,6 +18,7 @@ RUNS = [
     ("telemetry: cold start, first-call configuration and per-span cost, off and on", ["bench_telemetry.py"]),
     ("a 15,000-indicator POST as a queued job, 4-s import calls, real 60-s window (about 2 minutes)",
      ["bench_jobs.py"]),
+    ("coalesced batches: 100 concurrent 2-indicator POSTs, 1-s import calls", ["bench_coalesce.py"]),
 ]
 
 

@@ -202,6 +202,21 @@ param jobRetryMaxHours int = 6
 @maxValue(168)
 param accessDeniedRetryHours int = 2
 
+@description('DRAIN_MAX_JOBS: at most this many pending HTTP jobs share the import calls of one drain (1-1000).')
+@minValue(1)
+@maxValue(1000)
+param drainMaxJobs int = 200
+
+@description('DRAIN_MAX_SECONDS: a drain takes no new jobs after this many seconds (1-1500).')
+@minValue(1)
+@maxValue(1500)
+param drainMaxSeconds int = 600
+
+@description('COALESCE_WINDOW_SECONDS: how long a partial shared import call waits to fill (0-30).')
+@minValue(0)
+@maxValue(30)
+param coalesceWindowSeconds int = 2
+
 // ---------- Alerts (README "Alerts"; thresholds match infra/terraform/alerts.tf) ----------
 
 @description('Email address the alerts\' action group notifies, e.g. secops@contoso.com; empty for none.')
@@ -340,6 +355,9 @@ var contractSettings = {
   JOB_RETRY_SCHEDULE_MINUTES: jobRetryScheduleMinutes
   JOB_RETRY_MAX_HOURS: string(jobRetryMaxHours)
   ACCESS_DENIED_RETRY_HOURS: string(accessDeniedRetryHours)
+  DRAIN_MAX_JOBS: string(drainMaxJobs)
+  DRAIN_MAX_SECONDS: string(drainMaxSeconds)
+  COALESCE_WINDOW_SECONDS: string(coalesceWindowSeconds)
 }
 
 module functionApp 'modules/functionapp.bicep' = {

@@ -48,6 +48,9 @@ locals {
     JOB_RETRY_SCHEDULE_MINUTES = var.job_retry_schedule_minutes
     JOB_RETRY_MAX_HOURS        = tostring(var.job_retry_max_hours)
     ACCESS_DENIED_RETRY_HOURS  = tostring(var.access_denied_retry_hours)
+    DRAIN_MAX_JOBS             = tostring(var.drain_max_jobs)
+    DRAIN_MAX_SECONDS          = tostring(var.drain_max_seconds)
+    COALESCE_WINDOW_SECONDS    = tostring(var.coalesce_window_seconds)
   }
 
   # Identity-based connections: every one names the credential and the identity's client id, or

@@ -433,3 +433,36 @@ variable "access_denied_retry_hours" {
     error_message = "access_denied_retry_hours must be a whole number of hours, 0 to 168, e.g. 2."
   }
 }
+
+variable "drain_max_jobs" {
+  type        = number
+  description = "DRAIN_MAX_JOBS: at most this many pending HTTP jobs share the import calls of one drain (1-1000)."
+  default     = 200
+
+  validation {
+    condition     = var.drain_max_jobs >= 1 && var.drain_max_jobs <= 1000 && floor(var.drain_max_jobs) == var.drain_max_jobs
+    error_message = "drain_max_jobs must be a whole number, 1 to 1000, e.g. 200."
+  }
+}
+
+variable "drain_max_seconds" {
+  type        = number
+  description = "DRAIN_MAX_SECONDS: a drain takes no new jobs after this many seconds (1-1500)."
+  default     = 600
+
+  validation {
+    condition     = var.drain_max_seconds >= 1 && var.drain_max_seconds <= 1500 && floor(var.drain_max_seconds) == var.drain_max_seconds
+    error_message = "drain_max_seconds must be a whole number of seconds, 1 to 1500, e.g. 600."
+  }
+}
+
+variable "coalesce_window_seconds" {
+  type        = number
+  description = "COALESCE_WINDOW_SECONDS: how long a partial shared import call waits to fill (0-30)."
+  default     = 2
+
+  validation {
+    condition     = var.coalesce_window_seconds >= 0 && var.coalesce_window_seconds <= 30 && floor(var.coalesce_window_seconds) == var.coalesce_window_seconds
+    error_message = "coalesce_window_seconds must be a whole number of seconds, 0 to 30, e.g. 2."
+  }
+}

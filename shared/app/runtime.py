@@ -112,7 +112,7 @@ class AppOptions:
         take("ACCESS_DENIED_RETRY_HOURS", "access_denied_retry_hours", float, lambda v: 0 <= v <= 168,
              "must be 0 to 168")  # fmt: skip
         take("DRAIN_MAX_JOBS", "drain_max_jobs", int, lambda v: 1 <= v <= 1000, "must be 1 to 1000")
-        take("DRAIN_MAX_SECONDS", "drain_max_seconds", float, lambda v: 0 < v <= 1500, "must be above 0, at most 1500")
+        take("DRAIN_MAX_SECONDS", "drain_max_seconds", float, lambda v: 1 <= v <= 1500, "must be 1 to 1500")
         take("COALESCE_WINDOW_SECONDS", "coalesce_window_seconds", float, lambda v: 0 <= v <= 30, "must be 0 to 30")
         for name in IGNORED_SETTINGS:
             take(name, "_", float)  # still a number, as before; the value is not used

@@ -51,6 +51,9 @@ JOB_SETTINGS = {
     "JOB_RETRY_SCHEDULE_MINUTES": "retry_schedule_minutes",
     "JOB_RETRY_MAX_HOURS": "retry_max_hours",
     "ACCESS_DENIED_RETRY_HOURS": "access_denied_retry_hours",
+    "DRAIN_MAX_JOBS": "drain_max_jobs",
+    "DRAIN_MAX_SECONDS": "drain_max_seconds",
+    "COALESCE_WINDOW_SECONDS": "coalesce_window_seconds",
 }
 INDICATOR_STORAGE_SETTINGS = (
     "IndicatorStorage__blobServiceUri",

@@ -125,6 +125,9 @@ def test_job_defaults_are_written_as_the_contract_writes_them() -> None:
         "JOB_RETRY_SCHEDULE_MINUTES": "1,5,15,60",
         "JOB_RETRY_MAX_HOURS": "6",
         "ACCESS_DENIED_RETRY_HOURS": "2",
+        "DRAIN_MAX_JOBS": "200",
+        "DRAIN_MAX_SECONDS": "600",
+        "COALESCE_WINDOW_SECONDS": "2",
     }
 
 
@@ -135,6 +138,9 @@ JOB_LIMITS = {
     "HTTP_SYNC_SECONDS": ("httpSyncSeconds", "http_sync_seconds", 0, 60),
     "JOB_RETRY_MAX_HOURS": ("jobRetryMaxHours", "job_retry_max_hours", 1, 168),
     "ACCESS_DENIED_RETRY_HOURS": ("accessDeniedRetryHours", "access_denied_retry_hours", 0, 168),
+    "DRAIN_MAX_JOBS": ("drainMaxJobs", "drain_max_jobs", 1, 1000),
+    "DRAIN_MAX_SECONDS": ("drainMaxSeconds", "drain_max_seconds", 1, 1500),
+    "COALESCE_WINDOW_SECONDS": ("coalesceWindowSeconds", "coalesce_window_seconds", 0, 30),
 }
 
 
