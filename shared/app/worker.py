@@ -259,7 +259,9 @@ def _report_source(record: JobRecord) -> dict[str, object]:
     if record.kind == "blob":
         return {"container": inp["container"], "name": inp["name"], "etag": str(inp["etag"]).strip('"'),
                 "size": inp["size"]}  # fmt: skip
-    return {"container": None, "name": record.report.removesuffix(".report.json"), "etag": None, "size": inp["size"]}
+    # [entra] who sent it: the token's `oid` and `appid`/`azp` (null with function keys, which name nobody).
+    return {"container": None, "name": record.report.removesuffix(".report.json"), "etag": None, "size": inp["size"],
+            "submitter": record.submitter}  # fmt: skip
 
 
 def _reports(rt: Runtime, record: JobRecord) -> BlobReports:
