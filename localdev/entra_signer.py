@@ -65,6 +65,7 @@ class EntraSigner(HttpEmulator):
         self._keys: dict[str, rsa.RSAPrivateKey] = {}
         self._published: list[str] = []
         self.requests: Counter[str] = Counter()
+        self.key_fetched_at: float | None = None  # time.monotonic() of the last key-set answer
         self.current_kid = self.add_key()
 
     # -- keys ---------------------------------------------------------------------------------------------
@@ -184,7 +185,9 @@ class EntraSigner(HttpEmulator):
         if request.method == "GET" and path == f"{tenant}/.well-known/openid-configuration":
             return Reply(200, self._metadata(self.v1_issuer, ""))
         if request.method == "GET" and path == f"{tenant}/discovery/v2.0/keys":
-            return Reply(200, self.jwks())
+            reply = Reply(200, self.jwks())
+            self.key_fetched_at = time.monotonic()
+            return reply
         if request.method == "POST" and path == "/admin/token":
             try:
                 body = request.json() if request.body else {}
