@@ -17,6 +17,7 @@ RUNS = [
     ("quota stewardship: 10,000-row feed resubmitted with 1% changes", ["bench_quota.py"]),
     ("a 15,000-indicator POST as a queued job, 4-s import calls, real 60-s window (about 2 minutes)",
      ["bench_jobs.py"]),
+    ("coalesced batches: 100 concurrent 2-indicator POSTs, 1-s import calls", ["bench_coalesce.py"]),
 ]
 
 

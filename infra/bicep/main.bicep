@@ -46,6 +46,16 @@ param lockContainerName string = 'indicator-locks'
 @maxLength(63)
 param deadLetterContainerName string = 'eventgrid-deadletter'
 
+@description('Container of the import jobs (JOBS_CONTAINER): job records, saved HTTP rows, progress logs, results. Its own container: a lifecycle rule deletes every blob in it jobResultDays + 1 days after its last change.')
+@minLength(3)
+@maxLength(63)
+param jobsContainerName string = 'indicator-jobs'
+
+@description('Storage queue of the import-job doorbells (JOBS_QUEUE, trigger of run_import_jobs). Its poison queue <name>-poison is created beside it, hence at most 56 characters.')
+@minLength(3)
+@maxLength(56)
+param jobsQueueName string = 'indicator-jobs'
+
 // ---------- Hosting ----------
 
 @description('Python version of the Flex runtime.')
@@ -168,6 +178,45 @@ param maxTenantIndicators int = 15000
 @minValue(0)
 param capacityReserve int = 500
 
+@description('JOB_RESULT_DAYS: days a finished job\'s result stays readable at its status URL. The jobs container\'s lifecycle rule deletes job blobs one day after that.')
+@minValue(1)
+@maxValue(365)
+param jobResultDays int = 7
+
+@description('HTTP_SYNC_SECONDS: how long a POST waits for its job to finish before answering 202 with a status URL (0-60).')
+@minValue(0)
+@maxValue(60)
+param httpSyncSeconds int = 25
+
+@description('JOB_RETRY_SCHEDULE_MINUTES: minutes between retries of a job that met an unavailable Defender or identity endpoint, comma-separated, the last one repeating, e.g. 1,5,15,60.')
+@minLength(1)
+param jobRetryScheduleMinutes string = '1,5,15,60'
+
+@description('JOB_RETRY_MAX_HOURS: how long such a job keeps being retried, in whole hours (1-168).')
+@minValue(1)
+@maxValue(168)
+param jobRetryMaxHours int = 6
+
+@description('ACCESS_DENIED_RETRY_HOURS: how long a 403 from Defender is retried on the same schedule, in whole hours (0-168); role grants take time to reach tokens.')
+@minValue(0)
+@maxValue(168)
+param accessDeniedRetryHours int = 2
+
+@description('DRAIN_MAX_JOBS: at most this many pending HTTP jobs share the import calls of one drain (1-1000).')
+@minValue(1)
+@maxValue(1000)
+param drainMaxJobs int = 200
+
+@description('DRAIN_MAX_SECONDS: a drain takes no new jobs after this many seconds (1-1500).')
+@minValue(1)
+@maxValue(1500)
+param drainMaxSeconds int = 600
+
+@description('COALESCE_WINDOW_SECONDS: how long a partial shared import call waits to fill (0-30).')
+@minValue(0)
+@maxValue(30)
+param coalesceWindowSeconds int = 2
+
 // ---------- HTTP API authentication [entra] (opt-in; infra/README.md "Entra ID tokens instead of function keys") ----------
 
 @description('HTTP_AUTH: function-key (the host checks a function key) or entra (the app checks Entra ID tokens and app roles). With entra and httpAuthAudience empty, this deployment creates the app registration, which needs Microsoft Graph rights.')
@@ -214,6 +263,8 @@ var names = {
   systemTopic: 'evgt-${baseName}'
 }
 var deploymentContainerName = 'app-package-${names.functionApp}'
+// The queue trigger's poison queue: the host's own naming rule.
+var jobsPoisonQueueName = '${jobsQueueName}-poison'
 
 // ---------- Resources ----------
 
@@ -251,6 +302,21 @@ module dataStorage 'modules/storage.bicep' = {
       reportsContainerName
       lockContainerName
       deadLetterContainerName
+      jobsContainerName
+    ]
+    // The host creates the poison queue on first use; creating it here gives operators a queue to
+    // alert on from the start.
+    queueNames: [
+      jobsQueueName
+      jobsPoisonQueueName
+    ]
+    // Collects finished jobs' blobs only; the app decides what a status URL answers (JOB_RESULT_DAYS).
+    deleteAfterModificationRules: [
+      {
+        name: 'delete-old-import-jobs'
+        prefix: '${jobsContainerName}/'
+        days: jobResultDays + 1
+      }
     ]
   }
 }
@@ -297,6 +363,16 @@ var contractSettings = {
   MAX_HTTP_INDICATORS: string(maxHttpIndicators)
   MAX_TENANT_INDICATORS: string(maxTenantIndicators)
   CAPACITY_RESERVE: string(capacityReserve)
+  JOBS_QUEUE: jobsQueueName
+  JOBS_CONTAINER: jobsContainerName
+  JOB_RESULT_DAYS: string(jobResultDays)
+  HTTP_SYNC_SECONDS: string(httpSyncSeconds)
+  JOB_RETRY_SCHEDULE_MINUTES: jobRetryScheduleMinutes
+  JOB_RETRY_MAX_HOURS: string(jobRetryMaxHours)
+  ACCESS_DENIED_RETRY_HOURS: string(accessDeniedRetryHours)
+  DRAIN_MAX_JOBS: string(drainMaxJobs)
+  DRAIN_MAX_SECONDS: string(drainMaxSeconds)
+  COALESCE_WINDOW_SECONDS: string(coalesceWindowSeconds)
 }
 
 // [entra] HTTP_AUTH and its settings; the registration (a Graph resource) only when tokens are on and no
@@ -437,6 +513,9 @@ output indicatorsContainerName string = indicatorsContainerName
 output reportsContainerName string = reportsContainerName
 output lockContainerName string = lockContainerName
 output deadLetterContainerName string = deadLetterContainerName
+output jobsContainerName string = jobsContainerName
+output jobsQueueName string = jobsQueueName
+output jobsPoisonQueueName string = jobsPoisonQueueName
 output identityClientId string = identity.outputs.clientId
 output identityPrincipalId string = identity.outputs.principalId
 output httpAuthAudience string = httpAuthSettings.HTTP_AUTH_AUDIENCE

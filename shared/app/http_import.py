@@ -110,7 +110,7 @@ async def http_import(
         return HttpAnswer(p.status, p.body(), p.headers)
     started = now or datetime.now(UTC)
     try:
-        record = await asyncio.to_thread(_queue_job, rt, parsed, overrides, started, submitter)
+        record = await asyncio.to_thread(_queue_job, rt, parsed, overrides, started, settings, submitter)
     except Exception as e:  # storage: the job cannot be saved or queued
         log.exception("HTTP import %s: the job could not be saved or queued", invocation_id)
         return HttpAnswer(
@@ -140,8 +140,10 @@ def headers_lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
-def _queue_job(rt: Runtime, parsed: Body, overrides: Mapping[str, str], started: datetime,
-               submitter: Mapping[str, str] | None = None) -> JobRecord:  # fmt: skip
+def _queue_job(
+    rt: Runtime, parsed: Body, overrides: Mapping[str, str], started: datetime, settings: Settings,
+    submitter: Mapping[str, str] | None = None,
+) -> JobRecord:  # fmt: skip
     job_id = http_job_id()
     base = f"http/{started.strftime('%Y%m%dT%H%M%SZ')}-{job_id}"
     rows = rt.jobs.save_rows(job_id, parsed.items)
@@ -155,6 +157,8 @@ def _queue_job(rt: Runtime, parsed: Body, overrides: Mapping[str, str], started:
         options={k: v for k, v in overrides.items()},
         total=parsed.count,
         submitter=dict(submitter) if submitter else None,
+        # Dry runs and feed syncs are never coalesced (CONTRACT.md "Settings" [coalesce]).
+        coalescible=not settings.dry_run and not settings.sync,
     )
     rt.jobs.create(record)
     rt.queue.ring(record.id, record.tenant)

@@ -18,6 +18,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -27,12 +29,25 @@ from shared.app.runtime import Runtime, get_runtime
 from shared.core.errors import AccessDenied, DefenderError, DefenderUnavailable
 from shared.core.jobs import JobRecord, JobState, now_text, parse_when, retry_delay, seconds_until
 from shared.core.model import Outcome, ReaderItem, Summary
-from shared.pipeline.job import HeldTurn, Job, JobHooks, JobResult, Lease, publish_failed_report, run_job
+from shared.pipeline.coalesce import Coalescer, Member
+from shared.pipeline.job import (
+    HeldTurn,
+    Job,
+    JobHooks,
+    JobResult,
+    Lease,
+    LeaseChecked,
+    SavedItems,
+    publish_failed_report,
+    run_job,
+)
 from shared.pipeline.process import Interrupted
 from shared.storage.blobs import BlobReports, open_blob
 from shared.storage.jobs import JobStore, RecordConflict, doorbell
 from shared.storage.tenant_lock import LockTimeout
 from shared.tenant import feeds
+from shared.tenant.drain import DrainTenant
+from shared.tenant.records import TenantView
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -95,10 +110,10 @@ class Worker:
         record.next_attempt_at = None
         record.heartbeat_at = now_text(self.now())
         etag = self.store.update(record, etag)
-        logged = self.store.progress(job_id)
-        if not logged:
-            self.store.start_progress(job_id)
-        run = _Attempt(self, record, etag, logged)
+        if record.kind == "http" and record.coalescible:
+            Drain(self, lease).run(record, etag, last_delivery=last_delivery)
+            return
+        run = _Attempt(self, record, etag, self._progress(job_id))
         try:
             result = run.go(lease)
         except Interrupted as e:
@@ -113,6 +128,12 @@ class Worker:
                                                        "every delivery; see the logs"), lease)  # fmt: skip
             raise
         self._finish(run, result)
+
+    def _progress(self, job_id: str) -> list[Outcome]:
+        logged = self.store.progress(job_id)
+        if not logged:
+            self.store.start_progress(job_id)
+        return logged
 
     def _retry_or_give_up(self, run: _Attempt, error: DefenderError, lease: Lease) -> None:
         record = run.record
@@ -179,8 +200,10 @@ class _Attempt:
     """One run of one job: its Job description, the progress log it extends, the HTTP `value` it builds."""
 
     def __init__(self, worker: Worker, record: JobRecord, etag: str, logged: Sequence[Outcome],
-                 *, refuse: DefenderError | None = None) -> None:  # fmt: skip
+                 *, refuse: DefenderError | None = None, shared: Shared | None = None) -> None:  # fmt: skip
         self.worker = worker
+        self.shared = shared
+        self.shared_rows: SavedItems | None = None  # a drain job's rows, read before its turn to decide
         self.rt = worker.rt
         self.record = record
         self.etag = etag
@@ -200,6 +223,7 @@ class _Attempt:
             "started": parse_when(rec.started) or datetime.now(UTC),
             "resume": self.logged,
             "interrupt": self.refuse is None,
+            "drain": self.shared.drain.tenant if self.shared is not None else None,
         }
         inp = rec.input
         if rec.kind == "blob":
@@ -209,15 +233,23 @@ class _Attempt:
                        open_input=lambda: open_blob(blob, etag, size), **common)  # type: ignore[arg-type]  # fmt: skip
         from shared.app.http_import import http_source
 
-        rows = SavedRows(self.worker.store, str(inp["rows"]), str(inp.get("format") or "unknown"))
+        rows: SavedRows | SavedItems = SavedRows(
+            self.worker.store, str(inp["rows"]), str(inp.get("format") or "unknown")
+        )
+        if self.shared is not None:
+            rows = self.shared_rows or rows
         return Job(name=str(inp["name"]), source=http_source(settings), saved=rows, entries_at_most=rec.total,
                    **common)  # type: ignore[arg-type]  # fmt: skip
 
     def go(self, lease: Lease) -> JobResult:
         client: DefenderLike = self.rt.defender
+        hooks = JobHooks(on_outcome=self._outcome, on_flush=self.flush_progress)
         if self.refuse is not None:
             client = Refusing(client, self.refuse)
-        hooks = JobHooks(on_outcome=self._outcome, on_flush=self.flush_progress)
+        elif self.shared is not None:
+            client = self.shared.client
+            hooks.on_reviewed = self.shared.reviewed
+            hooks.report_extra = self.shared.drain.report_extra
         return run_job(self.job(), client=client, turn=HeldTurn(lease), reports=_reports(self.rt, self.record),
                        hooks=hooks)  # fmt: skip
 
@@ -309,3 +341,206 @@ class Refusing:
 
     def time_limit(self, seconds: float, label: str):  # type: ignore[no-untyped-def]
         return self._client.time_limit(seconds, label)
+
+
+# ---------------------------------------------------------------------------------------------- drains
+
+
+class Drain:
+    """The HTTP jobs of one tenant run side by side, sharing import calls and one view of the tenant
+    (CONTRACT.md "Settings" [coalesce]; `pipeline/coalesce.py` has the body rules).
+
+    The job whose doorbell rang starts it; the drain takes the tenant's other pending HTTP jobs (oldest first,
+    dry runs and feed syncs never), also those arriving while it runs, up to DRAIN_MAX_JOBS jobs or
+    DRAIN_MAX_SECONDS. Capacity goes in arrival order: a job decides once the one before it reviewed all its
+    entries. Each job keeps its own report, `value` list, options, progress log and retry path.
+    """
+
+    SCAN_SECONDS = 0.3
+
+    def __init__(self, worker: Worker, lease: Lease) -> None:
+        self.worker = worker
+        self.rt = worker.rt
+        self.lease = lease
+        self.client = LeaseChecked(self.rt.defender, lease)
+        self.jobs = 0
+        self.tenant: DrainTenant
+        self.coalescer: Coalescer
+
+    def run(self, first: JobRecord, etag: str, *, last_delivery: bool) -> None:
+        opts = self.rt.options
+        try:
+            view = TenantView(self.client.list_indicators(), now=self.worker.now())
+        except DefenderError as e:
+            # The tenant cannot be read: this job alone goes down its retry path (a stop error) or runs alone.
+            run = _Attempt(self.worker, first, etag, self.worker._progress(first.id))
+            if isinstance(e, AccessDenied | DefenderUnavailable):
+                self.worker._retry_or_give_up(run, e, self.lease)
+                return
+            raise
+        settings = self.rt.settings
+        self.tenant = DrainTenant(view, max_tenant_indicators=settings.max_tenant_indicators,
+                                  capacity_reserve=settings.capacity_reserve)  # fmt: skip
+        ids = self.client.identity_ids()
+        self.coalescer = Coalescer(self.client, batch_size=settings.batch_size,
+                                   window_seconds=opts.coalesce_window_seconds, drain=self.tenant,
+                                   created_by=ids[0] if ids else None)  # fmt: skip
+        started = time.monotonic()
+        members: dict[str, threading.Thread] = {}
+        crash: list[BaseException] = []
+        gate = self._start(first.id, (first, etag), None, members, crash, last_delivery=last_delivery)
+        while True:
+            if not any(t.is_alive() for t in members.values()):
+                break
+            time.sleep(self.SCAN_SECONDS)
+            if len(members) < opts.drain_max_jobs and time.monotonic() - started < opts.drain_max_seconds:
+                for job_id in self._more(first.tenant, members, opts.drain_max_jobs - len(members)):
+                    gate = self._start(job_id, None, gate, members, None, last_delivery=False)
+        log.info("drain of %d jobs: %d shared import calls", len(members), self.coalescer.calls)
+        if crash:
+            raise crash[0]
+
+    def _more(self, tenant: str, members: dict[str, threading.Thread], room: int) -> list[str]:
+        """Ids of pending HTTP jobs not in the drain yet (each marks itself running in its own thread)."""
+        ids = self.worker.store.pending_coalescible(tenant, now_text=now_text(self.worker.now()))
+        return [i for i in ids if i not in members][:room]
+
+    def _claim(self, job_id: str) -> tuple[JobRecord, str] | None:
+        """The record of a job joining the drain, marked running; None when it changed meanwhile."""
+        found = self.worker.store.get(job_id)
+        if found is None or found[0].final or found[0].state is JobState.running:
+            return None
+        record, record_etag = found
+        record.state = JobState.running
+        record.attempt += 1
+        record.next_attempt_at = None
+        record.heartbeat_at = now_text(self.worker.now())
+        try:
+            return record, self.worker.store.update(record, record_etag)
+        except RecordConflict:
+            return None
+
+    def _start(self, job_id: str, claimed: tuple[JobRecord, str] | None, gate: threading.Event | None,
+               members: dict[str, threading.Thread], crash: list[BaseException] | None,
+               *, last_delivery: bool) -> threading.Event:  # fmt: skip
+        reviewed = threading.Event()
+        member = self.coalescer.member()
+        self.jobs += 1
+        shared = Shared(DrainShared(self.tenant, self.coalescer, self), MemberClient(member, self.client), reviewed)
+        thread = threading.Thread(target=self._member, name=f"drain-{job_id[:8]}", daemon=True,
+                                  args=(job_id, claimed, gate, shared, member, crash, last_delivery))  # fmt: skip
+        members[job_id] = thread
+        thread.start()
+        return reviewed
+
+    def _member(self, job_id: str, claimed: tuple[JobRecord, str] | None, gate: threading.Event | None,
+                shared: Shared, member: Member, crash: list[BaseException] | None,
+                last_delivery: bool) -> None:  # fmt: skip
+        try:
+            claimed = claimed or self._claim(job_id)
+            if claimed is None:
+                return  # taken or finished meanwhile: nothing of ours
+            record, etag = claimed
+            run = _Attempt(self.worker, record, etag, self.worker._progress(record.id), shared=shared)
+            run.shared_rows = _load_rows(self.worker.store, record)  # its I/O before its turn: the turns stay short
+            if gate is not None:
+                gate.wait()  # capacity in arrival order: the job before has decided every entry
+            try:
+                result = run.go(self.lease)
+            except Interrupted as e:
+                shared.reviewed_event.set()
+                member.finished()
+                run.flush_progress()
+                self.worker._retry_or_give_up(run, e.error, self.lease)
+                return
+            self.worker._finish(run, result)
+        except Exception as e:
+            log.exception("job %s failed in a drain", job_id)
+            if crash is not None and claimed is not None:  # the job whose doorbell rang: the host retries it
+                if last_delivery:  # (and poisons it after this delivery: make it final first)
+                    self.worker._give_up(_Attempt(self.worker, claimed[0], claimed[1], []), DefenderUnavailable(
+                        f"the import failed unexpectedly ({type(e).__name__}) on every delivery; see the logs"),
+                        self.lease)  # fmt: skip
+                crash.append(e)
+        finally:
+            shared.reviewed_event.set()
+            member.finished()
+
+
+def _load_rows(store: JobStore, record: JobRecord) -> SavedItems:
+    """An HTTP job's saved rows in memory (at most MAX_HTTP_INDICATORS rows, MAX_HTTP_BODY_BYTES of body)."""
+    saved = SavedItems(format=str(record.input.get("format") or "unknown"))
+    for item in store.rows(str(record.input["rows"])):
+        saved.add(item)
+    return saved
+
+
+class DrainShared:
+    """What the jobs of one drain share: the tenant view and room, the coalescer, the drain itself."""
+
+    def __init__(self, tenant: DrainTenant, coalescer: Coalescer, drain: Drain) -> None:
+        self.tenant = tenant
+        self.coalescer = coalescer
+        self.drain = drain
+
+    def report_extra(self) -> dict[str, object]:
+        """The report's `drain` key: the jobs that shared calls, and the drain's import calls so far."""
+        return {"drain": {"jobs": self.drain.jobs, "sharedCalls": self.coalescer.calls}}
+
+
+class Shared:
+    """One job's view of its drain: the shared pieces, its coalesced client, its turn in the capacity order."""
+
+    def __init__(self, drain: DrainShared, client: MemberClient, reviewed_event: threading.Event) -> None:
+        self.drain = drain
+        self.client = client
+        self.reviewed_event = reviewed_event
+
+    def reviewed(self, steward: object) -> None:
+        """Every entry of this job decided: the room it took goes, and the next job may decide."""
+        admitted = getattr(steward, "admitted", 0)  # a Steward; an UnreadTenant stand-in admits nothing
+        self.drain.tenant.took(int(admitted))
+        self.reviewed_event.set()
+
+
+class MemberClient:
+    """A drain job's Defender client: imports go through the coalescer (its own call counts), the rest to the
+    lease-checked client."""
+
+    def __init__(self, member: Member, client: LeaseChecked) -> None:
+        self._member = member
+        self._client = client
+
+    @property
+    def api_calls(self) -> int:
+        return self._member.api_calls
+
+    @property
+    def retries(self) -> int:
+        return self._member.retries
+
+    @property
+    def list_calls(self) -> int:
+        return self._client.list_calls
+
+    @property
+    def delete_calls(self) -> int:
+        return self._client.delete_calls
+
+    def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
+        return self._member.submit(batch)
+
+    def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, object]]:
+        return self._client.list_indicators(filter, page_size)
+
+    def batch_delete(self, ids: Sequence[str]) -> object:
+        return self._client.batch_delete(ids)
+
+    def delete(self, id: str) -> object:
+        return self._client.delete(id)
+
+    def identity_ids(self) -> tuple[str, ...]:
+        return self._client.identity_ids()
+
+    def time_limit(self, seconds: float, label: str):  # type: ignore[no-untyped-def]
+        return self._client._client.time_limit(seconds, label)

@@ -32,6 +32,7 @@ from shared.core.settings import Settings
 from shared.pipeline.process import RunResult, process_stream
 from shared.pipeline.reports import FAILED, ReportWriter
 from shared.tenant import session
+from shared.tenant.drain import DrainTenant
 from shared.tenant.steward import TenantClient
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,11 @@ class TimeLimit(Protocol):
 class DefenderLike(TenantClient, Protocol):
     """What a job needs of the Defender client (`shared.defender.client.DefenderClient`)."""
 
-    api_calls: int
-    retries: int
+    @property
+    def api_calls(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
 
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]: ...
 
@@ -162,7 +166,8 @@ class Job:
     - `stewarded`: list the tenant and apply quota stewardship (False: validation only, no client).
     - `resume`: the final outcomes of the first entries, from an earlier attempt (a queued job's progress log);
       `interrupt`: raise `process.Interrupted` when Defender or the identity endpoint stops answering, rather
-      than fail what is left (a queued job is retried later).
+      than fail what is left (a queued job is retried later). `drain`: the tenant view and room shared by the
+      jobs of a drain (coalesced HTTP jobs; no List of their own).
     """
 
     name: str
@@ -181,6 +186,7 @@ class Job:
     skip_reason: str | None = None
     resume: Sequence[Outcome] = ()
     interrupt: bool = False
+    drain: DrainTenant | None = None
 
 
 @dataclass
@@ -212,6 +218,8 @@ class JobHooks:
     on_batch: Callable[[int, int], None] | None = None
     on_stream: Callable[[BinaryIO], None] | None = None  # the stream being processed (CLI progress)
     on_flush: Callable[[], None] | None = None  # after each batch and the entries behind it were reported
+    on_reviewed: Callable[[object], None] | None = None  # every entry reviewed (the steward), before the last batch
+    report_extra: Callable[[], Mapping[str, object]] | None = None  # more top-level keys for the JSON report
 
 
 class LeaseChecked:
@@ -316,7 +324,7 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
             if bound is None and stream is not None and job.size is not None:
                 bound = session.entries_bound(stream.peek(2)[:2], job.size)
             steward, submitter = session.start(
-                checked, settings, entries_at_most=bound, second_pass=lambda: _second_pass(job)
+                checked, settings, entries_at_most=bound, second_pass=lambda: _second_pass(job), drain=job.drain
             )
         run = process_stream(
             stream,
@@ -334,6 +342,8 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
             resume=job.resume,
             on_flush=hooks.on_flush,
             interrupt=job.interrupt,
+            on_reviewed=hooks.on_reviewed,
+            report_extra=hooks.report_extra,
         )
     return JobResult(writer.source, run=run, time_limit=limit, changed=run.changed)
 

@@ -57,8 +57,11 @@ class Interrupted(Exception):
 class Submitter(Protocol):
     """What process_stream needs from the Defender client (`shared.defender.client.DefenderClient`)."""
 
-    api_calls: int
-    retries: int
+    @property
+    def api_calls(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
 
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
         """Each outcome with a final status (submitted with id / failed with reason), same order."""
@@ -288,6 +291,8 @@ def process_stream(
     resume: Sequence[Outcome] = (),
     on_flush: Callable[[], None] | None = None,
     interrupt: bool = False,
+    on_reviewed: Callable[[Reviewer | None], None] | None = None,
+    report_extra: Callable[[], Mapping[str, object]] | None = None,
 ) -> RunResult:
     """Process one input end to end and finish its reports.
 
@@ -302,6 +307,9 @@ def process_stream(
       log): those entries are validated (the duplicate index must see them) but neither reviewed nor sent.
     - `on_flush()`: after each batch and the entries behind it were reported (a job's checkpoint).
     - `interrupt`: raise `Interrupted` on a stop error instead of failing the rest (a job retries later).
+    - `report_extra()`: more top-level keys for the JSON report (a drain's shared calls).
+    - `on_reviewed(steward)`: once every entry was read and reviewed, before the last batch is sent (the next
+      job of a drain may decide then: capacity goes in arrival order).
     - An input that changes while it is read (`InputChanged` from the stream) ends the reading with a
       file-level problem; the run is `failed` (entries already read keep their outcomes).
     - Raises InternalError when entries in and out differ (a bug).
@@ -363,6 +371,8 @@ def process_stream(
         reports.error(problem)
     if left:
         raise InternalError(f"the progress log holds {left} entries more than the input")
+    if on_reviewed is not None:
+        on_reviewed(steward)
     run.flush()
     if run.entries_in != run.entries_out:
         raise InternalError(f"{run.entries_in} entries validated but {run.entries_out} reported")
@@ -370,11 +380,13 @@ def process_stream(
     if submitter is not None:
         summary.apiCalls += submitter.api_calls - calls0
         summary.retries += submitter.retries - retries0
-    extra = None
+    extra: dict[str, object] | None = None
     if steward is not None:
         steward.finish(summary, file_error=bool(run.errors))
         steward.apply_counters(summary)
-        extra = steward.report_extra()
+        extra = dict(steward.report_extra())
+    if report_extra is not None:
+        extra = {**(extra or {}), **report_extra()}
     unreachable = run.stop is not None and not run.reached
     status = run_status(summary, run.errors, nothing_read=nothing_read or changed is not None, unreachable=unreachable)
     fmt = str(getattr(reading, "format", None) or "unknown")
