@@ -41,11 +41,13 @@ def import_dropped_file(client: blob.BlobClient) -> None:
 
 
 @app.queue_trigger(arg_name="msg", queue_name="%JOBS_QUEUE%", connection="IndicatorStorage")
-def run_import_jobs(msg: func.QueueMessage, context: func.Context | None = None) -> None:
+def run_import_jobs(msg: func.QueueMessage, context: func.Context = None) -> None:  # type: ignore[assignment]
     """A doorbell: run the job it names (or ring it again later). An exception makes the host redeliver.
 
     The first doorbell of a process configures telemetry when APPLICATIONINSIGHTS_CONNECTION_STRING is set; the
-    job's span is a child of the host's invocation (its W3C `traceparent`).
+    job's span is a child of the host's invocation (its W3C `traceparent`). The worker refuses to load a function
+    whose `context` is annotated with anything but `func.Context` itself (not `func.Context | None`); the default
+    serves callers that pass no context (the local host stand-in, tests).
     """
     from shared.app.worker import handle_doorbell
 

@@ -296,3 +296,14 @@ def test_jobs_are_counted_by_outcome_retried_poisoned_and_failed(
     spans = [s for s in otel["spans"].get_finished_spans() if s.name == names.JOB_SPAN]
     assert {s.attributes.get(names.OUTCOME) for s in spans} == {"retried", "poisoned", "failed"}
     assert {s.attributes.get(names.ERROR) for s in spans} >= {"RuntimeError", "AccessDenied"}
+
+
+def test_the_queue_functions_context_is_annotated_as_the_worker_requires(functions) -> None:
+    """The Python worker loads a function with a `context` parameter only when its annotation is a type named
+    `Context` (azure_functions_worker/functions.py); a union would leave the app with no functions (P11)."""
+    import typing
+
+    import azure.functions as func
+
+    hints = typing.get_type_hints(functions["run_import_jobs"].get_user_function())
+    assert hints["context"] is func.Context
