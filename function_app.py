@@ -7,10 +7,22 @@ Renaming a function breaks the Event Grid subscription (`Host.Functions.<name>`,
 
 The HTTP handlers are `async def`: a POST waiting for its job polls with `asyncio.sleep` and holds no worker
 thread (its storage calls run in a thread of their own, briefly).
+
+HTTP_AUTH is read here, once: the worker fixes each function's auth level when it indexes the app, so a change
+takes a restart (in Azure, changing an app setting restarts the app). Only the exact value `entra` makes the
+import and job-status routes `ANONYMOUS`, and then the handlers check an Entra ID token themselves
+(`shared.app.auth`); any other value keeps the host's function keys (health reports a value it does not know).
+`health` keeps its function key in every mode.
 """
+
+import os
 
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
+
+HTTP_AUTH = os.environ.get("HTTP_AUTH", "")
+ENTRA = HTTP_AUTH == "entra"  # exact: a typo keeps function keys rather than opening the routes
+API_AUTH_LEVEL = func.AuthLevel.ANONYMOUS if ENTRA else func.AuthLevel.FUNCTION
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -36,20 +48,20 @@ def run_import_jobs(msg: func.QueueMessage) -> None:
     handle_doorbell(msg)
 
 
-@app.route(route="indicators/import", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@app.route(route="indicators/import", methods=["POST"], auth_level=API_AUTH_LEVEL)
 async def import_indicators(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Defender-compatible import over HTTP (Logic Apps): 200 when done in time, else 202 and a status URL."""
     from shared.app.http_import import handle_http
 
-    return await handle_http(req, invocation_id=context.invocation_id)
+    return await handle_http(req, invocation_id=context.invocation_id, entra=ENTRA)
 
 
-@app.route(route="indicators/import/jobs/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@app.route(route="indicators/import/jobs/{id}", methods=["GET"], auth_level=API_AUTH_LEVEL)
 async def import_job_status(req: func.HttpRequest) -> func.HttpResponse:
     """An import job's state (202 while it runs), then its final answer (200)."""
     from shared.app.http_import import handle_status
 
-    return await handle_status(req)
+    return await handle_status(req, entra=ENTRA)
 
 
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -57,4 +69,4 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     """Liveness and whether the configuration is complete (no secrets)."""
     from shared.app.health import handle_health
 
-    return handle_health()
+    return handle_health(http_auth=HTTP_AUTH)

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import json
-import os
 import statistics
 import sys
 import time
@@ -27,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import azure.functions as func
 
-from localdev.host import QueueHost, plain_queue
-from localdev.stack import start_stack
+from localdev.host import app_on_stack
 
 
 class _Ctx:
@@ -43,24 +40,8 @@ def main() -> int:
     ap.add_argument("--pool", type=int, default=16)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    stack = start_stack(time_scale=1.0)
-    saved = dict(os.environ)
-    host = None
-    try:
-        env = stack.env(MAX_CALLS_PER_MINUTE="30", BATCH_SIZE="500")
-        os.environ.update(env)
-        import function_app
-        from shared.app import runtime
-        from shared.storage.blobs import ensure_containers
-
-        rt = runtime.Runtime.from_env(os.environ)
-        runtime.set_runtime(rt)
-        ensure_containers(rt.service, [rt.settings.indicators_container, rt.settings.reports_container])
+    with app_on_stack(MAX_CALLS_PER_MINUTE="30", BATCH_SIZE="500") as (function_app, _rt, stack, host):
         stack.defender.admin.configure(import_seconds=args.import_seconds)
-        queue = plain_queue(env["IndicatorStorage"], rt.options.jobs_queue)
-        with contextlib.suppress(Exception):
-            queue.create_queue()
-        host = QueueHost(queue, function_app.run_import_jobs, hold_seconds=60).start()
 
         async def one(i: int) -> tuple[int, float]:
             values = [hashlib.sha256(f"coalesce-{i}-{k}".encode()).hexdigest() for k in range(2)]
@@ -94,12 +75,6 @@ def main() -> int:
             "answerSecondsMax": round(times[-1], 2),
             "allFinalSeconds": round(all_final, 2),
         }
-    finally:
-        if host is not None:
-            host.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        stack.stop()
     if args.json:
         print(json.dumps(figures))
     else:

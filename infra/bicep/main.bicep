@@ -233,6 +233,39 @@ param drainMaxSeconds int = 600
 @maxValue(30)
 param coalesceWindowSeconds int = 2
 
+// ---------- HTTP API authentication [entra] (opt-in; infra/README.md "Entra ID tokens instead of function keys") ----------
+
+@description('HTTP_AUTH: function-key (the host checks a function key) or entra (the app checks Entra ID tokens and app roles). With entra and httpAuthAudience empty, this deployment creates the app registration, which needs Microsoft Graph rights.')
+@allowed([
+  'function-key'
+  'entra'
+])
+param httpAuth string = 'function-key'
+
+@description('HTTP_AUTH_AUDIENCE of an existing app registration (comma list: identifier URI, client id); empty creates one here when httpAuth is entra.')
+param httpAuthAudience string = ''
+
+@description('HTTP_AUTH_AUTHORITY_HOST; empty uses the deployment cloud\'s login endpoint (https://login.microsoftonline.com in the public cloud).')
+param httpAuthAuthorityHost string = ''
+
+@description('Object ids of callers (managed identities, service principals, users, groups) granted Indicators.Import on the created registration.')
+param httpAuthImportPrincipalIds array = []
+
+@description('Object ids granted Indicators.Read (the status of any job) on the created registration.')
+param httpAuthReadPrincipalIds array = []
+
+@description('Pre-authorise the Azure CLI (04b07795-8ddb-461a-bbee-02f9e1bf7b46) for the created registration, for analysts\' scripts.')
+param httpAuthPreauthorizeAzureCli bool = false
+
+@description('Put App Service Authentication in front of the app too (excluding /runtime/webhooks/blobs and /api/health); needs the created registration.')
+param enableAppServiceAuthentication bool = false
+
+@description('Deploy a sample Consumption Logic App that posts indicators with its managed identity, granted Indicators.Import; needs httpAuth=entra and the created registration.')
+param deployLogicApp bool = false
+
+@description('The sample Logic App posts with dryRun=true (validate and report only).')
+param logicAppDryRun bool = true
+
 // ---------- Names ----------
 
 var names = {
@@ -362,6 +395,33 @@ var contractSettings = {
   COALESCE_WINDOW_SECONDS: string(coalesceWindowSeconds)
 }
 
+// [entra] HTTP_AUTH and its settings; the registration (a Graph resource) only when tokens are on and no
+// existing registration's audience is given.
+var entraOn = httpAuth == 'entra'
+var createAppRegistration = entraOn && empty(httpAuthAudience)
+var loginEndpoint = empty(httpAuthAuthorityHost) ? environment().authentication.loginEndpoint : httpAuthAuthorityHost
+var authorityHost = endsWith(loginEndpoint, '/') ? substring(loginEndpoint, 0, length(loginEndpoint) - 1) : loginEndpoint
+var entraNames = {
+  appRegistration: 'ioc-importer-${baseName}'
+  logicApp: 'logic-${baseName}-import'
+}
+
+module entraApp 'modules/entra-app.bicep' = if (createAppRegistration) {
+  name: 'entra-app'
+  params: {
+    uniqueName: entraNames.appRegistration
+    displayName: 'Defender IOC importer (${baseName})'
+    preAuthorizeAzureCli: httpAuthPreauthorizeAzureCli
+  }
+}
+
+var httpAuthSettings = {
+  HTTP_AUTH: httpAuth
+  HTTP_AUTH_TENANT_ID: entraOn ? tenant().tenantId : ''
+  HTTP_AUTH_AUDIENCE: entraOn ? (createAppRegistration ? entraApp!.outputs.audience : httpAuthAudience) : ''
+  HTTP_AUTH_AUTHORITY_HOST: authorityHost
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'function-app'
   params: {
@@ -381,7 +441,7 @@ module functionApp 'modules/functionapp.bicep' = {
     pythonVersion: pythonVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
-    contractSettings: contractSettings
+    contractSettings: union(contractSettings, httpAuthSettings)
     azureAuthorityHost: azureAuthorityHost
   }
   // The host starts right away: let its storage and telemetry roles exist first (P13).
@@ -426,6 +486,41 @@ module defenderPermission 'modules/defender-permission.bicep' = if (grantDefende
   }
 }
 
+// [entra] The optional caller, the role grants and App Service Authentication.
+module logicApp 'modules/logic-app.bicep' = if (deployLogicApp && createAppRegistration) {
+  name: 'logic-app'
+  params: {
+    name: entraNames.logicApp
+    location: location
+    tags: tags
+    importUrl: 'https://${functionApp.outputs.defaultHostName}/api/indicators/import'
+    audience: entraApp!.outputs.identifierUri
+    dryRun: logicAppDryRun
+  }
+}
+
+module entraCallers 'modules/entra-callers.bicep' = if (createAppRegistration) {
+  name: 'entra-callers'
+  params: {
+    servicePrincipalId: entraApp!.outputs.servicePrincipalId
+    importRoleId: entraApp!.outputs.importRoleId
+    readRoleId: entraApp!.outputs.readRoleId
+    importPrincipalIds: concat(httpAuthImportPrincipalIds, deployLogicApp ? [logicApp!.outputs.principalId] : [])
+    readPrincipalIds: httpAuthReadPrincipalIds
+  }
+}
+
+module easyAuth 'modules/easy-auth.bicep' = if (enableAppServiceAuthentication && createAppRegistration) {
+  name: 'easy-auth'
+  params: {
+    functionAppName: functionApp.outputs.name
+    clientId: entraApp!.outputs.appId
+    tenantId: tenant().tenantId
+    authorityHost: authorityHost
+    allowedAudiences: split(entraApp!.outputs.audience, ',')
+  }
+}
+
 // ---------- Outputs ----------
 
 output functionAppName string = functionApp.outputs.name
@@ -443,3 +538,6 @@ output jobsQueueName string = jobsQueueName
 output jobsPoisonQueueName string = jobsPoisonQueueName
 output identityClientId string = identity.outputs.clientId
 output identityPrincipalId string = identity.outputs.principalId
+output httpAuthAudience string = httpAuthSettings.HTTP_AUTH_AUDIENCE
+output apiAppId string = createAppRegistration ? entraApp!.outputs.appId : ''
+output logicAppPrincipalId string = deployLogicApp && createAppRegistration ? logicApp!.outputs.principalId : ''

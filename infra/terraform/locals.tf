@@ -80,5 +80,5 @@ locals {
 
   cloud_settings = var.azure_authority_host == "" ? {} : { AZURE_AUTHORITY_HOST = var.azure_authority_host }
 
-  app_settings = merge(local.platform_settings, local.contract_settings, local.cloud_settings)
+  app_settings = merge(local.platform_settings, local.contract_settings, local.cloud_settings, local.http_auth_settings)
 }

@@ -291,7 +291,9 @@ def _report_source(record: JobRecord) -> dict[str, object]:
     if record.kind == "blob":
         return {"container": inp["container"], "name": inp["name"], "etag": str(inp["etag"]).strip('"'),
                 "size": inp["size"]}  # fmt: skip
-    return {"container": None, "name": record.report.removesuffix(".report.json"), "etag": None, "size": inp["size"]}
+    # [entra] who sent it: the token's `oid` and `appid`/`azp` (null with function keys, which name nobody).
+    return {"container": None, "name": record.report.removesuffix(".report.json"), "etag": None, "size": inp["size"],
+            "submitter": record.submitter}  # fmt: skip
 
 
 def _reports(rt: Runtime, record: JobRecord) -> BlobReports:
@@ -501,13 +503,13 @@ class Shared:
         self.reviewed_event.set()
 
 
-class MemberClient:
-    """A drain job's Defender client: imports go through the coalescer (its own call counts), the rest to the
-    lease-checked client."""
+class MemberClient(LeaseChecked):
+    """A drain job's Defender client: imports go through the coalescer (with its own call counts), the rest —
+    List, deletes, identity — to the lease-checked client as for any job."""
 
-    def __init__(self, member: Member, client: LeaseChecked) -> None:
+    def __init__(self, member: Member, checked: LeaseChecked) -> None:
+        super().__init__(checked.client, checked.lease)
         self._member = member
-        self._client = client
 
     @property
     def api_calls(self) -> int:
@@ -517,28 +519,8 @@ class MemberClient:
     def retries(self) -> int:
         return self._member.retries
 
-    @property
-    def list_calls(self) -> int:
-        return self._client.list_calls
-
-    @property
-    def delete_calls(self) -> int:
-        return self._client.delete_calls
-
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
         return self._member.submit(batch)
 
-    def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, object]]:
-        return self._client.list_indicators(filter, page_size)
-
-    def batch_delete(self, ids: Sequence[str]) -> object:
-        return self._client.batch_delete(ids)
-
-    def delete(self, id: str) -> object:
-        return self._client.delete(id)
-
-    def identity_ids(self) -> tuple[str, ...]:
-        return self._client.identity_ids()
-
     def time_limit(self, seconds: float, label: str):  # type: ignore[no-untyped-def]
-        return self._client._client.time_limit(seconds, label)
+        return self.client.time_limit(seconds, label)

@@ -231,42 +231,42 @@ class LeaseChecked:
     """
 
     def __init__(self, client: DefenderLike, lease: Lease) -> None:
-        self._client = client
-        self._lease = lease
+        self.client = client
+        self.lease = lease
 
     @property
     def api_calls(self) -> int:
-        return self._client.api_calls
+        return self.client.api_calls
 
     @property
     def retries(self) -> int:
-        return self._client.retries
+        return self.client.retries
 
     @property
     def list_calls(self) -> int:
-        return self._client.list_calls
+        return self.client.list_calls
 
     @property
     def delete_calls(self) -> int:
-        return self._client.delete_calls
+        return self.client.delete_calls
 
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
-        self._lease.check()
-        return self._client.submit(batch)
+        self.lease.check()
+        return self.client.submit(batch)
 
     def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, object]]:
-        return self._client.list_indicators(filter, page_size)
+        return self.client.list_indicators(filter, page_size)
 
     def batch_delete(self, ids: Sequence[str]) -> object:
-        self._lease.check()
-        return self._client.batch_delete(ids)
+        self.lease.check()
+        return self.client.batch_delete(ids)
 
     def delete(self, id: str) -> object:
-        self._lease.check()
-        return self._client.delete(id)
+        self.lease.check()
+        return self.client.delete(id)
 
     def identity_ids(self) -> tuple[str, ...]:
-        return self._client.identity_ids()
+        return self.client.identity_ids()
 
 
 def run_job(

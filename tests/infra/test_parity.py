@@ -359,3 +359,66 @@ def test_script_creates_the_same_subscription_as_the_iac() -> None:
     assert '"identity": {"type": "UserAssigned", "userAssignedIdentity": "${identity_id}"}' in script
     assert 'max_delivery_attempts="30"' in script and 'event_ttl="1440"' in script
     assert 'dead_letter_container="eventgrid-deadletter"' in script and 'container="indicators"' in script
+
+
+# ---------- [entra] HTTP_AUTH and its settings ----------
+
+HTTP_AUTH_SETTINGS = ("HTTP_AUTH", "HTTP_AUTH_TENANT_ID", "HTTP_AUTH_AUDIENCE", "HTTP_AUTH_AUTHORITY_HOST")
+
+
+def bicep_http_auth() -> dict:
+    return bicep("main.bicep")["variables"]["httpAuthSettings"]["value"]
+
+
+def tf_http_auth() -> dict:
+    return terraform()["locals"]["http_auth_settings"]
+
+
+def test_http_auth_settings_are_set_in_both_and_reach_the_app() -> None:
+    assert tuple(bicep_http_auth()) == tuple(tf_http_auth()) == HTTP_AUTH_SETTINGS
+    params = bicep("main.bicep")["modules"]["functionApp"]["config"]["params"]
+    assert render(params["contractSettings"]) == "union(contractSettings, httpAuthSettings)"
+    assert "local.http_auth_settings" in terraform()["locals"]["app_settings"]
+
+
+def test_http_auth_defaults_match_each_other_and_the_code() -> None:
+    """function-key by default; in that mode the token settings are empty, except the authority host, which
+    is the cloud's login endpoint: in the public cloud the code's own default."""
+    from shared.app.auth import DEFAULT_AUTHORITY_HOST, http_auth_mode
+
+    main = bicep("main.bicep")
+    assert bicep_default_string(main, bicep_http_auth()["HTTP_AUTH"]) == tf_default_string(tf_http_auth()["HTTP_AUTH"])
+    assert http_auth_mode(bicep_param_default(main, "httpAuth")) == ("function-key", None)
+    assert render(bicep_http_auth()["HTTP_AUTH_TENANT_ID"]) == "entraOn ? tenant().tenantId : "
+    assert tf_http_auth()["HTTP_AUTH_TENANT_ID"] == (
+        '${local.http_auth_entra ? data.azuread_client_config.current.tenant_id : ""}'
+    )
+    assert render(bicep_http_auth()["HTTP_AUTH_AUDIENCE"]) == (
+        "entraOn ? createAppRegistration ? entraApp.outputs.audience : httpAuthAudience : "
+    )
+    assert tf_http_auth()["HTTP_AUTH_AUDIENCE"] == '${local.http_auth_entra ? local.http_auth_audience : ""}'
+    # Authority host: the parameter, or the deployment cloud's login endpoint (trailing slash dropped).
+    variables = main["variables"]
+    assert render(variables["loginEndpoint"]["value"]) == (
+        "empty(httpAuthAuthorityHost) ? environment().authentication.loginEndpoint : httpAuthAuthorityHost"
+    )
+    assert bicep_http_auth()["HTTP_AUTH_AUTHORITY_HOST"] == "authorityHost"
+    locals_ = terraform()["locals"]
+    assert tf_http_auth()["HTTP_AUTH_AUTHORITY_HOST"] == "${local.http_auth_authority_host}"
+    assert "local.login_endpoints[var.cloud_environment]" in locals_["http_auth_authority_host"]
+    assert locals_["login_endpoints"]["public"] == DEFAULT_AUTHORITY_HOST
+    assert set(locals_["login_endpoints"]) == {"public", "usgovernment", "china"}
+
+
+def test_http_auth_settings_are_in_the_local_sample_and_the_readme() -> None:
+    import json
+
+    sample = json.loads((INFRA.parent / "local.settings.sample.json").read_text())["Values"]
+    assert {k: sample[k] for k in HTTP_AUTH_SETTINGS} == {
+        "HTTP_AUTH": "function-key", "HTTP_AUTH_TENANT_ID": "", "HTTP_AUTH_AUDIENCE": "",
+        "HTTP_AUTH_AUTHORITY_HOST": "https://login.microsoftonline.com",
+    }  # fmt: skip
+    readme = (INFRA.parent / "README.md").read_text()
+    infra_readme = (INFRA / "README.md").read_text()
+    for name in HTTP_AUTH_SETTINGS:
+        assert f"| `{name}` |" in readme and f"| `{name}` |" in infra_readme, name

@@ -34,11 +34,11 @@ def app() -> dict:
 
 
 def app_settings() -> dict:
-    """The app's settings map: merge(platform, contract, cloud) from locals.tf."""
+    """The app's settings map: merge(platform, contract, cloud, [entra] http_auth) from locals.tf."""
     locals_ = terraform()["locals"]
     assert app()["app_settings"] == "${local.app_settings}"
     assert locals_["app_settings"] == (
-        "${merge(local.platform_settings, local.contract_settings, local.cloud_settings)}"
+        "${merge(local.platform_settings, local.contract_settings, local.cloud_settings, local.http_auth_settings)}"
     )
     return {**locals_["platform_settings"], **locals_["contract_settings"]}
 
