@@ -159,6 +159,22 @@ param batchSize int = 500
 @minValue(1)
 param maxCallsPerMinute int = 30
 
+@description('LIST_CALLS_PER_MINUTE: List calls per 60 seconds for the whole tenant.')
+@minValue(1)
+param listCallsPerMinute int = 100
+
+@description('LIST_CALLS_PER_HOUR: List calls per hour for the whole tenant.')
+@minValue(1)
+param listCallsPerHour int = 1500
+
+@description('BATCH_DELETE_CALLS_PER_MINUTE: BatchDelete calls per 60 seconds for the whole tenant.')
+@minValue(1)
+param batchDeleteCallsPerMinute int = 30
+
+@description('BATCH_DELETE_CALLS_PER_HOUR: BatchDelete calls per hour for the whole tenant.')
+@minValue(1)
+param batchDeleteCallsPerHour int = 1500
+
 @description('DRY_RUN: validate and report, submit nothing.')
 param dryRun bool = false
 
@@ -376,6 +392,10 @@ var contractSettings = {
   DEFAULT_RBAC_GROUPS: defaultRbacGroups
   BATCH_SIZE: string(batchSize)
   MAX_CALLS_PER_MINUTE: string(maxCallsPerMinute)
+  LIST_CALLS_PER_MINUTE: string(listCallsPerMinute)
+  LIST_CALLS_PER_HOUR: string(listCallsPerHour)
+  BATCH_DELETE_CALLS_PER_MINUTE: string(batchDeleteCallsPerMinute)
+  BATCH_DELETE_CALLS_PER_HOUR: string(batchDeleteCallsPerHour)
   DRY_RUN: dryRun ? 'true' : 'false'
   MAX_HTTP_BODY_BYTES: string(maxHttpBodyBytes)
   MAX_HTTP_INDICATORS: string(maxHttpIndicators)

@@ -36,6 +36,13 @@ locals {
     DEFAULT_RBAC_GROUPS        = var.default_rbac_groups
     BATCH_SIZE                 = tostring(var.batch_size)
     MAX_CALLS_PER_MINUTE       = tostring(var.max_calls_per_minute)
+
+    # List and BatchDelete pacing, both of Defender's windows (defender-api.md §2).
+    LIST_CALLS_PER_MINUTE         = tostring(var.list_calls_per_minute)
+    LIST_CALLS_PER_HOUR           = tostring(var.list_calls_per_hour)
+    BATCH_DELETE_CALLS_PER_MINUTE = tostring(var.batch_delete_calls_per_minute)
+    BATCH_DELETE_CALLS_PER_HOUR   = tostring(var.batch_delete_calls_per_hour)
+
     DRY_RUN                    = var.dry_run ? "true" : "false"
     MAX_HTTP_BODY_BYTES        = tostring(var.max_http_body_bytes)
     MAX_HTTP_INDICATORS        = tostring(var.max_http_indicators)

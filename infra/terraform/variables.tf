@@ -327,6 +327,50 @@ variable "max_calls_per_minute" {
   }
 }
 
+variable "list_calls_per_minute" {
+  type        = number
+  description = "LIST_CALLS_PER_MINUTE: List calls per 60 seconds for the whole tenant."
+  default     = 100
+
+  validation {
+    condition     = var.list_calls_per_minute >= 1
+    error_message = "list_calls_per_minute must be 1 or more, e.g. 100."
+  }
+}
+
+variable "list_calls_per_hour" {
+  type        = number
+  description = "LIST_CALLS_PER_HOUR: List calls per hour for the whole tenant."
+  default     = 1500
+
+  validation {
+    condition     = var.list_calls_per_hour >= 1
+    error_message = "list_calls_per_hour must be 1 or more, e.g. 1500."
+  }
+}
+
+variable "batch_delete_calls_per_minute" {
+  type        = number
+  description = "BATCH_DELETE_CALLS_PER_MINUTE: BatchDelete calls per 60 seconds for the whole tenant."
+  default     = 30
+
+  validation {
+    condition     = var.batch_delete_calls_per_minute >= 1
+    error_message = "batch_delete_calls_per_minute must be 1 or more, e.g. 30."
+  }
+}
+
+variable "batch_delete_calls_per_hour" {
+  type        = number
+  description = "BATCH_DELETE_CALLS_PER_HOUR: BatchDelete calls per hour for the whole tenant."
+  default     = 1500
+
+  validation {
+    condition     = var.batch_delete_calls_per_hour >= 1
+    error_message = "batch_delete_calls_per_hour must be 1 or more, e.g. 1500."
+  }
+}
+
 variable "dry_run" {
   type        = bool
   description = "DRY_RUN: validate and report, submit nothing."
