@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 import uuid
@@ -28,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import azure.functions as func
 
-from localdev.host import QueueHost, plain_queue
-from localdev.stack import start_stack
+from localdev.host import app_on_stack
 
 
 class _Ctx:
@@ -43,24 +40,9 @@ def main() -> int:
     ap.add_argument("--import-seconds", type=float, default=4.0)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    stack = start_stack(time_scale=1.0)
-    saved = dict(os.environ)
-    host = None
-    try:
-        env = stack.env(MAX_CALLS_PER_MINUTE="30", BATCH_SIZE="500")
-        os.environ.update(env)
-        import function_app
-        from shared.app import runtime
-        from shared.storage.blobs import ensure_containers
-
-        rt = runtime.Runtime.from_env(os.environ)
-        runtime.set_runtime(rt)
-        ensure_containers(rt.service, [rt.settings.indicators_container, rt.settings.reports_container])
+    settings = {"MAX_CALLS_PER_MINUTE": "30", "BATCH_SIZE": "500", "CAPACITY_RESERVE": "0"}  # all 15,000 fit
+    with app_on_stack(**settings) as (function_app, _rt, stack, _host):
         stack.defender.admin.configure(import_seconds=args.import_seconds)
-        queue = plain_queue(env["IndicatorStorage"], rt.options.jobs_queue)
-        with contextlib.suppress(Exception):
-            queue.create_queue()
-        host = QueueHost(queue, function_app.run_import_jobs, hold_seconds=60).start()
         values = [hashlib.sha256(f"bench-jobs-{i}".encode()).hexdigest() for i in range(args.indicators)]
         body = json.dumps({"Indicators": [{"indicatorValue": v, "action": "Audit"} for v in values]}).encode()
         req = func.HttpRequest(method="POST", url="http://127.0.0.1/api/indicators/import", params={}, body=body,
@@ -97,12 +79,6 @@ def main() -> int:
             "allowedSeconds": round(allowed, 1),
             "finalOverAllowed": round(final / allowed, 3),
         }
-    finally:
-        if host is not None:
-            host.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        stack.stop()
     if args.json:
         print(json.dumps(figures))
     else:

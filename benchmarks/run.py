@@ -15,8 +15,10 @@ RUNS = [
     ("Defender client: calls and achieved rate against the emulator", ["bench_client.py"]),
     ("Defender client with injected faults", ["bench_client.py", "--faults"]),
     ("quota stewardship: 10,000-row feed resubmitted with 1% changes", ["bench_quota.py"]),
+    ("telemetry: cold start, first-call configuration and per-span cost, off and on", ["bench_telemetry.py"]),
     ("a 15,000-indicator POST as a queued job, 4-s import calls, real 60-s window (about 2 minutes)",
      ["bench_jobs.py"]),
+    ("coalesced batches: 100 concurrent 2-indicator POSTs, 1-s import calls", ["bench_coalesce.py"]),
 ]
 
 

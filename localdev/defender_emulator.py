@@ -97,6 +97,10 @@ class DefenderOptions:
     max_batch: int = rules.MAX_BATCH
     page_size: int | None = None  # list page size when $top is absent; None = everything
     next_link: bool = False  # add @odata.nextLink when a page is cut short (UNCONFIRMED, §5)
+    # A server-side maximum page size, applied below `$top` too (None: `$top` is honoured in full). With
+    # `next_link` off, a capped page ends without a link: only a client that pages on until an empty page
+    # sees the whole tenant (fidelity-review 1.27).
+    max_page: int | None = None
     display_names: dict[str, str] = field(default_factory=dict)  # appid -> createdByDisplayName
     import_seconds: float = 0.0  # how long an import call takes to answer (real seconds; a slow Defender)
 
@@ -106,6 +110,8 @@ class DefenderOptions:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         if self.time_scale <= 0 or self.tenant_cap < 0 or not 1 <= self.max_batch:
             raise ValueError("time_scale must be > 0, tenant_cap >= 0, max_batch >= 1")
+        if self.max_page is not None and self.max_page < 1:
+            raise ValueError("max_page must be at least 1 (or null)")
         for group, windows in self.limits.items():
             if group not in DEFAULT_LIMITS or not all(len(w) == 2 for w in windows):
                 raise ValueError(f"limits: unknown group {group!r} or a window that is not [calls, seconds]")
@@ -398,11 +404,13 @@ class DefenderEmulator(HttpEmulator):
         terms, top, skip = odata.parse_query(request.query)
         records = [r for r in self._visible(claims) if odata.matches(r, terms)]
         limit = top if top is not None else self.options.page_size
+        if self.options.max_page is not None:
+            limit = min(limit, self.options.max_page) if limit is not None else self.options.max_page
         page = records[skip : skip + limit] if limit is not None else records[skip:]
         body: dict[str, Any] = {"@odata.context": f"{self.base_url}/api/$metadata#Indicators", "value": page}
         if self.options.next_link and limit is not None and skip + limit < len(records):
             query = "&".join(f"{k}={v[-1]}" for k, v in request.query.items() if k not in ("$skip", "$top"))
-            query = (query + "&" if query else "") + f"$top={limit}&$skip={skip + limit}"
+            query = (query + "&" if query else "") + f"$top={top or limit}&$skip={skip + limit}"
             body["@odata.nextLink"] = f"{self.base_url}/api/indicators?{query}"
         entry["items"] = len(page)
         return Reply(200, copy.deepcopy(body))
@@ -621,6 +629,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--accept-legacy-actions", action="store_true")
     parser.add_argument("--next-link", action="store_true")
     parser.add_argument("--page-size", type=int, default=None)
+    parser.add_argument("--max-page", type=int, default=None, help="server-side page cap, below $top too")
     args = parser.parse_args(argv)
     limits = copy.deepcopy(DEFAULT_LIMITS)
     limits.update(_parse_limit(spec) for spec in args.limit)
@@ -642,6 +651,7 @@ def main(argv: list[str] | None = None) -> None:
         accept_legacy_actions=args.accept_legacy_actions,
         next_link=args.next_link,
         page_size=args.page_size,
+        max_page=args.max_page,
     )
     serve_until_signalled(emulator)
 

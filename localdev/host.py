@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -204,6 +205,41 @@ def plain_queue(connection_string: str, name: str) -> Any:
     from azure.storage.queue import QueueClient
 
     return QueueClient.from_connection_string(connection_string, name)
+
+
+@contextlib.contextmanager
+def app_on_stack(*, time_scale: float = 1.0, **settings: str) -> Iterator[tuple[Any, Any, Any, QueueHost]]:
+    """The function app on the local stack, its queue worker driven by a QueueHost in the background:
+    (function_app module, Runtime, LocalStack, host). Everything started is stopped, os.environ restored."""
+    from localdev.stack import start_stack
+
+    stack = start_stack(time_scale=time_scale)
+    saved = dict(os.environ)
+    host: QueueHost | None = None
+    try:
+        env = stack.env(**settings)
+        os.environ.update(env)
+        import function_app
+        from shared.app import runtime
+        from shared.storage.blobs import ensure_containers
+
+        rt = runtime.Runtime.from_env(os.environ)
+        runtime.set_runtime(rt)
+        ensure_containers(rt.service, [rt.settings.indicators_container, rt.settings.reports_container])
+        queue = plain_queue(env["IndicatorStorage"], rt.options.jobs_queue)
+        with contextlib.suppress(Exception):
+            queue.create_queue()  # exists already
+        host = QueueHost(queue, function_app.run_import_jobs, hold_seconds=60).start()
+        yield function_app, rt, stack, host
+    finally:
+        if host is not None:
+            host.stop()
+        from shared.app import runtime
+
+        runtime.set_runtime(None)
+        os.environ.clear()
+        os.environ.update(saved)
+        stack.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,16 @@ param lockContainerName string = 'indicator-locks'
 @maxLength(63)
 param deadLetterContainerName string = 'eventgrid-deadletter'
 
+@description('Container of the import jobs (JOBS_CONTAINER): job records, saved HTTP rows, progress logs, results. Its own container: a lifecycle rule deletes every blob in it jobResultDays + 1 days after its last change.')
+@minLength(3)
+@maxLength(63)
+param jobsContainerName string = 'indicator-jobs'
+
+@description('Storage queue of the import-job doorbells (JOBS_QUEUE, trigger of run_import_jobs). Its poison queue <name>-poison is created beside it, hence at most 56 characters.')
+@minLength(3)
+@maxLength(56)
+param jobsQueueName string = 'indicator-jobs'
+
 // ---------- Hosting ----------
 
 @description('Python version of the Flex runtime.')
@@ -149,6 +159,22 @@ param batchSize int = 500
 @minValue(1)
 param maxCallsPerMinute int = 30
 
+@description('LIST_CALLS_PER_MINUTE: List calls per 60 seconds for the whole tenant.')
+@minValue(1)
+param listCallsPerMinute int = 100
+
+@description('LIST_CALLS_PER_HOUR: List calls per hour for the whole tenant.')
+@minValue(1)
+param listCallsPerHour int = 1500
+
+@description('BATCH_DELETE_CALLS_PER_MINUTE: BatchDelete calls per 60 seconds for the whole tenant.')
+@minValue(1)
+param batchDeleteCallsPerMinute int = 30
+
+@description('BATCH_DELETE_CALLS_PER_HOUR: BatchDelete calls per hour for the whole tenant.')
+@minValue(1)
+param batchDeleteCallsPerHour int = 1500
+
 @description('DRY_RUN: validate and report, submit nothing.')
 param dryRun bool = false
 
@@ -188,6 +214,96 @@ param maxGzipRatio int = 200
 @minValue(1)
 param duplicateIndexMaxMB int = 256
 
+@description('JOB_RESULT_DAYS: days a finished job\'s result stays readable at its status URL. The jobs container\'s lifecycle rule deletes job blobs one day after that.')
+@minValue(1)
+@maxValue(365)
+param jobResultDays int = 7
+
+@description('HTTP_SYNC_SECONDS: how long a POST waits for its job to finish before answering 202 with a status URL (0-60).')
+@minValue(0)
+@maxValue(60)
+param httpSyncSeconds int = 25
+
+@description('JOB_RETRY_SCHEDULE_MINUTES: minutes between retries of a job that met an unavailable Defender or identity endpoint, comma-separated, the last one repeating, e.g. 1,5,15,60.')
+@minLength(1)
+param jobRetryScheduleMinutes string = '1,5,15,60'
+
+@description('JOB_RETRY_MAX_HOURS: how long such a job keeps being retried, in whole hours (1-168).')
+@minValue(1)
+@maxValue(168)
+param jobRetryMaxHours int = 6
+
+@description('ACCESS_DENIED_RETRY_HOURS: how long a 403 from Defender is retried on the same schedule, in whole hours (0-168); role grants take time to reach tokens.')
+@minValue(0)
+@maxValue(168)
+param accessDeniedRetryHours int = 2
+
+@description('DRAIN_MAX_JOBS: at most this many pending HTTP jobs share the import calls of one drain (1-1000).')
+@minValue(1)
+@maxValue(1000)
+param drainMaxJobs int = 200
+
+@description('DRAIN_MAX_SECONDS: a drain takes no new jobs after this many seconds (1-1500).')
+@minValue(1)
+@maxValue(1500)
+param drainMaxSeconds int = 600
+
+@description('COALESCE_WINDOW_SECONDS: how long a partial shared import call waits to fill (0-30).')
+@minValue(0)
+@maxValue(30)
+param coalesceWindowSeconds int = 2
+
+// ---------- HTTP API authentication [entra] (opt-in; infra/README.md "Entra ID tokens instead of function keys") ----------
+
+@description('HTTP_AUTH: function-key (the host checks a function key) or entra (the app checks Entra ID tokens and app roles). With entra and httpAuthAudience empty, this deployment creates the app registration, which needs Microsoft Graph rights.')
+@allowed([
+  'function-key'
+  'entra'
+])
+param httpAuth string = 'function-key'
+
+@description('HTTP_AUTH_AUDIENCE of an existing app registration (comma list: identifier URI, client id); empty creates one here when httpAuth is entra.')
+param httpAuthAudience string = ''
+
+@description('HTTP_AUTH_AUTHORITY_HOST; empty uses the deployment cloud\'s login endpoint (https://login.microsoftonline.com in the public cloud).')
+param httpAuthAuthorityHost string = ''
+
+@description('Object ids of callers (managed identities, service principals, users, groups) granted Indicators.Import on the created registration.')
+param httpAuthImportPrincipalIds array = []
+
+@description('Object ids granted Indicators.Read (the status of any job) on the created registration.')
+param httpAuthReadPrincipalIds array = []
+
+@description('Pre-authorise the Azure CLI (04b07795-8ddb-461a-bbee-02f9e1bf7b46) for the created registration, for analysts\' scripts.')
+param httpAuthPreauthorizeAzureCli bool = false
+
+@description('Put App Service Authentication in front of the app too (excluding /runtime/webhooks/blobs and /api/health); needs the created registration.')
+param enableAppServiceAuthentication bool = false
+
+@description('Deploy a sample Consumption Logic App that posts indicators with its managed identity, granted Indicators.Import; needs httpAuth=entra and the created registration.')
+param deployLogicApp bool = false
+
+@description('The sample Logic App posts with dryRun=true (validate and report only).')
+param logicAppDryRun bool = true
+
+// ---------- Alerts (README "Alerts"; thresholds match infra/terraform/alerts.tf) ----------
+
+@description('Email address the alerts\' action group notifies, e.g. secops@contoso.com; empty for none.')
+param alertEmail string = ''
+
+@description('Alert when more indicator entries than this end failed within an hour.')
+@minValue(0)
+param failedIndicatorsThreshold int = 0
+
+@description('Alert when Defender calls are repeated (429, 5xx, network errors) more often than this within an hour.')
+@minValue(0)
+param retriesThreshold int = 30
+
+@description('Alert when a tenant\'s room left falls below this percentage of MAX_TENANT_INDICATORS.')
+@minValue(1)
+@maxValue(100)
+param tenantRoomPercentThreshold int = 10
+
 // ---------- Names ----------
 
 var names = {
@@ -201,6 +317,8 @@ var names = {
   systemTopic: 'evgt-${baseName}'
 }
 var deploymentContainerName = 'app-package-${names.functionApp}'
+// The queue trigger's poison queue: the host's own naming rule.
+var jobsPoisonQueueName = '${jobsQueueName}-poison'
 
 // ---------- Resources ----------
 
@@ -238,6 +356,21 @@ module dataStorage 'modules/storage.bicep' = {
       reportsContainerName
       lockContainerName
       deadLetterContainerName
+      jobsContainerName
+    ]
+    // The host creates the poison queue on first use; creating it here gives operators a queue to
+    // alert on from the start.
+    queueNames: [
+      jobsQueueName
+      jobsPoisonQueueName
+    ]
+    // Collects finished jobs' blobs only; the app decides what a status URL answers (JOB_RESULT_DAYS).
+    deleteAfterModificationRules: [
+      {
+        name: 'delete-old-import-jobs'
+        prefix: '${jobsContainerName}/'
+        days: jobResultDays + 1
+      }
     ]
   }
 }
@@ -279,6 +412,10 @@ var contractSettings = {
   DEFAULT_RBAC_GROUPS: defaultRbacGroups
   BATCH_SIZE: string(batchSize)
   MAX_CALLS_PER_MINUTE: string(maxCallsPerMinute)
+  LIST_CALLS_PER_MINUTE: string(listCallsPerMinute)
+  LIST_CALLS_PER_HOUR: string(listCallsPerHour)
+  BATCH_DELETE_CALLS_PER_MINUTE: string(batchDeleteCallsPerMinute)
+  BATCH_DELETE_CALLS_PER_HOUR: string(batchDeleteCallsPerHour)
   DRY_RUN: dryRun ? 'true' : 'false'
   MAX_HTTP_BODY_BYTES: string(maxHttpBodyBytes)
   MAX_HTTP_INDICATORS: string(maxHttpIndicators)
@@ -289,6 +426,43 @@ var contractSettings = {
   MAX_GZIP_BYTES: string(maxGzipBytes)
   MAX_GZIP_RATIO: string(maxGzipRatio)
   DUPLICATE_INDEX_MAX_MB: string(duplicateIndexMaxMB)
+  JOBS_QUEUE: jobsQueueName
+  JOBS_CONTAINER: jobsContainerName
+  JOB_RESULT_DAYS: string(jobResultDays)
+  HTTP_SYNC_SECONDS: string(httpSyncSeconds)
+  JOB_RETRY_SCHEDULE_MINUTES: jobRetryScheduleMinutes
+  JOB_RETRY_MAX_HOURS: string(jobRetryMaxHours)
+  ACCESS_DENIED_RETRY_HOURS: string(accessDeniedRetryHours)
+  DRAIN_MAX_JOBS: string(drainMaxJobs)
+  DRAIN_MAX_SECONDS: string(drainMaxSeconds)
+  COALESCE_WINDOW_SECONDS: string(coalesceWindowSeconds)
+}
+
+// [entra] HTTP_AUTH and its settings; the registration (a Graph resource) only when tokens are on and no
+// existing registration's audience is given.
+var entraOn = httpAuth == 'entra'
+var createAppRegistration = entraOn && empty(httpAuthAudience)
+var loginEndpoint = empty(httpAuthAuthorityHost) ? environment().authentication.loginEndpoint : httpAuthAuthorityHost
+var authorityHost = endsWith(loginEndpoint, '/') ? substring(loginEndpoint, 0, length(loginEndpoint) - 1) : loginEndpoint
+var entraNames = {
+  appRegistration: 'ioc-importer-${baseName}'
+  logicApp: 'logic-${baseName}-import'
+}
+
+module entraApp 'modules/entra-app.bicep' = if (createAppRegistration) {
+  name: 'entra-app'
+  params: {
+    uniqueName: entraNames.appRegistration
+    displayName: 'Defender IOC importer (${baseName})'
+    preAuthorizeAzureCli: httpAuthPreauthorizeAzureCli
+  }
+}
+
+var httpAuthSettings = {
+  HTTP_AUTH: httpAuth
+  HTTP_AUTH_TENANT_ID: entraOn ? tenant().tenantId : ''
+  HTTP_AUTH_AUDIENCE: entraOn ? (createAppRegistration ? entraApp!.outputs.audience : httpAuthAudience) : ''
+  HTTP_AUTH_AUTHORITY_HOST: authorityHost
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -310,7 +484,7 @@ module functionApp 'modules/functionapp.bicep' = {
     pythonVersion: pythonVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
-    contractSettings: contractSettings
+    contractSettings: union(contractSettings, httpAuthSettings)
     azureAuthorityHost: azureAuthorityHost
   }
   // The host starts right away: let its storage and telemetry roles exist first (P13).
@@ -355,6 +529,65 @@ module defenderPermission 'modules/defender-permission.bicep' = if (grantDefende
   }
 }
 
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    baseName: baseName
+    location: location
+    tags: tags
+    workspaceId: monitoring.outputs.workspaceId
+    alertEmail: alertEmail
+    failedIndicatorsThreshold: failedIndicatorsThreshold
+    retriesThreshold: retriesThreshold
+    tenantRoomPercentThreshold: tenantRoomPercentThreshold
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    displayName: 'Defender IOC importer (${baseName})'
+    location: location
+    tags: tags
+    workspaceId: monitoring.outputs.workspaceId
+  }
+}
+
+// [entra] The optional caller, the role grants and App Service Authentication.
+module logicApp 'modules/logic-app.bicep' = if (deployLogicApp && createAppRegistration) {
+  name: 'logic-app'
+  params: {
+    name: entraNames.logicApp
+    location: location
+    tags: tags
+    importUrl: 'https://${functionApp.outputs.defaultHostName}/api/indicators/import'
+    audience: entraApp!.outputs.identifierUri
+    dryRun: logicAppDryRun
+  }
+}
+
+module entraCallers 'modules/entra-callers.bicep' = if (createAppRegistration) {
+  name: 'entra-callers'
+  params: {
+    servicePrincipalId: entraApp!.outputs.servicePrincipalId
+    importRoleId: entraApp!.outputs.importRoleId
+    readRoleId: entraApp!.outputs.readRoleId
+    importPrincipalIds: concat(httpAuthImportPrincipalIds, deployLogicApp ? [logicApp!.outputs.principalId] : [])
+    readPrincipalIds: httpAuthReadPrincipalIds
+  }
+}
+
+module easyAuth 'modules/easy-auth.bicep' = if (enableAppServiceAuthentication && createAppRegistration) {
+  name: 'easy-auth'
+  params: {
+    functionAppName: functionApp.outputs.name
+    clientId: entraApp!.outputs.appId
+    tenantId: tenant().tenantId
+    authorityHost: authorityHost
+    allowedAudiences: split(entraApp!.outputs.audience, ',')
+  }
+}
+
 // ---------- Outputs ----------
 
 output functionAppName string = functionApp.outputs.name
@@ -367,5 +600,11 @@ output indicatorsContainerName string = indicatorsContainerName
 output reportsContainerName string = reportsContainerName
 output lockContainerName string = lockContainerName
 output deadLetterContainerName string = deadLetterContainerName
+output jobsContainerName string = jobsContainerName
+output jobsQueueName string = jobsQueueName
+output jobsPoisonQueueName string = jobsPoisonQueueName
 output identityClientId string = identity.outputs.clientId
 output identityPrincipalId string = identity.outputs.principalId
+output httpAuthAudience string = httpAuthSettings.HTTP_AUTH_AUDIENCE
+output apiAppId string = createAppRegistration ? entraApp!.outputs.appId : ''
+output logicAppPrincipalId string = deployLogicApp && createAppRegistration ? logicApp!.outputs.principalId : ''

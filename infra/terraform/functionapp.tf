@@ -39,6 +39,29 @@ resource "azurerm_function_app_flex_consumption" "main" {
 
   app_settings = local.app_settings
 
+  # [entra] Optional App Service Authentication in front (entra_auth.tf): it must exclude the Event Grid blob
+  # webhook (local.easy_auth_excluded_paths); the app validates every token itself anyway.
+  dynamic "auth_settings_v2" {
+    for_each = local.easy_auth_enabled ? [1] : []
+    content {
+      auth_enabled           = true
+      require_authentication = true
+      unauthenticated_action = "Return401"
+      excluded_paths         = local.easy_auth_excluded_paths
+      require_https          = true
+
+      active_directory_v2 {
+        client_id            = azuread_application.api[0].client_id
+        tenant_auth_endpoint = "${local.http_auth_authority_host}/${data.azuread_client_config.current.tenant_id}/v2.0/"
+        allowed_audiences    = split(",", local.http_auth_audience)
+      }
+
+      login {
+        token_store_enabled = false
+      }
+    }
+  }
+
   site_config {
     minimum_tls_version                    = "1.2"
     scm_minimum_tls_version                = "1.2"

@@ -14,7 +14,7 @@ output "resource_group_name" {
 }
 
 output "data_storage_account_name" {
-  description = "Data storage account (indicators, reports, locks, dead letters)."
+  description = "Data storage account (indicators, reports, locks, jobs, dead letters)."
   value       = azurerm_storage_account.data.name
 }
 
@@ -46,6 +46,21 @@ output "lock_container_name" {
 output "dead_letter_container_name" {
   description = "Container of Event Grid's dead letters."
   value       = azurerm_storage_container.dead_letter.name
+}
+
+output "jobs_container_name" {
+  description = "Container of the import jobs."
+  value       = azurerm_storage_container.jobs.name
+}
+
+output "jobs_queue_name" {
+  description = "Queue of the import-job doorbells."
+  value       = azurerm_storage_queue.jobs.name
+}
+
+output "jobs_poison_queue_name" {
+  description = "Poison queue of the import-job doorbells (alert when it is not empty)."
+  value       = azurerm_storage_queue.jobs_poison.name
 }
 
 output "identity_client_id" {

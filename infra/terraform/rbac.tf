@@ -33,8 +33,12 @@ resource "azurerm_role_assignment" "host_queue_contributor" {
   principal_type     = "ServicePrincipal"
 }
 
-# Data storage: read dropped files, write reports, lease the lock blob, dead-letter events (blob);
-# the blob trigger's poison queue on the trigger's account (queue, P5/P6).
+# Data storage: read dropped files, write reports, lease the lock blob, dead-letter events, keep the
+# job records (blob); the jobs queue (run_import_jobs reads and deletes its doorbells, the app sends
+# and re-sends them with a delay, the host moves failed ones to <queue>-poison, creating it if
+# needed) and the blob trigger's poison queue on the trigger's account (queue, P5/P6). One Storage
+# Queue Data Contributor covers all of it: Reader + Message Processor would not let the app send
+# doorbells, Message Sender would not let the trigger receive them, and neither creates queues.
 resource "azurerm_role_assignment" "data_blob_contributor" {
   name               = uuidv5("url", "${azurerm_storage_account.data.id}/${azurerm_user_assigned_identity.app.principal_id}/${local.role_ids.storage_blob_data_contributor}")
   scope              = azurerm_storage_account.data.id

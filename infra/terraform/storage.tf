@@ -1,7 +1,7 @@
 # Two storage accounts that accept Microsoft Entra ID only: shared keys off, TLS 1.2, HTTPS only,
 # no public blob access (azure-functions-conventions.md, convention 22). "host" carries
 # AzureWebJobsStorage and the deployment package; "data" carries the indicators, the reports, the
-# tenant lock and Event Grid's dead letters.
+# tenant lock, the import jobs (container and queue) and Event Grid's dead letters.
 
 resource "azurerm_storage_account" "host" {
   name                              = local.names.host_storage
@@ -101,4 +101,45 @@ resource "azurerm_storage_container" "dead_letter" {
   name                  = var.dead_letter_container_name
   storage_account_id    = azurerm_storage_account.data.id
   container_access_type = "private"
+}
+
+resource "azurerm_storage_container" "jobs" {
+  name                  = var.jobs_container_name
+  storage_account_id    = azurerm_storage_account.data.id
+  container_access_type = "private"
+}
+
+# The doorbells of run_import_jobs, and the poison queue the host moves failed ones to. The host
+# creates the poison queue on first use; creating it here gives operators a queue to alert on from
+# the start. Through Resource Manager (storage_account_id), like the containers.
+resource "azurerm_storage_queue" "jobs" {
+  name               = var.jobs_queue_name
+  storage_account_id = azurerm_storage_account.data.id
+}
+
+resource "azurerm_storage_queue" "jobs_poison" {
+  name               = local.jobs_poison_queue_name
+  storage_account_id = azurerm_storage_account.data.id
+}
+
+# Garbage collection only: every blob of the jobs container goes job_result_days + 1 days after its
+# last change. What a status URL answers is the app's business (JOB_RESULT_DAYS).
+resource "azurerm_storage_management_policy" "data" {
+  storage_account_id = azurerm_storage_account.data.id
+
+  rule {
+    name    = "delete-old-import-jobs"
+    enabled = true
+
+    filters {
+      prefix_match = ["${azurerm_storage_container.jobs.name}/"]
+      blob_types   = ["blockBlob", "appendBlob"]
+    }
+
+    actions {
+      base_blob {
+        delete_after_days_since_modification_greater_than = var.job_result_days + 1
+      }
+    }
+  }
 }

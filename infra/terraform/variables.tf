@@ -110,6 +110,37 @@ variable "dead_letter_container_name" {
   }
 }
 
+variable "jobs_container_name" {
+  type        = string
+  description = "Container of the import jobs (JOBS_CONTAINER): job records, saved HTTP rows, progress logs, results. Its own container: a lifecycle rule deletes every blob in it job_result_days + 1 days after its last change."
+  default     = "indicator-jobs"
+
+  validation {
+    condition     = can(regex("^[a-z0-9](-?[a-z0-9])+$", var.jobs_container_name)) && length(var.jobs_container_name) <= 63
+    error_message = "A container name is 3-63 lower-case letters, digits and single hyphens, e.g. \"indicator-jobs\"."
+  }
+
+  # The lifecycle rule would delete whatever else lives there.
+  validation {
+    condition = !contains(
+      [var.indicators_container_name, var.reports_container_name, var.lock_container_name, var.dead_letter_container_name],
+      var.jobs_container_name,
+    )
+    error_message = "jobs_container_name must differ from the indicators, reports, lock and dead-letter containers, e.g. \"indicator-jobs\"."
+  }
+}
+
+variable "jobs_queue_name" {
+  type        = string
+  description = "Storage queue of the import-job doorbells (JOBS_QUEUE, trigger of run_import_jobs). Its poison queue <name>-poison is created beside it, hence at most 56 characters."
+  default     = "indicator-jobs"
+
+  validation {
+    condition     = can(regex("^[a-z0-9](-?[a-z0-9])+$", var.jobs_queue_name)) && length(var.jobs_queue_name) <= 56
+    error_message = "jobs_queue_name must be 3-56 lower-case letters, digits and single hyphens (the poison queue adds \"-poison\"), e.g. \"indicator-jobs\"."
+  }
+}
+
 # ---------- Hosting ----------
 
 variable "python_version" {
@@ -296,6 +327,50 @@ variable "max_calls_per_minute" {
   }
 }
 
+variable "list_calls_per_minute" {
+  type        = number
+  description = "LIST_CALLS_PER_MINUTE: List calls per 60 seconds for the whole tenant."
+  default     = 100
+
+  validation {
+    condition     = var.list_calls_per_minute >= 1
+    error_message = "list_calls_per_minute must be 1 or more, e.g. 100."
+  }
+}
+
+variable "list_calls_per_hour" {
+  type        = number
+  description = "LIST_CALLS_PER_HOUR: List calls per hour for the whole tenant."
+  default     = 1500
+
+  validation {
+    condition     = var.list_calls_per_hour >= 1
+    error_message = "list_calls_per_hour must be 1 or more, e.g. 1500."
+  }
+}
+
+variable "batch_delete_calls_per_minute" {
+  type        = number
+  description = "BATCH_DELETE_CALLS_PER_MINUTE: BatchDelete calls per 60 seconds for the whole tenant."
+  default     = 30
+
+  validation {
+    condition     = var.batch_delete_calls_per_minute >= 1
+    error_message = "batch_delete_calls_per_minute must be 1 or more, e.g. 30."
+  }
+}
+
+variable "batch_delete_calls_per_hour" {
+  type        = number
+  description = "BATCH_DELETE_CALLS_PER_HOUR: BatchDelete calls per hour for the whole tenant."
+  default     = 1500
+
+  validation {
+    condition     = var.batch_delete_calls_per_hour >= 1
+    error_message = "batch_delete_calls_per_hour must be 1 or more, e.g. 1500."
+  }
+}
+
 variable "dry_run" {
   type        = bool
   description = "DRY_RUN: validate and report, submit nothing."
@@ -398,5 +473,95 @@ variable "duplicate_index_max_mb" {
   validation {
     condition     = var.duplicate_index_max_mb >= 1
     error_message = "duplicate_index_max_mb must be 1 or more, e.g. 256."
+  }
+}
+
+variable "job_result_days" {
+  type        = number
+  description = "JOB_RESULT_DAYS: days a finished job's result stays readable at its status URL (1-365). The jobs container's lifecycle rule deletes job blobs one day after that."
+  default     = 7
+
+  validation {
+    condition     = var.job_result_days >= 1 && var.job_result_days <= 365 && floor(var.job_result_days) == var.job_result_days
+    error_message = "job_result_days must be a whole number of days, 1 to 365, e.g. 7."
+  }
+}
+
+variable "http_sync_seconds" {
+  type        = number
+  description = "HTTP_SYNC_SECONDS: how long a POST waits for its job to finish before answering 202 with a status URL (0-60)."
+  default     = 25
+
+  validation {
+    condition     = var.http_sync_seconds >= 0 && var.http_sync_seconds <= 60 && floor(var.http_sync_seconds) == var.http_sync_seconds
+    error_message = "http_sync_seconds must be a whole number of seconds, 0 to 60, e.g. 25."
+  }
+}
+
+variable "job_retry_schedule_minutes" {
+  type        = string
+  description = "JOB_RETRY_SCHEDULE_MINUTES: minutes between retries of a job that met an unavailable Defender or identity endpoint, comma-separated, the last one repeating, e.g. 1,5,15,60."
+  default     = "1,5,15,60"
+
+  validation {
+    condition = can(regex("^[0-9]+(\\.[0-9]+)?(,[0-9]+(\\.[0-9]+)?)*$", var.job_retry_schedule_minutes)) && alltrue([
+      for minutes in split(",", var.job_retry_schedule_minutes) : try(tonumber(minutes) > 0, false)
+    ])
+    error_message = "job_retry_schedule_minutes must be a comma list of positive minutes, e.g. \"1,5,15,60\"."
+  }
+}
+
+variable "job_retry_max_hours" {
+  type        = number
+  description = "JOB_RETRY_MAX_HOURS: how long such a job keeps being retried, in whole hours (1-168)."
+  default     = 6
+
+  validation {
+    condition     = var.job_retry_max_hours >= 1 && var.job_retry_max_hours <= 168 && floor(var.job_retry_max_hours) == var.job_retry_max_hours
+    error_message = "job_retry_max_hours must be a whole number of hours, 1 to 168, e.g. 6."
+  }
+}
+
+variable "access_denied_retry_hours" {
+  type        = number
+  description = "ACCESS_DENIED_RETRY_HOURS: how long a 403 from Defender is retried on the same schedule, in whole hours (0-168); role grants take time to reach tokens."
+  default     = 2
+
+  validation {
+    condition     = var.access_denied_retry_hours >= 0 && var.access_denied_retry_hours <= 168 && floor(var.access_denied_retry_hours) == var.access_denied_retry_hours
+    error_message = "access_denied_retry_hours must be a whole number of hours, 0 to 168, e.g. 2."
+  }
+}
+
+variable "drain_max_jobs" {
+  type        = number
+  description = "DRAIN_MAX_JOBS: at most this many pending HTTP jobs share the import calls of one drain (1-1000)."
+  default     = 200
+
+  validation {
+    condition     = var.drain_max_jobs >= 1 && var.drain_max_jobs <= 1000 && floor(var.drain_max_jobs) == var.drain_max_jobs
+    error_message = "drain_max_jobs must be a whole number, 1 to 1000, e.g. 200."
+  }
+}
+
+variable "drain_max_seconds" {
+  type        = number
+  description = "DRAIN_MAX_SECONDS: a drain takes no new jobs after this many seconds (1-1500)."
+  default     = 600
+
+  validation {
+    condition     = var.drain_max_seconds >= 1 && var.drain_max_seconds <= 1500 && floor(var.drain_max_seconds) == var.drain_max_seconds
+    error_message = "drain_max_seconds must be a whole number of seconds, 1 to 1500, e.g. 600."
+  }
+}
+
+variable "coalesce_window_seconds" {
+  type        = number
+  description = "COALESCE_WINDOW_SECONDS: how long a partial shared import call waits to fill (0-30)."
+  default     = 2
+
+  validation {
+    condition     = var.coalesce_window_seconds >= 0 && var.coalesce_window_seconds <= 30 && floor(var.coalesce_window_seconds) == var.coalesce_window_seconds
+    error_message = "coalesce_window_seconds must be a whole number of seconds, 0 to 30, e.g. 2."
   }
 }

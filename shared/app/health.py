@@ -23,14 +23,20 @@ from shared.storage.blobs import (
 log = logging.getLogger(__name__)
 
 
-def handle_health(env: Mapping[str, str] | None = None) -> func.HttpResponse:
-    return health_answer(env).to_response()
+def handle_health(env: Mapping[str, str] | None = None, *, http_auth: str | None = None) -> func.HttpResponse:
+    return health_answer(env, http_auth=http_auth).to_response()
 
 
-def health_answer(env: Mapping[str, str] | None = None, *, with_jobs: bool = True) -> HttpAnswer:
-    """Liveness plus whether the configuration is complete. Names settings, never their secret values."""
+def health_answer(
+    env: Mapping[str, str] | None = None, *, with_jobs: bool = True, http_auth: str | None = None
+) -> HttpAnswer:
+    """Liveness plus whether the configuration is complete. Names settings, never their secret values.
+
+    `http_auth`: the HTTP_AUTH value function_app.py indexed the routes with (read at import; a change needs a
+    restart); None reads it from `env`."""
     env = os.environ if env is None else env
     problems: list[str] = []
+    auth_section = http_auth_section(env, env.get("HTTP_AUTH", "") if http_auth is None else http_auth, problems)
     settings: Settings | None = None
     try:
         settings = Settings.from_env(env)
@@ -65,6 +71,7 @@ def health_answer(env: Mapping[str, str] | None = None, *, with_jobs: bool = Tru
         "jobsQueue": options.jobs_queue,
         "jobsContainer": options.jobs_container,
         "ignoredSettings": list(options.ignored),
+        "httpAuth": auth_section,
     }
     if storage is not None and with_jobs:
         body["jobs"] = job_counts(env, options)
@@ -88,6 +95,24 @@ def health_answer(env: Mapping[str, str] | None = None, *, with_jobs: bool = Tru
     # 200 either way: this is a liveness probe; a platform health check must not recycle the
     # instance over a setting only an operator can fix. `configurationComplete` tells the story.
     return HttpAnswer(200, body)
+
+
+def http_auth_section(env: Mapping[str, str], raw: str, problems: list[str]) -> dict[str, object]:
+    """Which HTTP auth mode is on and whether its settings are complete (adds to `problems`; never a token)."""
+    from shared.app.auth import ENTRA, AuthSettings, auth_settings_problems, http_auth_mode
+
+    mode, problem = http_auth_mode(raw)
+    section: dict[str, object] = {"mode": mode}
+    if problem:
+        problems.append(problem)
+        section["invalidValue"] = raw[:40]
+    if mode == ENTRA:
+        missing = auth_settings_problems(env)
+        problems.extend(missing)
+        section["complete"] = not missing
+        if not missing:
+            section.update(AuthSettings.from_env(env).describe())
+    return section
 
 
 def job_counts(env: Mapping[str, str], options: AppOptions) -> dict[str, object]:

@@ -12,6 +12,11 @@ request-reply pattern, which its HTTP action follows by default. `Prefer: respon
 The status route answers the same `202` body while the job is not final, then exactly the `200` body, and
 `404` for an unknown id or once JOB_RESULT_DAYS have passed since it finished. A job with no progress for
 longer than any run can take is answered as final `failed`: never an eternal 202.
+
+With HTTP_AUTH=entra (`entra=True`, fixed by function_app.py at import) both routes first want an Entra ID token
+(`shared.app.auth`): a POST the `Indicators.Import` role, and the caller it names becomes the job's `submitter`;
+a GET `Indicators.Read`, or `Indicators.Import` and the job's own submitter — checked on the record before
+anything about the job is answered.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from shared.tenant import feeds
 if TYPE_CHECKING:
     import azure.functions as func
 
+    from shared.app.auth import Caller
+
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5  # how often a waiting POST looks at its job's record
@@ -44,17 +51,28 @@ STATUS_ROUTE = "/api/indicators/import/jobs/"
 
 
 async def handle_http(
-    req: func.HttpRequest, *, invocation_id: str, runtime: Runtime | None = None
+    req: func.HttpRequest, *, invocation_id: str, runtime: Runtime | None = None, entra: bool = False
 ) -> func.HttpResponse:
     """`POST /api/indicators/import` (CONTRACT.md "HTTP API")."""
+    headers = dict(req.headers)
+    submitter = None
+    if entra:
+        from shared.app import auth
+
+        try:
+            caller = await asyncio.to_thread(auth.authorise, headers, (auth.IMPORT_ROLE,), "POST indicators/import")
+        except auth.Refused as refused:
+            return refused.answer().to_response()
+        submitter = caller.submitter
     answer = await http_import(
         method=req.method,
         url=req.url,
-        headers=dict(req.headers),
+        headers=headers,
         params=dict(req.params),
         body=req.get_body() or b"",
         invocation_id=invocation_id,
         runtime=runtime,
+        submitter=submitter,
     )
     return answer.to_response()
 
@@ -69,7 +87,10 @@ async def http_import(
     invocation_id: str,
     runtime: Runtime | None = None,
     now: datetime | None = None,
+    submitter: Mapping[str, str] | None = None,
 ) -> HttpAnswer:
+    """The POST's answer. `submitter`: who sent it (a valid token's `oid` and `appid`/`azp`), kept in the job
+    record and the report; None with function keys, which name nobody."""
     arrived = time.monotonic()
     try:
         rt = runtime or get_runtime()
@@ -93,7 +114,7 @@ async def http_import(
         return HttpAnswer(p.status, p.body(), p.headers)
     started = now or datetime.now(UTC)
     try:
-        record = await asyncio.to_thread(_queue_job, rt, parsed, overrides, started)
+        record = await asyncio.to_thread(_queue_job, rt, parsed, overrides, started, settings, submitter)
     except Exception as e:  # storage: the job cannot be saved or queued
         log.exception("HTTP import %s: the job could not be saved or queued", invocation_id)
         return HttpAnswer(
@@ -101,7 +122,8 @@ async def http_import(
             error_body(503, f"the import could not be queued ({type(e).__name__}): storage is unavailable; retry"),
             {"Retry-After": "30"},
         )
-    log.info("HTTP import %s: job %s queued with %d entries", invocation_id, record.id, parsed.count)
+    log.info("HTTP import %s: job %s queued with %d entries%s", invocation_id, record.id, parsed.count,
+             "".join(f" {k}={v}" for k, v in (submitter or {}).items()))  # fmt: skip
     location = status_location(url, params, record.id)
     if "respond-async" in headers_lower(headers).get("prefer", "").lower():
         return _pending_answer(rt, record, location)
@@ -122,7 +144,10 @@ def headers_lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
-def _queue_job(rt: Runtime, parsed: Body, overrides: Mapping[str, str], started: datetime) -> JobRecord:
+def _queue_job(
+    rt: Runtime, parsed: Body, overrides: Mapping[str, str], started: datetime, settings: Settings,
+    submitter: Mapping[str, str] | None = None,
+) -> JobRecord:  # fmt: skip
     job_id = http_job_id()
     base = f"http/{started.strftime('%Y%m%dT%H%M%SZ')}-{job_id}"
     rows = rt.jobs.save_rows(job_id, parsed.items)
@@ -135,6 +160,9 @@ def _queue_job(rt: Runtime, parsed: Body, overrides: Mapping[str, str], started:
         started=now_text(started),
         options={k: v for k, v in overrides.items()},
         total=parsed.count,
+        submitter=dict(submitter) if submitter else None,
+        # Dry runs and feed syncs are never coalesced (CONTRACT.md "Settings" [coalesce]).
+        coalescible=not settings.dry_run and not settings.sync,
     )
     rt.jobs.create(record)
     rt.queue.ring(record.id, record.tenant)
@@ -196,18 +224,44 @@ def final_answer(rt: Runtime, record: JobRecord) -> HttpAnswer:
     return HttpAnswer(200, rt.jobs.result(record.result))
 
 
-async def handle_status(req: func.HttpRequest, *, runtime: Runtime | None = None) -> func.HttpResponse:
+async def handle_status(
+    req: func.HttpRequest, *, runtime: Runtime | None = None, entra: bool = False
+) -> func.HttpResponse:
     """`GET /api/indicators/import/jobs/{id}`."""
-    answer = await asyncio.to_thread(job_status, req.route_params.get("id", ""), req.url, dict(req.params), runtime)
+    caller = None
+    if entra:
+        from shared.app import auth
+
+        try:
+            caller = await asyncio.to_thread(auth.authorise, dict(req.headers), (auth.IMPORT_ROLE, auth.READ_ROLE),
+                                             "GET indicators/import/jobs")  # fmt: skip
+        except auth.Refused as refused:
+            return refused.answer().to_response()
+    answer = await asyncio.to_thread(
+        job_status, req.route_params.get("id", ""), req.url, dict(req.params), runtime, caller=caller
+    )
     return answer.to_response()
 
 
-def job_status(job_id: str, url: str, params: Mapping[str, str], runtime: Runtime | None = None) -> HttpAnswer:
+def job_status(
+    job_id: str, url: str, params: Mapping[str, str], runtime: Runtime | None = None, *, caller: Caller | None = None
+) -> HttpAnswer:
+    """The job's answer; with a `caller` (HTTP_AUTH=entra), only if it may read that job."""
     rt = runtime or get_runtime()
     found = rt.jobs.get(job_id) if looks_like_job_id(job_id) else None
     if found is None:
         return HttpAnswer(404, error_body(404, f"no import job {job_id[:40]!r}"))
     record = found[0]
+    if caller is not None and not caller.may_read(record.submitter):
+        from shared.app.auth import READ_ROLE, Refused
+
+        log.warning("GET job %s refused (403) for %s: not its submitter", record.id, caller.describe())
+        return Refused(
+            403,
+            f"import job {job_id} was submitted by another caller: Indicators.Import reads the caller's own jobs, "
+            f"{READ_ROLE} any job",
+            error="insufficient_scope",
+        ).answer()
     now = datetime.now(UTC)
     if record.final:
         finished = parse_when(record.finished_at) or now

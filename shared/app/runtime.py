@@ -77,6 +77,9 @@ class AppOptions:
     retry_max_hours: float = 6.0
     access_denied_retry_hours: float = 2.0
     max_dequeue_count: int = 5
+    drain_max_jobs: int = 200
+    drain_max_seconds: float = 600.0
+    coalesce_window_seconds: float = 2.0
     ignored: tuple[str, ...] = ()  # IGNORED_SETTINGS that are set
 
     @classmethod
@@ -108,6 +111,9 @@ class AppOptions:
         take("JOB_RETRY_MAX_HOURS", "retry_max_hours", float, lambda v: 0 < v <= 168, "must be above 0, at most 168")
         take("ACCESS_DENIED_RETRY_HOURS", "access_denied_retry_hours", float, lambda v: 0 <= v <= 168,
              "must be 0 to 168")  # fmt: skip
+        take("DRAIN_MAX_JOBS", "drain_max_jobs", int, lambda v: 1 <= v <= 1000, "must be 1 to 1000")
+        take("DRAIN_MAX_SECONDS", "drain_max_seconds", float, lambda v: 1 <= v <= 1500, "must be 1 to 1500")
+        take("COALESCE_WINDOW_SECONDS", "coalesce_window_seconds", float, lambda v: 0 <= v <= 30, "must be 0 to 30")
         for name in IGNORED_SETTINGS:
             take(name, "_", float)  # still a number, as before; the value is not used
         kw.pop("_", None)

@@ -18,21 +18,39 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from shared.app import telemetry
 from shared.app.http_body import ValueBuilder
 from shared.app.runtime import Runtime, get_runtime
+from shared.core import telemetry as tm
 from shared.core.errors import AccessDenied, DefenderError, DefenderUnavailable
 from shared.core.jobs import JobRecord, JobState, now_text, parse_when, retry_delay, seconds_until
 from shared.core.model import Outcome, ReaderItem, Summary
-from shared.pipeline.job import HeldTurn, Job, JobHooks, JobResult, Lease, publish_failed_report, run_job
+from shared.pipeline.coalesce import Coalescer, Member
+from shared.pipeline.job import (
+    HeldTurn,
+    Job,
+    JobHooks,
+    JobResult,
+    Lease,
+    LeaseChecked,
+    SavedItems,
+    publish_failed_report,
+    run_job,
+)
 from shared.pipeline.process import Interrupted
 from shared.storage.blobs import BlobReports, open_blob
 from shared.storage.jobs import JobStore, RecordConflict, doorbell
 from shared.storage.tenant_lock import LockTimeout
 from shared.tenant import feeds
+from shared.tenant.drain import DrainTenant
+from shared.tenant.records import TenantView
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -45,11 +63,16 @@ CONTENTION_DELAY_SECONDS = 5.0  # a doorbell rung again while another job holds 
 LOG_EVERY_ENTRIES = 1000  # progress is logged at least this often, also between batches
 
 
-def handle_doorbell(msg: func.QueueMessage, *, runtime: Runtime | None = None) -> None:
-    """The queue trigger's body. Raises to make the host redeliver (a crash); returns when handled."""
+def handle_doorbell(msg: func.QueueMessage, *, runtime: Runtime | None = None, traceparent: str | None = None) -> None:
+    """The queue trigger's body. Raises to make the host redeliver (a crash); returns when handled.
+
+    The first call of the process configures telemetry (`shared.app.telemetry.ensure`); `traceparent` is the
+    host's invocation (`func.Context.trace_context`), so the job's span is its child.
+    """
+    telemetry.ensure()
     job_id, tenant = doorbell(msg.get_body().decode("utf-8"))
     dequeue_count = getattr(msg, "dequeue_count", None) or 1  # func.QueueMessage built by hand has none
-    Worker(runtime or get_runtime()).answer(job_id, tenant, dequeue_count=int(dequeue_count))
+    Worker(runtime or get_runtime()).answer(job_id, tenant, dequeue_count=int(dequeue_count), traceparent=traceparent)
 
 
 class Worker:
@@ -63,7 +86,7 @@ class Worker:
     def now(self) -> datetime:
         return self._now or datetime.now(UTC)
 
-    def answer(self, job_id: str, tenant: str, *, dequeue_count: int = 1) -> None:
+    def answer(self, job_id: str, tenant: str, *, dequeue_count: int = 1, traceparent: str | None = None) -> None:
         found = self.store.get(job_id)
         if found is None:
             log.warning("doorbell for unknown job %s (expired or never created): nothing to do", job_id)
@@ -77,7 +100,8 @@ class Worker:
             return
         try:
             with self.rt.turn_for(record.tenant).hold(0.0) as lease:
-                self._run(job_id, lease, last_delivery=dequeue_count >= self.rt.options.max_dequeue_count)
+                last = dequeue_count >= self.rt.options.max_dequeue_count
+                self._run(job_id, lease, last_delivery=last, traceparent=traceparent)
         except LockTimeout:
             log.info("job %s: the tenant's turn is taken; doorbell rung again in %.0f s", job_id,
                      CONTENTION_DELAY_SECONDS)  # fmt: skip
@@ -85,7 +109,7 @@ class Worker:
 
     # ------------------------------------------------------------------------------------ one attempt
 
-    def _run(self, job_id: str, lease: Lease, *, last_delivery: bool) -> None:
+    def _run(self, job_id: str, lease: Lease, *, last_delivery: bool, traceparent: str | None = None) -> None:
         found = self.store.get(job_id)
         if found is None or found[0].final:
             return
@@ -95,24 +119,38 @@ class Worker:
         record.next_attempt_at = None
         record.heartbeat_at = now_text(self.now())
         etag = self.store.update(record, etag)
+        if record.kind == "http" and record.coalescible:
+            Drain(self, lease, traceparent=traceparent).run(record, etag, last_delivery=last_delivery)
+            return
+        run = _Attempt(self, record, etag, self._progress(job_id))
+        tel = tm.current()
+        with tel.job(job_id=job_id, kind=record.kind, tenant=record.tenant, attempt=record.attempt,
+                     traceparent=traceparent) as span:  # fmt: skip
+            run.span = span
+            try:
+                result = run.go(lease)
+            except Interrupted as e:
+                run.flush_progress()
+                self._retry_or_give_up(run, e.error, lease)
+                return
+            except Exception as e:
+                if last_delivery:
+                    # The host poisons the message after this delivery: the job must not wait forever.
+                    log.exception("job %s failed on its last delivery; made final", job_id)
+                    self._give_up(run, DefenderUnavailable(f"the import failed unexpectedly ({type(e).__name__}) "
+                                                           "on every delivery; see the logs"), lease,
+                                  outcome=tm.POISONED)  # fmt: skip
+                else:  # the host delivers the message again
+                    tel.job_outcome(tm.RETRIED, kind=record.kind, status=None)
+                    span.ended(tm.RETRIED, error=type(e).__name__)
+                raise
+            self._finish(run, result)
+
+    def _progress(self, job_id: str) -> list[Outcome]:
         logged = self.store.progress(job_id)
         if not logged:
             self.store.start_progress(job_id)
-        run = _Attempt(self, record, etag, logged)
-        try:
-            result = run.go(lease)
-        except Interrupted as e:
-            run.flush_progress()
-            self._retry_or_give_up(run, e.error, lease)
-            return
-        except Exception as e:
-            if last_delivery:
-                # The host poisons the message after this delivery: the job must not wait forever.
-                log.exception("job %s failed on its last delivery; made final", job_id)
-                self._give_up(run, DefenderUnavailable(f"the import failed unexpectedly ({type(e).__name__}) on "
-                                                       "every delivery; see the logs"), lease)  # fmt: skip
-            raise
-        self._finish(run, result)
+        return logged
 
     def _retry_or_give_up(self, run: _Attempt, error: DefenderError, lease: Lease) -> None:
         record = run.record
@@ -123,7 +161,8 @@ class Worker:
         hours = opts.access_denied_retry_hours if isinstance(error, AccessDenied) else opts.retry_max_hours
         if now - first >= timedelta(hours=hours):
             why = "access denied" if isinstance(error, AccessDenied) else "Defender or identity unavailable"
-            self._give_up(run, DefenderUnavailable(f"{error.message} ({why} for {hours:g} h: retries given up)"), lease)
+            self._give_up(run, DefenderUnavailable(f"{error.message} ({why} for {hours:g} h: retries given up)"), lease,
+                          error_name=type(error).__name__)  # fmt: skip
             return
         failures = record.attempt  # attempts so far; the schedule grows with them
         delay = retry_delay(opts.retry_schedule_minutes, failures)
@@ -134,13 +173,18 @@ class Worker:
             record.error += " (a new role grant can take a while to reach tokens: retried)"
         run.save()
         self.rt.queue.ring(record.id, record.tenant, delay=delay.total_seconds())
+        tm.current().job_outcome(tm.RETRIED, kind=record.kind, status=None)
+        run.span.ended(tm.RETRIED, error=type(error).__name__)
         log.warning("job %s: %s; retry %d at %s", record.id, error.message, failures, record.next_attempt_at)
 
-    def _give_up(self, run: _Attempt, error: DefenderError, lease: Lease) -> None:
+    def _give_up(self, run: _Attempt, error: DefenderError, lease: Lease, *, outcome: str = tm.FAILED,
+                 error_name: str | None = None) -> None:  # fmt: skip
         """Make the job final `failed`: what was settled keeps its outcome, what was not sent is `failed` with
-        the reason — without another call to Defender."""
+        the reason — without another call to Defender. `outcome` for telemetry: `failed` (retries ran out) or
+        `poisoned` (the last delivery of a message the host poisons next)."""
         record = run.record
         final = _Attempt(self, record, run.etag, self.store.progress(record.id), refuse=error)
+        final.span = run.span
         try:
             result = final.go(lease)
         except Exception:  # the pipeline itself fails on this input: a report that says so, no entries
@@ -148,10 +192,12 @@ class Worker:
             job = final.job()
             publish_failed_report(_reports(self.rt, record), job, error.message)
             result = JobResult(dict(job.report_source))
-        self._finish(final, result, state=JobState.failed, error=error.message)
+        self._finish(final, result, state=JobState.failed, error=error.message, outcome=outcome,
+                     error_name=error_name)  # fmt: skip
 
     def _finish(self, run: _Attempt, result: JobResult, *, state: JobState = JobState.completed,
-                error: str | None = None) -> None:  # fmt: skip
+                error: str | None = None, outcome: str = tm.COMPLETED,
+                error_name: str | None = None) -> None:  # fmt: skip
         record = run.record
         record.state = state
         record.status = result.status or "failed"
@@ -172,15 +218,36 @@ class Worker:
             record.result = self.store.save_result(record.id, body)
         run.save()
         self.store.forget_pieces(record)
+        _count_final(record, result, outcome, run.span, error_name)
         log.info("job %s: %s (%s)", record.id, state.value, record.status)
+
+
+def _count_final(record: JobRecord, result: JobResult, outcome: str, span: tm.JobSpan,
+                 error_name: str | None) -> None:  # fmt: skip
+    """Telemetry of a final job, once: its outcome, its entries by status and type, the tenant's count and room."""
+    tel = tm.current()
+    if not tel.enabled:
+        return
+    tel.job_outcome(outcome, kind=record.kind, status=record.status)
+    span.ended(outcome, status=record.status, error=error_name)
+    run = result.run
+    if run is None:
+        return
+    if run.tally is not None:
+        tel.indicators(run.tally)
+    tel.tenant(record.tenant, run.tenant)
 
 
 class _Attempt:
     """One run of one job: its Job description, the progress log it extends, the HTTP `value` it builds."""
 
+    span: tm.JobSpan = tm.JobSpan()  # the job's telemetry span (the no-op until the worker opens one)
+
     def __init__(self, worker: Worker, record: JobRecord, etag: str, logged: Sequence[Outcome],
-                 *, refuse: DefenderError | None = None) -> None:  # fmt: skip
+                 *, refuse: DefenderError | None = None, shared: Shared | None = None) -> None:  # fmt: skip
         self.worker = worker
+        self.shared = shared
+        self.shared_rows: SavedItems | None = None  # a drain job's rows, read before its turn to decide
         self.rt = worker.rt
         self.record = record
         self.etag = etag
@@ -200,6 +267,7 @@ class _Attempt:
             "started": parse_when(rec.started) or datetime.now(UTC),
             "resume": self.logged,
             "interrupt": self.refuse is None,
+            "drain": self.shared.drain.tenant if self.shared is not None else None,
         }
         inp = rec.input
         if rec.kind == "blob":
@@ -209,15 +277,23 @@ class _Attempt:
                        open_input=lambda: open_blob(blob, etag, size), **common)  # type: ignore[arg-type]  # fmt: skip
         from shared.app.http_import import http_source
 
-        rows = SavedRows(self.worker.store, str(inp["rows"]), str(inp.get("format") or "unknown"))
+        rows: SavedRows | SavedItems = SavedRows(
+            self.worker.store, str(inp["rows"]), str(inp.get("format") or "unknown")
+        )
+        if self.shared is not None:
+            rows = self.shared_rows or rows
         return Job(name=str(inp["name"]), source=http_source(settings), saved=rows, entries_at_most=rec.total,
                    **common)  # type: ignore[arg-type]  # fmt: skip
 
     def go(self, lease: Lease) -> JobResult:
         client: DefenderLike = self.rt.defender
+        hooks = JobHooks(on_outcome=self._outcome, on_flush=self.flush_progress)
         if self.refuse is not None:
             client = Refusing(client, self.refuse)
-        hooks = JobHooks(on_outcome=self._outcome, on_flush=self.flush_progress)
+        elif self.shared is not None:
+            client = self.shared.client
+            hooks.on_reviewed = self.shared.reviewed
+            hooks.report_extra = self.shared.drain.report_extra
         return run_job(self.job(), client=client, turn=HeldTurn(lease), reports=_reports(self.rt, self.record),
                        hooks=hooks)  # fmt: skip
 
@@ -262,7 +338,9 @@ def _report_source(record: JobRecord) -> dict[str, object]:
         if inp.get("reportNameShortened"):
             source["reportNameShortened"] = True  # its report names were shortened (reports.report_stem)
         return source
-    return {"container": None, "name": record.report.removesuffix(".report.json"), "etag": None, "size": inp["size"]}
+    # [entra] who sent it: the token's `oid` and `appid`/`azp` (null with function keys, which name nobody).
+    return {"container": None, "name": record.report.removesuffix(".report.json"), "etag": None, "size": inp["size"],
+            "submitter": record.submitter}  # fmt: skip
 
 
 def _reports(rt: Runtime, record: JobRecord) -> BlobReports:
@@ -310,3 +388,198 @@ class Refusing:
 
     def time_limit(self, seconds: float, label: str):  # type: ignore[no-untyped-def]
         return self._client.time_limit(seconds, label)
+
+
+# ---------------------------------------------------------------------------------------------- drains
+
+
+class Drain:
+    """The HTTP jobs of one tenant run side by side, sharing import calls and one view of the tenant
+    (CONTRACT.md "Settings" [coalesce]; `pipeline/coalesce.py` has the body rules).
+
+    The job whose doorbell rang starts it; the drain takes the tenant's other pending HTTP jobs (oldest first,
+    dry runs and feed syncs never), also those arriving while it runs, up to DRAIN_MAX_JOBS jobs or
+    DRAIN_MAX_SECONDS. Capacity goes in arrival order: a job decides once the one before it reviewed all its
+    entries. Each job keeps its own report, `value` list, options, progress log and retry path.
+    """
+
+    SCAN_SECONDS = 0.3
+
+    def __init__(self, worker: Worker, lease: Lease, *, traceparent: str | None = None) -> None:
+        self.worker = worker
+        self.rt = worker.rt
+        self.lease = lease
+        self.traceparent = traceparent  # the invocation's, for each member's job span
+        self.client = LeaseChecked(self.rt.defender, lease)
+        self.jobs = 0
+        self.tenant: DrainTenant
+        self.coalescer: Coalescer
+
+    def run(self, first: JobRecord, etag: str, *, last_delivery: bool) -> None:
+        opts = self.rt.options
+        try:
+            view = TenantView(self.client.list_indicators(), now=self.worker.now())
+        except DefenderError as e:
+            # The tenant cannot be read: this job alone goes down its retry path (a stop error) or runs alone.
+            run = _Attempt(self.worker, first, etag, self.worker._progress(first.id))
+            if isinstance(e, AccessDenied | DefenderUnavailable):
+                self.worker._retry_or_give_up(run, e, self.lease)
+                return
+            raise
+        settings = self.rt.settings
+        self.tenant = DrainTenant(view, max_tenant_indicators=settings.max_tenant_indicators,
+                                  capacity_reserve=settings.capacity_reserve)  # fmt: skip
+        ids = self.client.identity_ids()
+        self.coalescer = Coalescer(self.client, batch_size=settings.batch_size,
+                                   window_seconds=opts.coalesce_window_seconds, drain=self.tenant,
+                                   created_by=ids[0] if ids else None)  # fmt: skip
+        started = time.monotonic()
+        members: dict[str, threading.Thread] = {}
+        crash: list[BaseException] = []
+        gate = self._start(first.id, (first, etag), None, members, crash, last_delivery=last_delivery)
+        while True:
+            if not any(t.is_alive() for t in members.values()):
+                break
+            time.sleep(self.SCAN_SECONDS)
+            if len(members) < opts.drain_max_jobs and time.monotonic() - started < opts.drain_max_seconds:
+                for job_id in self._more(first.tenant, members, opts.drain_max_jobs - len(members)):
+                    gate = self._start(job_id, None, gate, members, None, last_delivery=False)
+        log.info("drain of %d jobs: %d shared import calls", len(members), self.coalescer.calls)
+        if crash:
+            raise crash[0]
+
+    def _more(self, tenant: str, members: dict[str, threading.Thread], room: int) -> list[str]:
+        """Ids of pending HTTP jobs not in the drain yet (each marks itself running in its own thread)."""
+        ids = self.worker.store.pending_coalescible(tenant, now_text=now_text(self.worker.now()))
+        return [i for i in ids if i not in members][:room]
+
+    def _claim(self, job_id: str) -> tuple[JobRecord, str] | None:
+        """The record of a job joining the drain, marked running; None when it changed meanwhile."""
+        found = self.worker.store.get(job_id)
+        if found is None or found[0].final or found[0].state is JobState.running:
+            return None
+        record, record_etag = found
+        record.state = JobState.running
+        record.attempt += 1
+        record.next_attempt_at = None
+        record.heartbeat_at = now_text(self.worker.now())
+        try:
+            return record, self.worker.store.update(record, record_etag)
+        except RecordConflict:
+            return None
+
+    def _start(self, job_id: str, claimed: tuple[JobRecord, str] | None, gate: threading.Event | None,
+               members: dict[str, threading.Thread], crash: list[BaseException] | None,
+               *, last_delivery: bool) -> threading.Event:  # fmt: skip
+        reviewed = threading.Event()
+        member = self.coalescer.member()
+        self.jobs += 1
+        shared = Shared(DrainShared(self.tenant, self.coalescer, self), MemberClient(member, self.client), reviewed)
+        thread = threading.Thread(target=self._member, name=f"drain-{job_id[:8]}", daemon=True,
+                                  args=(job_id, claimed, gate, shared, member, crash, last_delivery))  # fmt: skip
+        members[job_id] = thread
+        thread.start()
+        return reviewed
+
+    def _member(self, job_id: str, claimed: tuple[JobRecord, str] | None, gate: threading.Event | None,
+                shared: Shared, member: Member, crash: list[BaseException] | None,
+                last_delivery: bool) -> None:  # fmt: skip
+        span = tm.JobSpan()  # each member its own job span, a child of the invocation that started the drain
+        with ExitStack() as stack:
+            try:
+                claimed = claimed or self._claim(job_id)
+                if claimed is None:
+                    return  # taken or finished meanwhile: nothing of ours
+                record, etag = claimed
+                opened = tm.current().job(job_id=record.id, kind=record.kind, tenant=record.tenant,
+                                          attempt=record.attempt, traceparent=self.traceparent)  # fmt: skip
+                span = stack.enter_context(opened)
+                run = _Attempt(self.worker, record, etag, self.worker._progress(record.id), shared=shared)
+                run.span = span
+                run.shared_rows = _load_rows(self.worker.store, record)  # its I/O before its turn: short turns
+                if gate is not None:
+                    gate.wait()  # capacity in arrival order: the job before has decided every entry
+                try:
+                    result = run.go(self.lease)
+                except Interrupted as e:
+                    shared.reviewed_event.set()
+                    member.finished()
+                    run.flush_progress()
+                    self.worker._retry_or_give_up(run, e.error, self.lease)
+                    return
+                self.worker._finish(run, result)
+            except Exception as e:
+                log.exception("job %s failed in a drain", job_id)
+                if crash is not None and claimed is not None:  # the job whose doorbell rang: the host retries it
+                    if last_delivery:  # (and poisons it after this delivery: make it final first)
+                        final = _Attempt(self.worker, claimed[0], claimed[1], [])
+                        final.span = span
+                        self.worker._give_up(final, DefenderUnavailable(
+                            f"the import failed unexpectedly ({type(e).__name__}) on every delivery; see the logs"),
+                            self.lease, outcome=tm.POISONED)  # fmt: skip
+                    else:
+                        tm.current().job_outcome(tm.RETRIED, kind=claimed[0].kind, status=None)
+                        span.ended(tm.RETRIED, error=type(e).__name__)
+                    crash.append(e)
+            finally:
+                shared.reviewed_event.set()
+                member.finished()
+
+
+def _load_rows(store: JobStore, record: JobRecord) -> SavedItems:
+    """An HTTP job's saved rows in memory (at most MAX_HTTP_INDICATORS rows, MAX_HTTP_BODY_BYTES of body)."""
+    saved = SavedItems(format=str(record.input.get("format") or "unknown"))
+    for item in store.rows(str(record.input["rows"])):
+        saved.add(item)
+    return saved
+
+
+class DrainShared:
+    """What the jobs of one drain share: the tenant view and room, the coalescer, the drain itself."""
+
+    def __init__(self, tenant: DrainTenant, coalescer: Coalescer, drain: Drain) -> None:
+        self.tenant = tenant
+        self.coalescer = coalescer
+        self.drain = drain
+
+    def report_extra(self) -> dict[str, object]:
+        """The report's `drain` key: the jobs that shared calls, and the drain's import calls so far."""
+        return {"drain": {"jobs": self.drain.jobs, "sharedCalls": self.coalescer.calls}}
+
+
+class Shared:
+    """One job's view of its drain: the shared pieces, its coalesced client, its turn in the capacity order."""
+
+    def __init__(self, drain: DrainShared, client: MemberClient, reviewed_event: threading.Event) -> None:
+        self.drain = drain
+        self.client = client
+        self.reviewed_event = reviewed_event
+
+    def reviewed(self, steward: object) -> None:
+        """Every entry of this job decided: the room it took goes, and the next job may decide."""
+        admitted = getattr(steward, "admitted", 0)  # a Steward; an UnreadTenant stand-in admits nothing
+        self.drain.tenant.took(int(admitted))
+        self.reviewed_event.set()
+
+
+class MemberClient(LeaseChecked):
+    """A drain job's Defender client: imports go through the coalescer (with its own call counts), the rest —
+    List, deletes, identity — to the lease-checked client as for any job."""
+
+    def __init__(self, member: Member, checked: LeaseChecked) -> None:
+        super().__init__(checked.client, checked.lease)
+        self._member = member
+
+    @property
+    def api_calls(self) -> int:
+        return self._member.api_calls
+
+    @property
+    def retries(self) -> int:
+        return self._member.retries
+
+    def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
+        return self._member.submit(batch)
+
+    def time_limit(self, seconds: float, label: str):  # type: ignore[no-untyped-def]
+        return self.client.time_limit(seconds, label)

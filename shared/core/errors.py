@@ -65,6 +65,21 @@ class DeadlineReached(DefenderUnavailable):
         self.why = why
 
 
+class HourlyLimit(DefenderUnavailable):
+    """An hourly call window (List, BatchDelete: 1,500 an hour, defender-api.md §2) is full for longer than the
+    caller may wait: the job goes down the retry path instead of holding the tenant lock meanwhile.
+
+    `wait`: seconds until the window has room again (for the retry's schedule); `kind`: the call kind.
+    """
+
+    outcome_code = "defender-unavailable"
+
+    def __init__(self, message: str, *, wait: float, kind: str) -> None:
+        super().__init__(message, status=None)
+        self.wait = wait
+        self.kind = kind
+
+
 class AccessDenied(DefenderError):
     """Defender refused our token: 403, or 401 again after a fresh token. Retrying will not help."""
 

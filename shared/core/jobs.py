@@ -77,10 +77,22 @@ class JobRecord:
     status: str | None = None  # the report's run status once final
     error: str | None = None  # why it is retrying, or why it failed
     result: str | None = None  # blob name of an HTTP job's final answer body
+    coalescible: bool = False  # an HTTP job that may share import calls with others (not a dry run, not a sync)
 
     @property
     def final(self) -> bool:
         return self.state in FINAL_STATES
+
+    def summary_metadata(self) -> dict[str, str]:
+        """What a scan of the records reads without downloading them (blob metadata: ASCII words only)."""
+        return {
+            "state": self.state.value,
+            "kind": self.kind,
+            "tenant": self.tenant,
+            "created": self.created_at,
+            "coalescible": "1" if self.coalescible else "0",
+            "due": self.next_attempt_at or "",
+        }
 
     def to_json(self) -> bytes:
         out = asdict(self)

@@ -129,6 +129,10 @@ class Settings:
     default_rbac_groups: tuple[str, ...] = ()
     batch_size: int = 500
     max_calls_per_minute: int = 30
+    list_calls_per_minute: int = 100
+    list_calls_per_hour: int = 1500
+    batch_delete_calls_per_minute: int = 30
+    batch_delete_calls_per_hour: int = 1500
     dry_run: bool = False
     max_http_body_bytes: int = 20 * 1024 * 1024
     max_http_indicators: int = 15000
@@ -210,6 +214,10 @@ class Settings:
         take("DEFAULT_RBAC_GROUPS", "default_rbac_groups", split_list)
         take("BATCH_SIZE", "batch_size", int, lambda v: None if 1 <= v <= 500 else "must be 1 to 500")
         take("MAX_CALLS_PER_MINUTE", "max_calls_per_minute", int, positive)
+        take("LIST_CALLS_PER_MINUTE", "list_calls_per_minute", int, positive)
+        take("LIST_CALLS_PER_HOUR", "list_calls_per_hour", int, positive)
+        take("BATCH_DELETE_CALLS_PER_MINUTE", "batch_delete_calls_per_minute", int, positive)
+        take("BATCH_DELETE_CALLS_PER_HOUR", "batch_delete_calls_per_hour", int, positive)
         take("DRY_RUN", "dry_run", parse_bool)
         take("MAX_HTTP_BODY_BYTES", "max_http_body_bytes", int, positive)
         take("MAX_HTTP_INDICATORS", "max_http_indicators", int, positive)

@@ -76,6 +76,10 @@ def make_client(
         session=session,
         credential_factory=credential_factory,
         clock=clock,
+        call_limits={
+            "list": (settings.list_calls_per_minute, settings.list_calls_per_hour),
+            "batchdelete": (settings.batch_delete_calls_per_minute, settings.batch_delete_calls_per_hour),
+        },
     )
 
 

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
 from azure.core.exceptions import AzureError
@@ -47,21 +48,35 @@ from shared.core.errors import (
     DeadlineReached,
     DefenderError,
     DefenderUnavailable,
+    HourlyLimit,
     IdentityUnavailable,
     NotFoundError,
 )
 from shared.core.model import Outcome, Status
+from shared.core.telemetry import current as current_telemetry
 from shared.defender import wire
 from shared.defender.pacing import (
+    BATCH_DELETE_CALLS_PER_HOUR,
     BATCH_DELETE_CALLS_PER_MINUTE,
+    DELETE_CALLS_PER_HOUR,
     DELETE_CALLS_PER_MINUTE,
+    LIST_CALLS_PER_HOUR,
     LIST_CALLS_PER_MINUTE,
     CallPacer,
     NoSlotInTime,
 )
 
+# (calls per minute, calls per hour) of the calls other than import (defender-api.md §2).
+DEFAULT_CALL_LIMITS: dict[str, tuple[int, int | None]] = {
+    "list": (LIST_CALLS_PER_MINUTE, LIST_CALLS_PER_HOUR),
+    "batchdelete": (BATCH_DELETE_CALLS_PER_MINUTE, BATCH_DELETE_CALLS_PER_HOUR),
+    "delete": (DELETE_CALLS_PER_MINUTE, DELETE_CALLS_PER_HOUR),
+}
+
 log = logging.getLogger(__name__)
 
+# The route of a single delete in telemetry: the id stays out of span attributes (core/telemetry.py).
+DELETE_ROUTE = wire.LIST_PATH + "/{id}"
 # azure-core refreshes a bearer token when less than this much of it remains (BearerTokenCredentialPolicy).
 TOKEN_REFRESH_MARGIN_SECONDS = 300.0
 
@@ -167,7 +182,11 @@ class DefenderClient:
 
     `pacer` paces imports (MAX_CALLS_PER_MINUTE); List, BatchDelete and single deletes get their own pacers of
     the same window length (so a scaled test clock scales them all) unless `other_pacers` names them
-    (`list`, `batchdelete`, `delete`). `credential_factory` gives a fresh credential after a rejected token.
+    (`list`, `batchdelete`, `delete`). Those pace both of Defender's windows, a minute and an hour of 60 such
+    windows; `call_limits` overrides their (per minute, per hour) figures (LIST_CALLS_PER_MINUTE and kin).
+    An hourly window full for longer than the caller can wait — past its time limit, or past `hour_wait_max`
+    (default: two minute windows) without one — raises `HourlyLimit` rather than sleeping under the tenant
+    lock. `credential_factory` gives a fresh credential after a rejected token.
     """
 
     def __init__(
@@ -183,6 +202,8 @@ class DefenderClient:
         credential_factory: Callable[[], TokenCredentialLike] | None = None,
         other_pacers: Mapping[str, CallPacer] | None = None,
         clock: ClientClock | None = None,
+        call_limits: Mapping[str, tuple[int, int | None]] | None = None,
+        hour_wait_max: float | None = None,
     ) -> None:
         policy = policy or ClientPolicy()
         clock = clock or ClientClock()
@@ -193,16 +214,19 @@ class DefenderClient:
         self.pacer = pacer
         window = pacer.window_seconds
         given = dict(other_pacers or {})
-        # List and delete have their own limits (defender-api.md §2).
-        self.list_pacer = given.get("list") or CallPacer(
-            LIST_CALLS_PER_MINUTE, window, clock=clock.monotonic, sleep=clock.sleep
-        )
-        self.batch_delete_pacer = given.get("batchdelete") or CallPacer(
-            BATCH_DELETE_CALLS_PER_MINUTE, window, clock=clock.monotonic, sleep=clock.sleep
-        )
-        self.delete_pacer = given.get("delete") or CallPacer(
-            DELETE_CALLS_PER_MINUTE, window, clock=clock.monotonic, sleep=clock.sleep
-        )
+        # List and delete have their own limits (defender-api.md §2), a minute's and an hour's.
+        limits = {**DEFAULT_CALL_LIMITS, **dict(call_limits or {})}
+
+        def own(name: str) -> CallPacer:
+            per_minute, per_hour = limits[name]
+            return given.get(name) or CallPacer(
+                per_minute, window, clock=clock.monotonic, sleep=clock.sleep, hour_calls=per_hour
+            )
+
+        self.list_pacer = own("list")
+        self.batch_delete_pacer = own("batchdelete")
+        self.delete_pacer = own("delete")
+        self.hour_wait_max = hour_wait_max
         self.timeout = policy.timeout
         self._credential = credential
         self._credential_factory = credential_factory
@@ -386,26 +410,62 @@ class DefenderClient:
     def list_indicators(
         self, filter: str | None = None, page_size: int = wire.MAX_LIST_PAGE
     ) -> Iterator[dict[str, Any]]:
-        """Every indicator Defender lists (OData `$filter` optional), paging with `$top`/`$skip`.
+        """Every indicator Defender lists (OData `$filter` optional), page by page.
 
-        Paced at 100 calls a minute (defender-api.md §2). Raises like `submit`.
+        Paging (defender-api.md §5, fidelity-review 1.27): a page's `@odata.nextLink` is followed whenever it is
+        there, short page or not — on the API's own host only (another host raises DefenderError naming it: the
+        token must not travel elsewhere); once a listing has had links, a page without one is its end (OData
+        server-driven paging). Without a link the next page is asked with `$skip` until an empty page,
+        because a server may cap pages below `$top` without saying so; a short page ends the listing without
+        that extra call only once this listing has shown the server's cap (a short page followed by more) and
+        the page is shorter still. Paced like every List call (defender-api.md §2). Raises like `submit`.
         """
         skip = 0
+        path: str = wire.LIST_PATH
+        params: dict[str, str] | None = wire.list_params(filter, page_size, 0)
+        cap: int | None = None  # the server's page cap, once a short page was followed by more
+        short: int | None = None  # the size of the previous page when it was short and had no link
+        seen_links: set[str] = set()
+        first_ids: set[str] = set()  # a server that ignores `$skip` would repeat its first page for ever
         while True:
-            params = wire.list_params(filter, page_size, skip)
-            resp, page = self._call(
-                "GET", wire.LIST_PATH, self.list_pacer, "list", params=params, parse=wire.parse_list_page
-            )
+            resp, page = self._call("GET", path, self.list_pacer, "list", params=params, parse=wire.parse_list_page)
             if not resp.ok:
                 code, message = wire.parse_error(resp.content)
                 if resp.status_code == 400:
                     raise BatchRejected(message or "Bad Request", status=400, code=code)
                 raise self._unexpected(resp, code, message)
-            items, _next = page
+            items, link = page
+            head = str(items[0].get("id")) if items and items[0].get("id") is not None else None
+            if head is not None:
+                if head in first_ids:
+                    raise DefenderError(f"Defender's List answered a page starting at indicator {head} twice")
+                first_ids.add(head)
+            if items and short is not None and cap is None:
+                cap = short
             yield from items
-            if len(items) < page_size:
-                return
             skip += len(items)
+            if link:
+                if link in seen_links:
+                    raise DefenderError(f"Defender's List answered the same @odata.nextLink twice: {link}")
+                seen_links.add(link)
+                path, params = self._next_page(link)
+                continue
+            if not items or seen_links or (len(items) < page_size and cap is not None and len(items) < cap):
+                return
+            short = len(items) if len(items) < page_size else None
+            path, params = wire.LIST_PATH, wire.list_params(filter, page_size, skip)
+
+    def _next_page(self, link: str) -> tuple[str, dict[str, str] | None]:
+        """(path, query) of an `@odata.nextLink`, which must name this client's API host and base path."""
+        base, target = urlsplit(self.api_url), urlsplit(urljoin(self.api_url + "/", link))
+        same = (target.scheme.lower(), target.netloc.lower()) == (base.scheme.lower(), base.netloc.lower())
+        if not same or not target.path.startswith(base.path):
+            raise DefenderError(
+                f"Defender's List answered with an @odata.nextLink to another host ({target.netloc or link!r},"
+                f" not {base.netloc}): not followed, the listing is incomplete"
+            )
+        query = dict(parse_qsl(target.query, keep_blank_values=True))
+        return target.path[len(base.path) :] or "/", query or None
 
     def batch_delete(self, ids: Sequence[str]) -> None:
         """Delete up to 500 indicators in one call (paced at 30 a minute, defender-api.md §2).
@@ -426,7 +486,7 @@ class DefenderClient:
 
     def delete(self, id: str) -> bool:
         """Delete one indicator; False when it was already gone (404)."""
-        resp, _ = self._call("DELETE", f"{wire.LIST_PATH}/{id}", self.delete_pacer, "delete")
+        resp, _ = self._call("DELETE", f"{wire.LIST_PATH}/{id}", self.delete_pacer, "delete", route=DELETE_ROUTE)
         if resp.ok:
             return True
         if resp.status_code == 404:
@@ -450,17 +510,24 @@ class DefenderClient:
         params: dict[str, str] | None = None,
         body: bytes | None = None,
         parse: Callable[[bytes], Any] | None = None,
+        route: str | None = None,
     ) -> tuple[requests.Response, Any]:
         """Send until there is an answer worth returning; every attempt passes the pacer first.
 
         Returns the final response (2xx, or a 4xx the caller interprets) and, for a 2xx, `parse(body)`.
         429 waits for Retry-After (capped); 5xx, timeouts, resets and a 2xx with a malformed body back off
         exponentially with jitter; 401 fetches a new token once; 403 and a second 401 raise AccessDenied.
+
+        Each attempt is one telemetry span (`shared.core.telemetry`): the kind, method, `route` (the path
+        without query or ids, never the URL), attempt number, the seconds waited before it, the HTTP status.
         """
         url = self.api_url + path
+        route = route or path
         retry: Retry = self._retry
         refreshed = False
         attempt = 0
+        waited = 0.0  # the retry wait before the next attempt (Retry-After or backoff)
+        telemetry = current_telemetry()
         while True:
             attempt += 1
             self._check_lease()
@@ -479,19 +546,23 @@ class DefenderClient:
                 raise
             self._count(kind)
             started = self._clock()
+            before, waited = waited + (permit.waited or 0.0), 0.0
             try:
-                resp = self._http().request(
-                    method,
-                    url,
-                    params=params,
-                    data=body,
-                    headers={
-                        "Authorization": f"Bearer {token}",
-                        "Content-Type": "application/json",
-                        "Accept": "application/json",
-                    },
-                    timeout=timeout,
-                )
+                call = telemetry.defender_call(kind=kind, method=method, route=route, attempt=attempt, wait=before)
+                with call as span:
+                    resp = self._http().request(
+                        method,
+                        url,
+                        params=params,
+                        data=body,
+                        headers={
+                            "Authorization": f"Bearer {token}",
+                            "Content-Type": "application/json",
+                            "Accept": "application/json",
+                        },
+                        timeout=timeout,
+                    )
+                    span.answered(resp.status_code)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
                 permit.release()
                 if capped and isinstance(e, requests.ReadTimeout):
@@ -501,7 +572,8 @@ class DefenderClient:
                 log.debug("%s %s attempt %d: %s", method, path, attempt, type(error).__name__)
                 what = f"{type(e).__name__} calling {url}"
                 retry = self._increment(retry, method, url, error=error, what=what)
-                self._wait(retry.get_backoff_time(), kind, f"the retry after {type(e).__name__} would wait {{}}")
+                why = f"the retry after {type(e).__name__} would wait {{}}"
+                waited = self._wait(retry.get_backoff_time(), kind, why)
                 continue
             except requests.RequestException as e:
                 permit.release()
@@ -525,9 +597,10 @@ class DefenderClient:
                 except InvalidHeader:  # an unparsable Retry-After: fall back to the backoff
                     after = None
                 if after is not None:
-                    self._wait(after, kind, f"Defender asked to wait {{}} (HTTP {status}, Retry-After)")
+                    waited = self._wait(after, kind, f"Defender asked to wait {{}} (HTTP {status}, Retry-After)")
                 else:
-                    self._wait(retry.get_backoff_time(), kind, f"the retry after HTTP {status} would wait {{}}")
+                    why = f"the retry after HTTP {status} would wait {{}}"
+                    waited = self._wait(retry.get_backoff_time(), kind, why)
                 continue
             if resp.ok and parse is not None:
                 try:
@@ -536,7 +609,8 @@ class DefenderClient:
                     # Safe to send again: the import is an upsert (defender-api.md §3.2).
                     log.debug("%s %s attempt %d: %s", method, path, attempt, e)
                     retry = self._increment(retry, method, url, error=ProtocolError(str(e)), what=f"{e} from {url}")
-                    self._wait(retry.get_backoff_time(), kind, "the retry after a malformed answer would wait {}")
+                    why = "the retry after a malformed answer would wait {}"
+                    waited = self._wait(retry.get_backoff_time(), kind, why)
                     continue
             return resp, None
 
@@ -551,15 +625,30 @@ class DefenderClient:
             ) from e
 
     def _permit(self, pacer: CallPacer, kind: str) -> Any:
-        """The pacer's permit; under a time limit only when the slot comes before the deadline."""
+        """The pacer's permit; under a time limit only when the slot comes before the deadline.
+
+        A pacer with an hourly window never makes the caller sleep past its budget for it (the time limit, or
+        `hour_wait_max`): `HourlyLimit` instead, with the wait, so the job is retried later.
+        """
         remaining = self._remaining()
-        if remaining is None:
+        hourly = pacer.hour_calls is not None
+        if remaining is None and not hourly:
             return pacer.acquire()
-        if remaining <= 0:
+        if remaining is not None and remaining <= 0:
             raise self._stopped("no time left for another call", kind)
+        budget = self.hour_wait_max if self.hour_wait_max is not None else 2 * pacer.window_seconds
         try:
-            return pacer.acquire(max_wait=remaining)
+            return pacer.acquire(max_wait=remaining if remaining is not None else budget)
         except NoSlotInTime as e:
+            if e.hourly:
+                raise HourlyLimit(
+                    f"Defender's hourly limit of {pacer.hour_calls} {kind} calls is reached: the next slot is"
+                    f" {_secs(e.wait)} away, longer than this job may wait; it is retried later",
+                    wait=e.wait,
+                    kind=kind,
+                ) from None
+            if remaining is None:  # a minute window longer than the hourly budget: wait as without one
+                return pacer.acquire()
             why = f"the next {kind} call slot (calls are paced per minute) is {_secs(e.wait)} away"
             raise self._stopped(f"{why} with {_secs(remaining)} left", kind, wait=e.wait) from None
 
@@ -573,8 +662,8 @@ class DefenderClient:
             raise self._stopped("no time left for another call", kind)
         return (min(connect, remaining), min(read, remaining)), remaining < read
 
-    def _wait(self, seconds: float, kind: str, why: str) -> None:
-        """Sleep `seconds` before the next attempt — unless that would end past the time limit.
+    def _wait(self, seconds: float, kind: str, why: str) -> float:
+        """Sleep `seconds` before the next attempt — unless that would end past the time limit; returns them.
 
         `why` describes the wait, `{}` standing for its length ("Defender asked to wait {} (...)").
         """
@@ -586,6 +675,7 @@ class DefenderClient:
             log.debug("waiting %.2f s (%s)", seconds, why.format(_secs(seconds)))
             self._sleep(seconds)
             self._check_lease()
+        return max(seconds, 0.0)
 
     def _count(self, kind: str) -> None:
         if kind == "import":

@@ -400,6 +400,10 @@ def _input_section(source: Mapping[str, Any], started_at: str, finished_at: str,
     rows.append(("Size", f'<span id="input-size">{text(_size(source.get("size")))}</span>'))
     if source.get("etag"):
         rows.append(("ETag", f'<span class="v">{text(source.get("etag"), 100)}</span>'))
+    submitter = source.get("submitter")
+    if isinstance(submitter, Mapping) and submitter:
+        who = " ".join(f"{k}={v}" for k, v in submitter.items())
+        rows.append(("Submitted by", f'<span class="v" id="input-submitter">{text(who, 200)}</span>'))
     rows.append(("Started", f'<time id="started">{text(started_at, 40)}</time>'))
     rows.append(("Finished", f'<time id="finished">{text(finished_at, 40)}</time>'))
     rows.append(("Dry run", "yes" if dry_run else "no"))

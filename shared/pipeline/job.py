@@ -32,6 +32,7 @@ from shared.core.settings import Settings
 from shared.pipeline.process import RunResult, process_stream
 from shared.pipeline.reports import FAILED, ReportWriter
 from shared.tenant import session
+from shared.tenant.drain import DrainTenant
 from shared.tenant.steward import TenantClient
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,11 @@ class TimeLimit(Protocol):
 class DefenderLike(TenantClient, Protocol):
     """What a job needs of the Defender client (`shared.defender.client.DefenderClient`)."""
 
-    api_calls: int
-    retries: int
+    @property
+    def api_calls(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
 
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]: ...
 
@@ -163,7 +167,8 @@ class Job:
     - `stewarded`: list the tenant and apply quota stewardship (False: validation only, no client).
     - `resume`: the final outcomes of the first entries, from an earlier attempt (a queued job's progress log);
       `interrupt`: raise `process.Interrupted` when Defender or the identity endpoint stops answering, rather
-      than fail what is left (a queued job is retried later).
+      than fail what is left (a queued job is retried later). `drain`: the tenant view and room shared by the
+      jobs of a drain (coalesced HTTP jobs; no List of their own).
     """
 
     name: str
@@ -182,6 +187,7 @@ class Job:
     skip_reason: str | None = None
     resume: Sequence[Outcome] = ()
     interrupt: bool = False
+    drain: DrainTenant | None = None
 
 
 @dataclass
@@ -214,6 +220,8 @@ class JobHooks:
     on_stream: Callable[[BinaryIO], None] | None = None  # the stream being processed (CLI progress)
     on_flush: Callable[[], None] | None = None  # after each batch and the entries behind it were reported
     on_ignored: Callable[[Ignored], None] | None = None  # every ignored line as it is read (CLI: the first few)
+    on_reviewed: Callable[[object], None] | None = None  # every entry reviewed (the steward), before the last batch
+    report_extra: Callable[[], Mapping[str, object]] | None = None  # more top-level keys for the JSON report
 
 
 class LeaseChecked:
@@ -226,55 +234,55 @@ class LeaseChecked:
     """
 
     def __init__(self, client: DefenderLike, lease: Lease) -> None:
-        self._client = client
-        self._lease = lease
+        self.client = client
+        self.lease = lease
 
     @property
     def api_calls(self) -> int:
-        return self._client.api_calls
+        return self.client.api_calls
 
     @property
     def retries(self) -> int:
-        return self._client.retries
+        return self.client.retries
 
     @property
     def split_calls(self) -> int:
-        return int(getattr(self._client, "split_calls", 0))
+        return int(getattr(self.client, "split_calls", 0))
 
     @property
     def list_calls(self) -> int:
-        return self._client.list_calls
+        return self.client.list_calls
 
     @property
     def delete_calls(self) -> int:
-        return self._client.delete_calls
+        return self.client.delete_calls
 
     def _inside(self) -> AbstractContextManager[object]:
         """The client checks the lease itself before every attempt and around every wait inside one call
         (`DefenderClient.lease_checked`); a client without that hook is checked before the call only."""
-        guard = getattr(self._client, "lease_checked", None)
-        return guard(self._lease.check) if guard is not None else nullcontext()
+        guard = getattr(self.client, "lease_checked", None)
+        return guard(self.lease.check) if guard is not None else nullcontext()
 
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
-        self._lease.check()
+        self.lease.check()
         with self._inside():
-            return self._client.submit(batch)
+            return self.client.submit(batch)
 
     def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, object]]:
-        return self._client.list_indicators(filter, page_size)
+        return self.client.list_indicators(filter, page_size)
 
     def batch_delete(self, ids: Sequence[str]) -> object:
-        self._lease.check()
+        self.lease.check()
         with self._inside():
-            return self._client.batch_delete(ids)
+            return self.client.batch_delete(ids)
 
     def delete(self, id: str) -> object:
-        self._lease.check()
+        self.lease.check()
         with self._inside():
-            return self._client.delete(id)
+            return self.client.delete(id)
 
     def identity_ids(self) -> tuple[str, ...]:
-        return self._client.identity_ids()
+        return self.client.identity_ids()
 
 
 def run_job(
@@ -332,7 +340,7 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
             if bound is None and stream is not None and job.size is not None:
                 bound = session.entries_bound(stream.peek(2)[:2], job.size)
             steward, submitter = session.start(
-                checked, settings, entries_at_most=bound, second_pass=lambda: _second_pass(job)
+                checked, settings, entries_at_most=bound, second_pass=lambda: _second_pass(job), drain=job.drain
             )
         run = process_stream(
             stream,
@@ -351,6 +359,8 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
             resume=job.resume,
             on_flush=hooks.on_flush,
             interrupt=job.interrupt,
+            on_reviewed=hooks.on_reviewed,
+            report_extra=hooks.report_extra,
         )
     return JobResult(writer.source, run=run, time_limit=limit, changed=run.changed)
 

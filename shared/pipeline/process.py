@@ -23,6 +23,8 @@ from shared.core.errors import (
 )
 from shared.core.model import FileProblem, Ignored, Outcome, RawRow, ReaderItem, Status, Summary
 from shared.core.settings import Settings
+from shared.core.telemetry import RunTally
+from shared.core.telemetry import current as current_telemetry
 from shared.pipeline.reports import ReportWriter, run_status
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,11 @@ class Interrupted(Exception):
 class Submitter(Protocol):
     """What process_stream needs from the Defender client (`shared.defender.client.DefenderClient`)."""
 
-    api_calls: int
-    retries: int
+    @property
+    def api_calls(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
 
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
         """Each outcome with a final status (submitted with id / failed with reason), same order."""
@@ -100,6 +105,7 @@ class RunResult:
     first_failure: str | None = None
     changed: InputChanged | None = None
     tenant: dict[str, object] | None = None  # the report's `tenant` section, when a steward read the tenant
+    tally: RunTally | None = None  # entries by status, type and code, kept only while telemetry is on
 
 
 def default_reader(settings: Settings) -> Reader:
@@ -148,6 +154,9 @@ class _Run:
         self.pending_done = 0
         self.stopped = 0  # entries failed by `stop`
         self.first_failure: str | None = None
+        # Telemetry counts the run's entries once, from this tally; off, nothing is kept (core/telemetry.py).
+        self.tally = RunTally() if current_telemetry().enabled else None
+        self._tally_add = self.tally.add if self.tally is not None else None
 
     # -------------------------------------------------------------------------------- entries
 
@@ -157,6 +166,8 @@ class _Run:
         self.reports.add(o)
         self.summary.add(o)
         self.entries_out += 1
+        if self._tally_add is not None:
+            self._tally_add(o)
         if o.status is Status.failed and self.first_failure is None:
             self.first_failure = o.reason
         if self.on_outcome is not None:
@@ -291,6 +302,8 @@ def process_stream(
     resume: Sequence[Outcome] = (),
     on_flush: Callable[[], None] | None = None,
     interrupt: bool = False,
+    on_reviewed: Callable[[Reviewer | None], None] | None = None,
+    report_extra: Callable[[], Mapping[str, object]] | None = None,
 ) -> RunResult:
     """Process one input end to end and finish its reports.
 
@@ -306,6 +319,9 @@ def process_stream(
       log): those entries are validated (the duplicate index must see them) but neither reviewed nor sent.
     - `on_flush()`: after each batch and the entries behind it were reported (a job's checkpoint).
     - `interrupt`: raise `Interrupted` on a stop error instead of failing the rest (a job retries later).
+    - `report_extra()`: more top-level keys for the JSON report (a drain's shared calls).
+    - `on_reviewed(steward)`: once every entry was read and reviewed, before the last batch is sent (the next
+      job of a drain may decide then: capacity goes in arrival order).
     - An input that changes while it is read (`InputChanged` from the stream) ends the reading with a
       file-level problem; the run is `failed` (entries already read keep their outcomes).
     - Raises InternalError when entries in and out differ (a bug).
@@ -375,6 +391,8 @@ def process_stream(
         validator.dupes.close()
     if left:
         raise InternalError(f"the progress log holds {left} entries more than the input")
+    if on_reviewed is not None:
+        on_reviewed(steward)
     run.flush()
     if run.entries_in != run.entries_out:
         raise InternalError(f"{run.entries_in} entries validated but {run.entries_out} reported")
@@ -383,11 +401,13 @@ def process_stream(
         summary.apiCalls += submitter.api_calls - calls0
         summary.retries += submitter.retries - retries0
         summary.splitCalls += getattr(submitter, "split_calls", 0) - splits0
-    extra = None
+    extra: dict[str, object] | None = None
     if steward is not None:
         steward.finish(summary, file_error=any(not e.warning for e in run.errors))
         steward.apply_counters(summary)
-        extra = steward.report_extra()
+        extra = dict(steward.report_extra())
+    if report_extra is not None:
+        extra = {**(extra or {}), **report_extra()}
     unreachable = run.stop is not None and not run.reached
     status = run_status(summary, run.errors, nothing_read=nothing_read or changed is not None, unreachable=unreachable)
     fmt = str(getattr(reading, "format", None) or "unknown")
@@ -411,4 +431,5 @@ def process_stream(
         first_failure=run.first_failure,
         changed=changed,
         tenant=_tenant_section(extra),
+        tally=run.tally,
     )

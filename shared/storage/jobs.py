@@ -65,7 +65,9 @@ class JobStore:
 
         self._prepare()
         try:
-            self.container.upload_blob(_record(record.id), record.to_json(), overwrite=False)
+            self.container.upload_blob(
+                _record(record.id), record.to_json(), overwrite=False, metadata=record.summary_metadata()
+            )
         except ResourceExistsError:
             return False
         return True
@@ -89,6 +91,7 @@ class JobStore:
             props = self.container.get_blob_client(_record(record.id)).upload_blob(
                 record.to_json(),
                 overwrite=True,
+                metadata=record.summary_metadata(),
                 etag=etag,
                 match_condition=MatchConditions.IfNotModified,
             )
@@ -108,6 +111,19 @@ class JobStore:
                     continue
         except ResourceNotFoundError:
             return
+
+    def pending_coalescible(self, tenant: str, *, now_text: str) -> list[str]:
+        """Ids of the tenant's HTTP jobs that may join a drain (queued, or retrying and due), oldest first —
+        read from the records' metadata, without downloading them."""
+        found: list[tuple[str, str]] = []
+        for blob in self.container.list_blobs(name_starts_with="records/", include=["metadata"]):
+            meta = blob.metadata or {}
+            if meta.get("tenant") != tenant or meta.get("kind") != "http" or meta.get("coalescible") != "1":
+                continue
+            state = meta.get("state")
+            if state == "queued" or (state == "retrying" and meta.get("due", "") <= now_text):
+                found.append((meta.get("created", ""), blob.name.removeprefix("records/").removesuffix(".json")))
+        return [job_id for _, job_id in sorted(found)]
 
     # ------------------------------------------------------------------------------ saved rows
 

@@ -145,7 +145,22 @@ class TenantView:
                 continue  # expired: Defender is about to delete it; it neither counts nor matches
             self.records.append(rec)
             self._by_key.setdefault(rec.key, []).append(rec)
-        self.ids = frozenset(r.id for r in self.records)
+        self.ids = {r.id for r in self.records}
+
+    def add(self, record: TenantRecord) -> None:
+        """What an import just created or updated (a drain's view follows its own results, `tenant.drain`):
+        the record with this id replaced, or added."""
+        if record.id in self.ids:
+            self.records = [r for r in self.records if r.id != record.id]
+            for key, recs in list(self._by_key.items()):
+                kept = [r for r in recs if r.id != record.id]
+                if kept:
+                    self._by_key[key] = kept
+                else:
+                    del self._by_key[key]
+        self.records.append(record)
+        self._by_key.setdefault(record.key, []).append(record)
+        self.ids.add(record.id)
 
     @property
     def active_count(self) -> int:

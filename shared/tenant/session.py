@@ -14,6 +14,7 @@ from typing import Any
 from shared.core.errors import DefenderError
 from shared.core.model import Outcome, Summary
 from shared.core.settings import Settings
+from shared.tenant.drain import DrainTenant
 from shared.tenant.steward import Steward, prepare
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ def start(
     *,
     entries_at_most: int | None,
     second_pass: Callable[[], Iterable[object]],
+    drain: DrainTenant | None = None,
 ) -> tuple[Any, Any]:
     """(steward, submitter) for `process_stream(steward=..., submitter=...)`, the tenant loaded.
 
@@ -99,12 +101,12 @@ def start(
     input's validated stream again, validated with the same `now` as the real pass (see
     `shared.tenant.steward.prepare`). When the tenant cannot be listed (or no token can be had), the steward is an
     `UnreadTenant` and the submitter a `Refused` (dry run: None, so entries are reported `skipped` "dry run"
-    as without a tenant).
+    as without a tenant). `drain`: the view and room shared by the jobs of a drain (no List of its own).
     """
     list_calls0 = getattr(client, "list_calls", 0)
     try:
         # Our identity first: ownership (feed sync, replacement) needs it before the first decision.
-        steward = Steward(client, settings, identities=identities_of(client))
+        steward = Steward(client, settings, identities=identities_of(client), drain=drain)
         prepare(steward, entries_at_most=entries_at_most, second_pass=second_pass)
     except DefenderError as e:
         log.warning("the tenant's indicators could not be listed: %s", e)

@@ -37,6 +37,7 @@ from shared.core.settings import Settings
 from shared.tenant import capacity, delta, ownership, records
 from shared.tenant.capacity import Priority, Threshold
 from shared.tenant.delta import Decision, Kind
+from shared.tenant.drain import DrainTenant
 from shared.tenant.records import TenantView
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,11 @@ BATCH_DELETE_MAX_IDS = 500  # BatchDelete takes at most 500 ids a call (defender
 class TenantClient(Protocol):
     """What the steward needs from `shared.defender` (its client is one of these)."""
 
-    list_calls: int
-    delete_calls: int
+    @property
+    def list_calls(self) -> int: ...
+
+    @property
+    def delete_calls(self) -> int: ...
 
     def list_indicators(self, filter: str | None = None, page_size: int = 10000) -> Iterator[dict[str, Any]]: ...
 
@@ -81,6 +85,7 @@ class Steward:
         now: datetime | None = None,
         identities: Iterable[str] = (),
         priority: Priority | str | None = None,
+        drain: DrainTenant | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
@@ -94,6 +99,7 @@ class Steward:
         self.feed = settings.feed or None
         self.view: TenantView | None = None
         self.room = 0
+        self.drain = drain  # the view and the room shared by the jobs of one drain (None: this input alone)
         self._list_calls0 = getattr(client, "list_calls", 0)
         self._delete_calls0 = getattr(client, "delete_calls", 0)
         self._rank_counts: Counter[capacity.PriorityKey] = Counter()
@@ -119,7 +125,12 @@ class Steward:
         return self._fixed_now or datetime.now(UTC)
 
     def load(self) -> TenantView:
-        """Read every indicator of the tenant (List, paged by the client with `$top`/`$skip`, §5)."""
+        """Read every indicator of the tenant (List, paged by the client with `$top`/`$skip`, §5); in a drain,
+        take the drain's view, listed once, and the room its earlier jobs left."""
+        if self.drain is not None:
+            self.view = self.drain.view
+            self.room = self.drain.room_left()
+            return self.view
         self.view = TenantView(self.client.list_indicators(), now=self.now())
         self.room = capacity.room_left(
             self.settings.max_tenant_indicators, self.settings.capacity_reserve, self.view.active_count
@@ -437,6 +448,11 @@ class Steward:
                 "dryRun": self.dry_run,
             }
         }
+
+    @property
+    def admitted(self) -> int:
+        """New indicators this input was given room for (the next job of a drain gets what is left)."""
+        return self._admitter.admitted if self._admitter is not None else 0
 
     def apply_counters(self, summary: Summary) -> None:
         """Add this input's List and delete calls to `summary.listCalls` / `deleteCalls`."""

@@ -17,6 +17,7 @@ import shared.pipeline.job as job_module
 import shared.readers as readers_module
 import shared.readers._json as json_reader
 from shared.app import cli, worker
+from shared.storage.jobs import JobStore
 from tests.app.conftest import import_now
 from tests.app.test_blob_import import upload
 from tests.app.test_http_import import post
@@ -32,7 +33,9 @@ class Counted:
         self.walks = 0
         self.saved_passes = 0
         real_run, real_read, real_walk = job_module.run_job, readers_module.read, json_reader.walk
-        real_iter = worker.SavedRows.__iter__
+        real_iter = job_module.SavedItems.__iter__
+        real_rows = JobStore.rows
+        self.row_loads = 0
 
         def run_job(job: job_module.Job, **kw: Any) -> job_module.JobResult:
             self.jobs.append(job.name)
@@ -46,15 +49,20 @@ class Counted:
             self.walks += 1
             return real_walk(read_text, **kw)
 
-        def saved_iter(saved: worker.SavedRows) -> Iterator[Any]:
+        def saved_iter(saved: job_module.SavedItems) -> Iterator[Any]:
             self.saved_passes += 1
             return real_iter(saved)
+
+        def rows(store: JobStore, name: str) -> Iterator[Any]:
+            self.row_loads += 1
+            return real_rows(store, name)
 
         for target in (job_module, worker):
             monkeypatch.setattr(target, "run_job", run_job)
         monkeypatch.setattr(readers_module, "read", read)
         monkeypatch.setattr(json_reader, "walk", walk)
-        monkeypatch.setattr(worker.SavedRows, "__iter__", saved_iter)
+        monkeypatch.setattr(job_module.SavedItems, "__iter__", saved_iter)
+        monkeypatch.setattr(JobStore, "rows", rows)
 
 
 @pytest.fixture
@@ -88,7 +96,9 @@ def test_blob_drop_runs_the_job_and_reads_the_blob_at_most_twice(
 
 @pytest.mark.parametrize(
     ("reserve", "saved_passes"),
-    [("500", 1), ("14990", 2)],  # the ranking pass iterates the rows saved at POST time, not the body
+    # The rows decoded at the check are saved once (one pass), loaded once by the worker, and passed over
+    # once more for processing, twice when a ranking pass is needed.
+    [("500", 2), ("14990", 3)],
 )
 def test_http_body_is_decoded_once_by_its_checks(counted, functions, make_runtime, defender, reserve, saved_passes):
     make_runtime(CAPACITY_RESERVE=reserve)
@@ -99,6 +109,7 @@ def test_http_body_is_decoded_once_by_its_checks(counted, functions, make_runtim
     assert counted.walks == 1  # the check's decode is the only one
     assert counted.reads == []  # the job never reads the body again
     assert counted.saved_passes == saved_passes
+    assert counted.row_loads == 1
 
 
 def test_http_csv_body_is_read_once(counted, functions, make_runtime, defender):
@@ -106,7 +117,7 @@ def test_http_csv_body_is_read_once(counted, functions, make_runtime, defender):
     body = ("ip\n" + "".join(f"{public_ip(i)}\n" for i in range(5))).encode()
     status, answer, _ = post(functions, body, ctype="text/csv")
     assert status == 200 and len(answer["value"]) == 5
-    assert counted.reads == ["http.csv"] and counted.saved_passes == 1
+    assert counted.reads == ["http.csv"] and counted.saved_passes == 2 and counted.row_loads == 1  # save, process
 
 
 def test_cli_runs_the_job(counted, tmp_path):

@@ -133,7 +133,7 @@ def test_a_short_outage_is_imported_on_a_scheduled_retry(functions, make_runtime
         if body.get("state") == "retrying":
             break
         time.sleep(0.1)
-    assert body["state"] == "retrying" and body["attempt"] >= 1 and body["nextAttemptAt"]
+    assert body.get("state") == "retrying" and body["attempt"] >= 1 and body["nextAttemptAt"], body
     defender.admin.clear_faults()  # the outage ends
     final = poll(functions, headers["Location"])
     assert final["summary"]["submitted"] == 5 and final["status"] == "completed"

@@ -11,11 +11,14 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 
-from shared.core.errors import AccessDenied, DefenderUnavailable, IdentityUnavailable, NotFoundError
+from shared.core.errors import AccessDenied, DefenderError, DefenderUnavailable, IdentityUnavailable, NotFoundError
 from shared.core.model import Outcome, Status
 from tests.client.pacing_helpers import max_in_window
 from tests.client.scripted import (
@@ -341,22 +344,79 @@ def test_unexpected_status_is_unavailable_with_a_hint(session: ScriptedSession) 
 
 def test_list_pages_with_top_and_skip(session: ScriptedSession) -> None:
     pages = [[{"id": str(i)} for i in range(j, min(j + 3, 7))] for j in (0, 3, 6)]
-    session.script(*(response(200, {"value": p}) for p in pages))
+    session.script(*(response(200, {"value": p}) for p in pages), response(200, {"value": []}))
     client = make(session)
     got = [item["id"] for item in client.list_indicators("createdBy eq 'x'", page_size=3)]
     assert got == [str(i) for i in range(7)]
+    # The short third page is not trusted as the end: a server may cap pages below `$top` (1.27).
     assert [c.params for c in session.calls] == [
-        {"$top": "3", "$skip": "0", "$filter": "createdBy eq 'x'"},
-        {"$top": "3", "$skip": "3", "$filter": "createdBy eq 'x'"},
-        {"$top": "3", "$skip": "6", "$filter": "createdBy eq 'x'"},
+        {"$top": "3", "$skip": str(skip), "$filter": "createdBy eq 'x'"} for skip in (0, 3, 6, 7)
     ]
-    assert (client.list_calls, client.api_calls) == (3, 0)
+    assert (client.list_calls, client.api_calls) == (4, 0)
+
+
+def _capped(total: int, cap: int, *, link: bool) -> Callable[[Call], requests.Response]:
+    """A List that serves at most `cap` per page whatever `$top` says, with or without a nextLink."""
+
+    def answer(call: Call) -> requests.Response:
+        params = call.params or dict(parse_qsl(urlsplit(call.url).query))
+        skip = int(params.get("$skip", "0"))
+        top = min(int(params.get("$top", str(cap))), cap)
+        body: dict[str, Any] = {"value": [{"id": str(i)} for i in range(skip, min(skip + top, total))]}
+        if link and skip + top < total:
+            body["@odata.nextLink"] = f"{API}/api/indicators?$top={params.get('$top')}&$skip={skip + top}"
+        return response(200, body)
+
+    return answer
+
+
+@pytest.mark.parametrize("link", [True, False], ids=["nextLink", "skip-only"])
+def test_list_reads_a_tenant_whose_pages_are_capped(session: ScriptedSession, link: bool) -> None:
+    session.default = _capped(3500, 1000, link=link)
+    client = make(session)
+    got = [item["id"] for item in client.list_indicators()]
+    assert got == [str(i) for i in range(3500)]
+    # With links: 4 pages. Without: the first short page needs one more page to show it was capped; after
+    # that the cap is known and the short last page (500 < 1000) ends the listing.
+    assert client.list_calls == 4
+    if link:
+        assert all(c.url.startswith(API) for c in session.calls)
+        assert [c.params for c in session.calls][1:] == [{"$top": "10000", "$skip": str(s)} for s in (1000, 2000, 3000)]
+
+
+def test_list_follows_a_next_link_on_a_short_page_and_a_full_one(session: ScriptedSession) -> None:
+    session.script(
+        response(200, {"value": [{"id": "1"}], "@odata.nextLink": f"{API}/api/indicators?$skiptoken=a"}),
+        response(200, {"value": [{"id": "2"}, {"id": "3"}], "@odata.nextLink": "/api/indicators?$skiptoken=b"}),
+        response(200, {"value": [{"id": "4"}]}),  # no link after links: the end
+    )
+    client = make(session)
+    assert [i["id"] for i in client.list_indicators(page_size=2)] == ["1", "2", "3", "4"]
+    assert session.calls[1].params == {"$skiptoken": "a"} and session.calls[2].params == {"$skiptoken": "b"}
+    assert len(session.calls) == 3
+
+
+def test_list_refuses_a_next_link_to_another_host(session: ScriptedSession) -> None:
+    session.script(response(200, {"value": [{"id": "1"}], "@odata.nextLink": "https://evil.example/api/indicators"}))
+    client = make(session)
+    with pytest.raises(DefenderError) as e:
+        list(client.list_indicators())
+    assert "evil.example" in str(e.value) and len(session.calls) == 1
+
+
+def test_list_stops_when_the_server_ignores_skip(session: ScriptedSession) -> None:
+    session.default = lambda call: response(200, {"value": [{"id": "1"}]})
+    client = make(session)
+    with pytest.raises(DefenderError, match="twice"):
+        list(client.list_indicators(page_size=5))
 
 
 def test_list_has_its_own_pacer_of_100_a_minute(session: ScriptedSession) -> None:
-    session.default = lambda call: response(200, {"value": [{"id": "1"}]})
+    session.default = lambda call: response(
+        200, {"value": [{"id": "1"}]} if (call.params or {}).get("$skip") == "0" else {"value": []}
+    )
     client = make(session)
-    for _ in range(101):
+    for _ in range(51):
         assert list(client.list_indicators(page_size=5)) == [{"id": "1"}]
     assert session.calls[100].at - session.calls[0].at == pytest.approx(60.0)
 

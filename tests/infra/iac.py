@@ -35,6 +35,10 @@ CONTRACT_SETTINGS = (
     "DEFAULT_RBAC_GROUPS",
     "BATCH_SIZE",
     "MAX_CALLS_PER_MINUTE",
+    "LIST_CALLS_PER_MINUTE",
+    "LIST_CALLS_PER_HOUR",
+    "BATCH_DELETE_CALLS_PER_MINUTE",
+    "BATCH_DELETE_CALLS_PER_HOUR",
     "DRY_RUN",
     "MAX_HTTP_BODY_BYTES",
     "MAX_HTTP_INDICATORS",
@@ -46,6 +50,20 @@ CONTRACT_SETTINGS = (
     "DUPLICATE_INDEX_MAX_MB",
     "DEFENDER_REQUEST_TIMEOUT_SECONDS",
 )
+# CONTRACT.md "Settings" [jobs]: read by shared/app/runtime.py `AppOptions` (not `Settings`), keyed here by
+# the AppOptions field each one sets.
+JOB_SETTINGS = {
+    "JOBS_QUEUE": "jobs_queue",
+    "JOBS_CONTAINER": "jobs_container",
+    "JOB_RESULT_DAYS": "job_result_days",
+    "HTTP_SYNC_SECONDS": "http_sync_seconds",
+    "JOB_RETRY_SCHEDULE_MINUTES": "retry_schedule_minutes",
+    "JOB_RETRY_MAX_HOURS": "retry_max_hours",
+    "ACCESS_DENIED_RETRY_HOURS": "access_denied_retry_hours",
+    "DRAIN_MAX_JOBS": "drain_max_jobs",
+    "DRAIN_MAX_SECONDS": "drain_max_seconds",
+    "COALESCE_WINDOW_SECONDS": "coalesce_window_seconds",
+}
 INDICATOR_STORAGE_SETTINGS = (
     "IndicatorStorage__blobServiceUri",
     "IndicatorStorage__queueServiceUri",

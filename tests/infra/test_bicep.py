@@ -78,10 +78,47 @@ def test_both_accounts_get_their_containers() -> None:
         "reportsContainerName",
         "lockContainerName",
         "deadLetterContainerName",
+        "jobsContainerName",
     ]
     assert bicep_param_default(main(), "indicatorsContainerName") == "indicators"
     assert bicep_param_default(main(), "reportsContainerName") == "indicator-reports"
     assert bicep_param_default(main(), "lockContainerName") == "indicator-locks"
+    assert bicep_param_default(main(), "jobsContainerName") == "indicator-jobs"
+    # Queues and lifecycle rules on the data account only.
+    assert "queueNames" not in host and "deleteAfterModificationRules" not in host
+    assert data["queueNames"] == ["jobsQueueName", "jobsPoisonQueueName"]
+    assert bicep_param_default(main(), "jobsQueueName") == "indicator-jobs"
+    assert main()["variables"]["jobsPoisonQueueName"]["value"] == "${jobsQueueName}-poison"
+
+
+def test_storage_module_creates_its_queues_and_lifecycle_rules() -> None:
+    doc = bicep("modules/storage.bicep")
+    assert doc["parameters"]["queueNames"]["default"] == []
+    assert doc["parameters"]["deleteAfterModificationRules"]["default"] == []
+    (service,) = resources_of_type(doc, "Microsoft.Storage/storageAccounts/queueServices").values()
+    assert service["existing"] is True and service["config"] == {"parent": "account", "name": "default"}
+    (queues,) = resources_of_type(doc, "Microsoft.Storage/storageAccounts/queueServices/queues").values()
+    assert queues["config"]["loop_type"]["detail"] == {"item_name": "queueName", "array_name": "queueNames"}
+    assert queues["config"]["config"] == {"parent": "queueService", "name": "queueName"}
+    (policy,) = resources_of_type(doc, "Microsoft.Storage/storageAccounts/managementPolicies").values()
+    # An account without rules gets no policy (a policy needs at least one rule).
+    assert render(policy["config"]["condition"]) == "not(empty(deleteAfterModificationRules))"
+    body = policy["config"]["config"]
+    assert (body["parent"], body["name"]) == ("account", "default")
+    rules = body["properties"]["policy"]["rules"]
+    assert rules["loop_type"]["detail"] == {"item_name": "rule", "array_name": "deleteAfterModificationRules"}
+    rule = rules["config"]
+    assert render(rule["name"]) == "rule.name"
+    assert (rule["enabled"], rule["type"]) == (True, "Lifecycle")
+    filters = rule["definition"]["filters"]
+    # Progress logs are append blobs: a block-blob-only rule would leave them behind.
+    assert filters["blobTypes"] == ["blockBlob", "appendBlob"]
+    assert [render(p) for p in filters["prefixMatch"]] == ["rule.prefix"]
+    actions = rule["definition"]["actions"]
+    assert list(actions) == ["baseBlob"] and list(actions["baseBlob"]) == ["delete"]
+    assert {k: render(v) for k, v in actions["baseBlob"]["delete"].items()} == {
+        "daysAfterModificationGreaterThan": "rule.days"
+    }
 
 
 def test_no_storage_key_or_connection_string_anywhere() -> None:
@@ -282,7 +319,7 @@ def test_defender_permission_module_grants_ti_readwrite_all_by_value() -> None:
     assert render(mod["config"]["config"]["params"]["principalId"]) == "identity.outputs.principalId"
 
 
-def test_checkov_skips_only_the_graph_module_and_gives_a_reason_for_every_check() -> None:
+def test_checkov_skips_only_the_graph_modules_and_gives_a_reason_for_every_check() -> None:
     lines = (REPO / ".checkov.yaml").read_text().splitlines()
     section = None
     skipped_paths, reasons_missing = [], []
@@ -301,7 +338,12 @@ def test_checkov_skips_only_the_graph_module_and_gives_a_reason_for_every_check(
             above = next(x.strip() for x in reversed(lines[:i]) if not x.strip().startswith("- CKV"))
             if not comment.strip() or not above.startswith("#"):
                 reasons_missing.append(check.strip())
-    assert skipped_paths == ["infra/bicep/modules/defender-permission.bicep"]
+    # Graph-only modules (the Defender permission; [entra] the app registration and its grants).
+    assert skipped_paths == [
+        "infra/bicep/modules/defender-permission.bicep",
+        "infra/bicep/modules/entra-app.bicep",
+        "infra/bicep/modules/entra-callers.bicep",
+    ]
     assert reasons_missing == []
 
 
@@ -314,6 +356,9 @@ def test_outputs_name_the_app_containers_and_identity() -> None:
         "reportsContainerName",
         "lockContainerName",
         "deadLetterContainerName",
+        "jobsContainerName",
+        "jobsQueueName",
+        "jobsPoisonQueueName",
         "identityClientId",
         "identityPrincipalId",
     } <= set(outputs)

@@ -34,11 +34,11 @@ def app() -> dict:
 
 
 def app_settings() -> dict:
-    """The app's settings map: merge(platform, contract, cloud) from locals.tf."""
+    """The app's settings map: merge(platform, contract, cloud, [entra] http_auth) from locals.tf."""
     locals_ = terraform()["locals"]
     assert app()["app_settings"] == "${local.app_settings}"
     assert locals_["app_settings"] == (
-        "${merge(local.platform_settings, local.contract_settings, local.cloud_settings)}"
+        "${merge(local.platform_settings, local.contract_settings, local.cloud_settings, local.http_auth_settings)}"
     )
     return {**locals_["platform_settings"], **locals_["contract_settings"]}
 
@@ -47,7 +47,9 @@ def test_provider_versions_are_pinned_to_azurerm_4_and_azuread_3() -> None:
     required = terraform()["terraform"][0]["required_providers"]
     providers = required[0] if isinstance(required, list) else required
     assert providers["azurerm"]["source"] == "hashicorp/azurerm"
-    assert providers["azurerm"]["version"].startswith("~> 4.")
+    # 4.46 gave azurerm_storage_queue its storage_account_id (Resource Manager, no data plane); 4.47 fixed a
+    # queue_properties error with data_plane_available = false.
+    assert providers["azurerm"]["version"] == "~> 4.47"
     assert providers["azuread"]["source"] == "hashicorp/azuread"
     assert providers["azuread"]["version"].startswith("~> 3.")
 
@@ -79,12 +81,51 @@ def test_containers_are_private_and_on_the_right_accounts() -> None:
         "reports": "${azurerm_storage_account.data.id}",
         "locks": "${azurerm_storage_account.data.id}",
         "dead_letter": "${azurerm_storage_account.data.id}",
+        "jobs": "${azurerm_storage_account.data.id}",
     }
     assert all(c["container_access_type"] == "private" for c in containers.values())
+    assert containers["jobs"]["name"] == "${var.jobs_container_name}"
     variables = terraform()["variable"]
     assert variables["indicators_container_name"]["default"] == "indicators"
     assert variables["reports_container_name"]["default"] == "indicator-reports"
     assert variables["lock_container_name"]["default"] == "indicator-locks"
+    assert variables["jobs_container_name"]["default"] == "indicator-jobs"
+
+
+def test_jobs_queue_and_its_poison_queue_are_on_the_data_account() -> None:
+    queues = resources("azurerm_storage_queue")
+    # Through Resource Manager (storage_account_id), like the containers: the provider has no data plane here.
+    assert queues == {
+        "jobs": {"name": "${var.jobs_queue_name}", "storage_account_id": "${azurerm_storage_account.data.id}"},
+        "jobs_poison": {
+            "name": "${local.jobs_poison_queue_name}",
+            "storage_account_id": "${azurerm_storage_account.data.id}",
+        },
+    }
+    assert terraform()["locals"]["jobs_poison_queue_name"] == "${var.jobs_queue_name}-poison"
+    assert terraform()["variable"]["jobs_queue_name"]["default"] == "indicator-jobs"
+
+
+def test_jobs_container_must_not_be_another_container() -> None:
+    """The lifecycle rule deletes everything in the jobs container: Terraform refuses a shared one."""
+    conditions = [v["condition"] for v in terraform()["variable"]["jobs_container_name"]["validation"]]
+    assert (
+        "${!contains([var.indicators_container_name, var.reports_container_name, var.lock_container_name, "
+        "var.dead_letter_container_name], var.jobs_container_name)}"
+    ) in conditions
+
+
+def test_lifecycle_rule_collects_the_jobs_container() -> None:
+    (policy,) = resources("azurerm_storage_management_policy").values()
+    assert policy["storage_account_id"] == "${azurerm_storage_account.data.id}"
+    (rule,) = policy["rule"]
+    assert rule["enabled"] is True
+    filters = block(rule, "filters")
+    # Progress logs are append blobs: a block-blob-only rule would leave them behind.
+    assert filters["blob_types"] == ["blockBlob", "appendBlob"]
+    assert filters["prefix_match"] == ["${azurerm_storage_container.jobs.name}/"]
+    base_blob = block(block(rule, "actions"), "base_blob")
+    assert base_blob == {"delete_after_days_since_modification_greater_than": "${var.job_result_days + 1}"}
 
 
 def test_no_storage_key_or_connection_string_anywhere() -> None:
@@ -262,6 +303,9 @@ def test_outputs_name_the_app_containers_and_identity() -> None:
         "reports_container_name",
         "lock_container_name",
         "dead_letter_container_name",
+        "jobs_container_name",
+        "jobs_queue_name",
+        "jobs_poison_queue_name",
         "identity_client_id",
         "identity_principal_id",
     ):

@@ -45,7 +45,7 @@ def test_resubmitting_a_file_is_unchanged_without_an_import_call(tmp_path: Path,
     code, second, out = submit(tmp_path, env, values)
     assert code == 0
     assert [e["status"] for e in second["indicators"]] == ["unchanged"] * 5
-    assert methods(defender)[n:] == [("GET", "/api/indicators")]
+    assert methods(defender)[n:] == [("GET", "/api/indicators")] * 2
     assert any(line.startswith("  tenant: 5 active indicators before, 5 after") for line in out)
 
 
@@ -65,7 +65,7 @@ def test_dry_run_lists_the_tenant_and_changes_nothing(tmp_path: Path, env: dict[
     code, rep, _ = submit(tmp_path, env, values, "--dry-run")
     assert code == 0 and rep["dryRun"] is True
     assert [e["status"] for e in rep["indicators"]] == ["unchanged", "skipped", "skipped"]
-    assert methods(defender)[n:] == [("GET", "/api/indicators")]
+    assert methods(defender)[n:] == [("GET", "/api/indicators")] * 2
 
 
 def test_sync_without_feed_is_a_usage_error(tmp_path: Path, env: dict[str, str], defender) -> None:

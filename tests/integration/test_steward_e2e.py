@@ -121,8 +121,18 @@ def run_file(
     return Run(report["indicators"], report, result.summary, steward)
 
 
-@pytest.fixture
-def tenant(defender: DefenderEmulator) -> DefenderEmulator:
+# How the emulator pages a List (fidelity-review 1.27): `$top` honoured in full; pages capped at 1,000 below
+# `$top` with `@odata.nextLink`; capped without a link (only `$skip` paging until an empty page sees it all).
+PAGING_MODES = {
+    "full": {},
+    "capped-nextlink": {"max_page": 1000, "next_link": True},
+    "capped-skip": {"max_page": 1000, "next_link": False},
+}
+
+
+@pytest.fixture(params=list(PAGING_MODES))
+def tenant(defender: DefenderEmulator, request: pytest.FixtureRequest) -> DefenderEmulator:
+    defender.admin.configure(**PAGING_MODES[request.param])
     return defender
 
 
@@ -177,7 +187,20 @@ def test_cap_reached_in_the_middle_of_a_file_keeps_priority_order(tenant: Defend
     assert run.tenant["countBefore"] == 10 and run.tenant["countAfter"] == 25
     assert run.tenant["roomBefore"] == 15 and run.tenant["roomLeft"] == 0 and run.tenant["capacitySkipped"] == 10
     assert len(tenant.admin.indicators()) == 25
-    assert run.summary.listCalls == 1 and run.summary.apiCalls == 1
+    assert run.summary.listCalls == 2 and run.summary.apiCalls == 1
+
+
+def test_a_tenant_listed_in_capped_pages_is_counted_fully(tenant: DefenderEmulator, client_for: Any) -> None:
+    """3,500 analyst indicators served 1,000 a page: the steward counts all of them and never plans past the cap."""
+    tenant.admin.configure(tenant_cap=5000)
+    tenant.admin.seed(*({"indicatorValue": f"analyst-{i}.example", "indicatorType": "DomainName"} for i in range(3500)))
+    s = make_settings(tenant, max_tenant_indicators=5000, capacity_reserve=0)
+    run = run_file(client_for(s), s, rows(*(public_ip(i) for i in range(2000))))
+    assert run.tenant["countBefore"] == 3500 and run.tenant["roomBefore"] == 1500
+    assert run.summary.submitted == 1500 and run.summary.skipped == 500 and run.summary.failed == 0
+    assert len(tenant.admin.indicators()) == 5000
+    # Capped: 1,000 + 1,000 + 1,000 + 500 (the second page shows the cap, so 500 ends it); full: 3,500 + empty.
+    assert run.summary.listCalls == (4 if tenant.options.max_page else 2)
 
 
 # ------------------------------------------------------------------------------------------ delta
@@ -316,7 +339,7 @@ def test_batch_delete_404_is_recovered_by_relisting(tenant: DefenderEmulator, cl
     assert [c["status"] for c in batch_calls] == [404, 204]
     assert {r["indicatorValue"] for r in tenant.admin.indicators()} == {public_ip(i) for i in range(1, 8)}
     assert again.tenant["deleted"] == 2 and again.tenant["deleteErrors"] == []
-    assert again.summary.deleteCalls == 2 and again.summary.listCalls == 2  # load + the recovery re-list
+    assert again.summary.deleteCalls == 2 and again.summary.listCalls == 4  # load + re-list: a page + an empty one each
 
 
 def test_dry_run_decides_everything_and_changes_nothing(tenant: DefenderEmulator, client_for: Any) -> None:

@@ -31,7 +31,7 @@ param deploymentContainerName string
 @description('Blob endpoint of the data storage account (connection IndicatorStorage).')
 param dataBlobEndpoint string
 
-@description('Queue endpoint of the data storage account (blob trigger poison queue).')
+@description('Queue endpoint of the data storage account (the jobs queue of run_import_jobs, the blob trigger poison queue).')
 param dataQueueEndpoint string
 
 @description('Container on the data account that holds the tenant lock blob.')

@@ -47,5 +47,6 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 output appInsightsId string = appInsights.id
+output workspaceId string = workspace.id
 output appInsightsName string = appInsights.name
 output connectionString string = appInsights.properties.ConnectionString

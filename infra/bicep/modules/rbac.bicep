@@ -8,7 +8,7 @@ param principalId string
 @description('Host storage account name (AzureWebJobsStorage, deployment package).')
 param hostStorageName string
 
-@description('Data storage account name (indicators, reports, locks, dead letters).')
+@description('Data storage account name (indicators, reports, locks, jobs, dead letters; the jobs queue).')
 param dataStorageName string
 
 @description('Application Insights component name.')
@@ -56,8 +56,12 @@ resource hostQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
   }
 }
 
-// Data storage: read dropped files, write reports, lease the lock blob, dead-letter events
-// (blob); the blob trigger's poison queue on the trigger's account (queue, P5/P6).
+// Data storage: read dropped files, write reports, lease the lock blob, dead-letter events, keep
+// the job records (blob); the jobs queue (run_import_jobs reads and deletes its doorbells, the app
+// sends and re-sends them with a delay, the host moves failed ones to <queue>-poison, creating it
+// if needed) and the blob trigger's poison queue on the trigger's account (queue, P5/P6). One
+// Storage Queue Data Contributor covers all of it: Reader + Message Processor would not let the app
+// send doorbells, Message Sender would not let the trigger receive them, and neither creates queues.
 resource dataBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(dataStorage.id, principalId, roles.storageBlobDataContributor)
   scope: dataStorage

@@ -1,5 +1,6 @@
 // A storage account that accepts Microsoft Entra ID only: shared keys off, TLS 1.2, HTTPS only,
-// no public blob access (azure-functions-conventions.md, convention 22), with its private containers.
+// no public blob access (azure-functions-conventions.md, convention 22), with its private containers,
+// its queues and, when asked, lifecycle rules that delete old blobs under a prefix.
 
 @description('Storage account name (3-24 lower-case letters and digits).')
 @minLength(3)
@@ -17,6 +18,12 @@ param skuName string
 
 @description('Private blob containers to create.')
 param containerNames array
+
+@description('Storage queues to create.')
+param queueNames array = []
+
+@description('Lifecycle rules, each { name, prefix, days }: block and append blobs under prefix (a container name and "/") are deleted once unmodified for more than days days. None when empty.')
+param deleteAfterModificationRules array = []
 
 @description('Days a deleted blob or container can be restored.')
 @minValue(1)
@@ -89,6 +96,53 @@ resource containers 'Microsoft.Storage/storageAccounts/blobServices/containers@2
     }
   }
 ]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
+  parent: account
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for queueName in queueNames: {
+    parent: queueService
+    name: queueName
+  }
+]
+
+// Garbage collection only: what a blob's presence means is the app's business.
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = if (!empty(deleteAfterModificationRules)) {
+  parent: account
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        for rule in deleteAfterModificationRules: {
+          name: rule.name
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+                'appendBlob'
+              ]
+              prefixMatch: [
+                rule.prefix
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: rule.days
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+}
 
 output id string = account.id
 output name string = account.name
