@@ -318,9 +318,17 @@ def _print_file(printer: Printer, r: FileResult) -> None:
         sync = t.get("sync")
         if isinstance(sync, dict) and sync.get("heldBack"):
             printer(f"  feed {sync['feed']}: {sync['stale']} stale indicators kept: {sync['heldBack']}")
+    _print_lines(r, run, printer)
+    if r.reports is not None:
+        printer(f"  reports: {r.reports['json']}, {r.reports['csv']}, {r.reports['html']}")
+
+
+def _print_lines(r: FileResult, run: RunResult, printer: Printer) -> None:
+    """The file-level errors, and the first rejected entries and ignored lines."""
     for p in run.errors:
         where = f"line {p.line}: " if p.line is not None else ""
-        printer(f"  file error: {where}{p.message}")
+        kind = "file warning" if p.warning else "file error"
+        printer(f"  {kind}: {where}{p.message}")
     if r.tally.rejected:
         printer(f"  first rejected entries (up to {SHOW_REJECTED}):")
         for rej in r.tally.rejected:
@@ -329,8 +337,6 @@ def _print_file(printer: Printer, r: FileResult) -> None:
         printer(f"  first ignored lines (up to {SHOW_IGNORED}; the JSON report lists more):")
         for ign in r.tally.ignored:
             printer(f"    line {ign.line}: {ign.text!r} ({ign.reason})")
-    if r.reports is not None:
-        printer(f"  reports: {r.reports['json']}, {r.reports['csv']}, {r.reports['html']}")
 
 
 def build_parser() -> argparse.ArgumentParser:

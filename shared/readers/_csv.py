@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -175,6 +175,19 @@ class _Lines:
         return sum(1 for _ in csv.reader([*self.spanned, "probe\n"], delimiter=delimiter)) < 2
 
 
+@dataclass
+class _Head:
+    """What the first records of a CSV told: its csv reader, header row and line, the layout and a record that a
+    commented header turned into data (abuse.ch)."""
+
+    reader: Any
+    header: list[str]
+    line: int
+    lay: Layout | None
+    pending: tuple[int, list[str]] | None
+    delimiter: str
+
+
 def read_csv(
     stream: BinaryIO,
     name: str,
@@ -188,64 +201,81 @@ def read_csv(
     the rule that took them, for the report's `source`."""
     text = TextLines(stream)
     lines = _Lines(text)
-    reader = None
-    lay: Layout | None = None
-    pending: tuple[int, list[str]] | None = None
+    head = _head(lines, name, delimiter)
+    if isinstance(head, FileProblem):
+        yield head
+        return
+    sample: list[tuple[int, list[str] | csv.Error]] = []
+    lay = head.lay
+    if lay is None or _may_hold_references(lay):
+        sample = _sample(head.reader, lines)
+    if lay is None:
+        lay = _by_content(head.header, sample)
+        if lay is None:
+            yield _no_value_column(head.header, len(sample), head.line)
+            return
+    elif sample:
+        _drop_references(lay, head.header, sample)
+    _prepare(lay, head.header, limits, details)
+    if head.pending is not None:
+        yield from _noted(text, head.pending[0], head.pending[0], _record(lay, *head.pending))
+    for start, record in sample:
+        yield from (
+            _noted(text, start, start, _record(lay, start, record))
+            if isinstance(record, list)
+            else [_unreadable(start, record)]
+        )
+    yielded = yield from _body(head.reader, lines, text, lay)
+    if not (yielded or sample or head.pending):
+        yield _no_rows(head.header, head.line)
+    if lines.unclosed_quote(head.delimiter):
+        yield FileProblem(
+            f"a quoted field opened in the record of line {lines.spanned_from} is never closed: lines "
+            f"{lines.spanned_from} to {lines.number} were read as that one record (check the quotes)",
+            line=lines.spanned_from,
+        )
+
+
+def _head(lines: _Lines, name: str, delimiter: str | None) -> _Head | FileProblem:
+    """The header and layout, or the file-level problem that stops the reading before any record."""
     try:
         first = next(lines)
         delimiter = delimiter or sniff_delimiter(first, name)
         reader = csv.reader(_prepend(first, lines), delimiter=delimiter)
         header = next(reader)
-        header_line = lines.record_start or 1
+        head = _Head(reader, header, lines.record_start or 1, layout_of(header), None, delimiter)
         lines.at_record_start = True
-        lay = layout_of(header)
-        if lay is None or not header_like(header):
+        if head.lay is None or not header_like(header):
+            head.lay = None
             # abuse.ch hides the header in a comment: `# id,dateadded,url,...`.
             for _, comment in reversed(lines.comments):
                 cells = next(csv.reader([comment.lstrip("#").strip()], delimiter=delimiter), [])
                 candidate = layout_of(cells)
                 if candidate is not None and len(cells) >= 3 and header_like(cells):
-                    lay = candidate
-                    pending = (lines.record_start, header)
+                    head.lay, head.pending = candidate, (lines.record_start, header)
                     break
-            else:
-                lay = None
         lines.keep_comments = False
     except StopIteration:
-        yield FileProblem("empty CSV file: no header row")
-        return
+        return FileProblem("empty CSV file: no header row")
     except csv.Error as exc:
-        yield FileProblem(f"CSV error: {exc}", line=lines.number)
-        return
-    if reader is None:
-        return
-    sample: list[tuple[int, list[str] | csv.Error]] = []
-    if lay is None or _may_hold_references(lay):
-        sample = _sample(reader, lines)
-    if lay is None:
-        lay = _by_content(header, sample)
-        if lay is None:
-            yield _no_value_column(header, len(sample), header_line)
-            return
-    elif sample:
-        _drop_references(lay, header, sample)
+        return FileProblem(f"CSV error: {exc}", line=lines.number)
+    return head
+
+
+def _prepare(lay: Layout, header: list[str], limits: ReadLimits | None, details: dict[str, Any] | None) -> None:
     _describe(lay, header, details)
     lay.longest = (limits or ReadLimits()).max_value_length
-    lay.wheres = {
-        i: f"column {header[i].strip()!r}"
-        for i in (lay.value, *(j for j, _ in lay.typed))
-        if i is not None and i < len(header)
-    }
-    if pending is not None:
-        yield from _noted(text, pending[0], pending[0], _record(lay, *pending))
-    for start, record in sample:
-        if isinstance(record, csv.Error):
-            yield RawRow(
-                start, {FIELD_VALUE: ""}, invalid=f"this record cannot be read as CSV: {record}", code="csv-record"
-            )
-        else:
-            yield from _noted(text, start, start, _record(lay, start, record))
-    yielded = bool(sample) or pending is not None
+    columns = (lay.value, *(j for j, _ in lay.typed))
+    lay.wheres = {i: f"column {header[i].strip()!r}" for i in columns if i is not None and i < len(header)}
+
+
+def _unreadable(start: int, error: csv.Error) -> RawRow:
+    return RawRow(start, {FIELD_VALUE: ""}, invalid=f"this record cannot be read as CSV: {error}", code="csv-record")
+
+
+def _body(reader: Any, lines: _Lines, text: TextLines, lay: Layout) -> Generator[RawRow | Ignored, None, bool]:
+    """The records after the header (and the sample); returns whether there was any."""
+    yielded = False
     while True:
         try:
             for record in reader:
@@ -256,23 +286,14 @@ def read_csv(
                 if text.fallback:
                     items = _noted(text, start, lines.number, items)
                 yield from items
-            break
+            return yielded
         except csv.Error as exc:
             # One bad record (a field over the csv module's limit): an invalid entry, and the rest of the file
             # is still read (the reader resumes at the next physical line).
+            yielded = True
             start = lines.record_start
             lines.at_record_start = True
-            yield RawRow(
-                start, {FIELD_VALUE: ""}, invalid=f"this record cannot be read as CSV: {exc}", code="csv-record"
-            )
-    if not yielded:
-        yield _no_value_column(header, 0, header_line) if lay.rule else _no_rows(header, header_line)
-    if lines.unclosed_quote(delimiter):
-        yield FileProblem(
-            f"a quoted field opened in the record of line {lines.spanned_from} is never closed: lines "
-            f"{lines.spanned_from} to {lines.number} were read as that one record (check the quotes)",
-            line=lines.spanned_from,
-        )
+            yield _unreadable(start, exc)
 
 
 def _sample(reader: Any, lines: _Lines) -> list[tuple[int, list[str] | csv.Error]]:
@@ -416,7 +437,7 @@ def _record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]
         fields = {**common, FIELD_VALUE: value}
         if type_cell:
             fields[FIELD_TYPE] = type_cell
-        where = lay.wheres.get(lay.value) if lay.value is not None else None
+        where = lay.wheres.get(lay.value)  # type: ignore[arg-type]  # None when there is no value column
         out.append(RawRow(line, fields, invalid="no indicator value in this row", code="no-value", where=where))
     return out
 

@@ -217,48 +217,56 @@ def _descend(path: tuple[str, ...], container: str) -> bool:
 def _value(cur: _Cursor, path: tuple[str, ...]) -> Iterator[Event]:
     c = cur.peek()
     if c == "{" and _descend(path, "{"):
-        cur.pos += 1
-        if cur.peek() == "}":
-            cur.pos += 1
-            return
-        while True:
-            if cur.peek() != '"':
-                cur.fail("Expecting property name enclosed in double quotes")
-            key, _ = cur.value()
-            cur.take(":", "Expecting ':' delimiter")
-            yield from _value(cur, (*path, str(key)))
-            c = cur.peek()
-            if c == ",":
-                cur.pos += 1
-                if cur.closing_after_comma("}"):
-                    cur.pos += 1
-                    return
-                continue
-            if c == "}":
-                cur.pos += 1
-                return
-            cur.fail("Expecting ',' delimiter")
+        yield from _object_events(cur, path)
     elif c == "[" and _descend(path, "["):
-        cur.pos += 1
-        if cur.peek() == "]":
-            cur.pos += 1
-            return
-        while True:
-            yield from _value(cur, (*path, "[]"))
-            c = cur.peek()
-            if c == ",":
-                cur.pos += 1
-                if cur.closing_after_comma("]"):
-                    cur.pos += 1
-                    return
-                continue
-            if c == "]":
-                cur.pos += 1
-                return
-            cur.fail("Expecting ',' delimiter")
+        yield from _array_events(cur, path)
     else:
         obj, line = cur.value()
         yield path, obj, line
+
+
+def _object_events(cur: _Cursor, path: tuple[str, ...]) -> Iterator[Event]:
+    cur.pos += 1
+    if cur.peek() == "}":
+        cur.pos += 1
+        return
+    while True:
+        if cur.peek() != '"':
+            cur.fail("Expecting property name enclosed in double quotes")
+        key, _ = cur.value()
+        cur.take(":", "Expecting ':' delimiter")
+        yield from _value(cur, (*path, str(key)))
+        c = cur.peek()
+        if c == ",":
+            cur.pos += 1
+            if cur.closing_after_comma("}"):
+                cur.pos += 1
+                return
+            continue
+        if c == "}":
+            cur.pos += 1
+            return
+        cur.fail("Expecting ',' delimiter")
+
+
+def _array_events(cur: _Cursor, path: tuple[str, ...]) -> Iterator[Event]:
+    cur.pos += 1
+    if cur.peek() == "]":
+        cur.pos += 1
+        return
+    while True:
+        yield from _value(cur, (*path, "[]"))
+        c = cur.peek()
+        if c == ",":
+            cur.pos += 1
+            if cur.closing_after_comma("]"):
+                cur.pos += 1
+                return
+            continue
+        if c == "]":
+            cur.pos += 1
+            return
+        cur.fail("Expecting ',' delimiter")
 
 
 def _text_reader(lines: TextLines) -> Callable[[int], str]:
@@ -412,6 +420,12 @@ def element_rows(line: int, obj: Any, *, strict: bool, key: str = "") -> Iterato
     if _is_misp_attribute(obj) and ("to_ids" in obj or "object_relation" in obj):
         yield from _misp.json_attribute_rows(line, obj)
         return
+    yield from _object_rows(line, obj)
+
+
+def _object_rows(line: int, obj: Mapping[str, Any]) -> Iterator[RawRow]:
+    """An object that is no STIX or MISP one: an ECS threat indicator, or Defender's or an alias's keys (nested
+    objects flattened first)."""
     shape = _shape(obj)
     if shape is _ECS:
         ecs = _ecs_indicator(obj)

@@ -173,10 +173,13 @@ def _csv_kind(text: str, name: str, ext: str) -> Detected | None:
         if fmt == "csv" and delimiter == "\t":
             fmt = "tsv"
         return Detected(fmt, delimiter=delimiter)
-    if is_csv_name:
-        # A header of names nobody listed (`first_seen_utc,dst_ip,dst_port`): a CSV all the same, whose value
-        # column the reader decides by content. A first line of values (no header) stays a list.
-        cells = next(csv.reader([first], delimiter=delimiter), [])
-        if len(cells) >= 2 and header_like(cells) and not any(looks_like_value(c) for c in cells):
-            return Detected("tsv" if delimiter == "\t" else "csv", delimiter=delimiter)
+    return _unlisted_header(first, delimiter) if is_csv_name else None
+
+
+def _unlisted_header(first: str, delimiter: str) -> Detected | None:
+    """A header of names nobody listed (`first_seen_utc,dst_ip,dst_port`) in a .csv/.tsv: a CSV all the same, whose
+    value column the reader decides by content. A first line of values (no header) stays a list."""
+    cells = next(csv.reader([first], delimiter=delimiter), [])
+    if len(cells) >= 2 and header_like(cells) and not any(looks_like_value(c) for c in cells):
+        return Detected("tsv" if delimiter == "\t" else "csv", delimiter=delimiter)
     return None

@@ -159,14 +159,21 @@ def _express(group: list[Cmp]) -> list[tuple[str, IndicatorType, str | None]]:
         dropped = ", ".join(x.name for x, tt in usable if tt is None)
         return [(_value(c, t), t, f"STIX condition {dropped} dropped: the hash identifies the file")]  # type: ignore[list-item]
     if obj == "file" and len(good) > 1:
-        hashes = " AND ".join(c.name for c, _ in good)
-        others = [x.name for x, tt in usable if tt is None]
-        note = f"STIX AND of one file's hashes ({hashes}): each hash imported"
-        if others:
-            note += f"; condition {', '.join(others)} dropped"
-        return [(_value(c, t), t, note) for c, t in good]  # type: ignore[misc]
+        return _file_hashes(usable, good)  # type: ignore[arg-type]
     names = " AND ".join(c.name for c in group)
     raise _Unexpressible(f"STIX {names} cannot be expressed as one Defender indicator")
+
+
+def _file_hashes(
+    usable: list[tuple[Cmp, IndicatorType | None]], good: list[tuple[Cmp, IndicatorType | None]]
+) -> list[tuple[str, IndicatorType, str | None]]:
+    """An AND of one file's hashes: each hash imported, with a note (other conditions on the file dropped)."""
+    hashes = " AND ".join(c.name for c, _ in good)
+    others = [x.name for x, tt in usable if tt is None]
+    note = f"STIX AND of one file's hashes ({hashes}): each hash imported"
+    if others:
+        note += f"; condition {', '.join(others)} dropped"
+    return [(_value(c, t), t, note) for c, t in good]  # type: ignore[misc]
 
 
 def _value(c: Cmp, t: IndicatorType | None) -> str:

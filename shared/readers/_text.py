@@ -60,8 +60,7 @@ def read_text(
     says so; a line longer than `limits.max_value_length` holds no indicator line's token (no pattern
     is tried on it), unless it starts like a URL: then it is an entry that validation refuses for its length.
     """
-    in_fence = False
-    in_references = False
+    state = _State()
     longest = (limits or ReadLimits()).max_value_length
     entries = 0  # RawRows yielded
     seen = _Seen()  # until the first entry: prose lines that mention what looks like an indicator
@@ -79,41 +78,27 @@ def read_text(
         if len(s) in _HASH_LENGTHS and not s.translate(_DROP_HEX):
             # A bare hash (most lines of big hash lists): no marker, bullet, comment, label or defanging
             # to look through, so the steps below would pass it on as it is.
-            if in_references and not in_fence:
+            if state.in_references and not state.in_fence:
                 yield Ignored(number, "reference section", s[:SHOWN])
             else:
                 entries += 1
                 yield RawRow(number, {FIELD_VALUE: s}, note=note)
             continue
-        if s.startswith(("```", "~~~")):
-            if not (len(s) > 3 and s.endswith(s[:3])):
-                in_fence = not in_fence
-            yield Ignored(number, "code fence", s[:SHOWN])
-            continue
-        if s.startswith("//"):
-            continue
-        if s.startswith("#"):
-            if not markdown or in_fence:
-                continue  # a comment
-            in_references = bool(_REFERENCE_HEADING.search(s))
-            yield Ignored(number, "heading", s[:SHOWN])
-            continue
-        if s.startswith("<!--"):
-            yield Ignored(number, "HTML comment", s[:SHOWN])
-            continue
+        if s[0] in _MARKS:
+            handled, marked = state.marked(number, s, markdown)
+            if marked is not None:
+                yield marked
+            if handled:
+                continue
         if s.startswith("|"):
             for item in _table_row(number, s, note):
                 entries += type(item) is RawRow
                 yield item
             continue
         body = _BULLET.sub("", s, count=1)
-        if body.endswith(":") and len(body) <= 80 and not in_fence:
-            # A label line such as "REFERENCE:" or "LINK FROM MESSAGE TEXT:" starts a section.
-            in_references = bool(_REFERENCE_HEADING.search(body))
-            yield Ignored(number, "heading", s[:SHOWN])
-            continue
-        if in_references and not in_fence:
-            yield Ignored(number, "reference section", s[:SHOWN])
+        section = state.section(number, s, body)
+        if section is not None:
+            yield section
             continue
         item = _line_item(number, body, markdown=markdown, separators=separators, note=note, shown=s)
         if type(item) is RawRow:
@@ -123,6 +108,46 @@ def read_text(
         yield item
     if not entries and seen.lines:
         yield seen.problem()
+
+
+_MARKS = frozenset("`~/#<")  # first characters of fences, comments, headings and HTML comments
+
+
+class _State:
+    """Where the reader is: inside a fenced code block, under a references heading."""
+
+    __slots__ = ("in_fence", "in_references")
+
+    def __init__(self) -> None:
+        self.in_fence = False
+        self.in_references = False
+
+    def marked(self, number: int, s: str, markdown: bool) -> tuple[bool, Ignored | None]:
+        """A fence, comment, heading or HTML comment line: (handled, the item to yield, if any)."""
+        if s.startswith(("```", "~~~")):
+            if not (len(s) > 3 and s.endswith(s[:3])):
+                self.in_fence = not self.in_fence
+            return True, Ignored(number, "code fence", s[:SHOWN])
+        if s.startswith("//"):
+            return True, None
+        if s.startswith("#"):
+            if not markdown or self.in_fence:
+                return True, None  # a comment
+            self.in_references = bool(_REFERENCE_HEADING.search(s))
+            return True, Ignored(number, "heading", s[:SHOWN])
+        if s.startswith("<!--"):
+            return True, Ignored(number, "HTML comment", s[:SHOWN])
+        return False, None
+
+    def section(self, number: int, s: str, body: str) -> Ignored | None:
+        """A label line that starts a section, or a line under a references heading: ignored."""
+        if body.endswith(":") and len(body) <= 80 and not self.in_fence:
+            # A label line such as "REFERENCE:" or "LINK FROM MESSAGE TEXT:" starts a section.
+            self.in_references = bool(_REFERENCE_HEADING.search(body))
+            return Ignored(number, "heading", s[:SHOWN])
+        if self.in_references and not self.in_fence:
+            return Ignored(number, "reference section", s[:SHOWN])
+        return None
 
 
 def _line_item(

@@ -98,38 +98,44 @@ def _is_reference_column(name: str, cells: Sequence[str], family: str, *, one_ho
     return one_host and family == "url" and len(cells) >= 3 and len(hosts) == 1
 
 
+def _column(name: str, cells: Sequence[str]) -> tuple[float, str, int] | None:
+    """(share, family, hash length) when a column's cells read as indicators of one family, else None."""
+    if not cells:
+        return None
+    families = Counter(_family(c) for c in cells)
+    family, n = max(((f, c) for f, c in families.items() if f is not None), key=lambda fc: fc[1], default=(None, 0))
+    if family is None or n < SHARE * len(cells) or _is_reference_column(name, cells, family):
+        return None
+    length = Counter(len(c.strip()) for c in cells).most_common(1)[0][0] if family == "hash" else 0
+    return n / len(cells), family, length
+
+
 def choose(header: Sequence[str], records: Sequence[Sequence[str]]) -> Choice | None:
     """The value columns of a header whose names say nothing, from the first SAMPLE_ROWS records; None if none."""
     found: list[tuple[float, int, str, int]] = []  # (share, -index, family, hash length)
     for i, name in enumerate(header):
-        cells = [r[i] for r in records[:SAMPLE_ROWS] if i < len(r) and r[i].strip()]
-        if not cells:
-            continue
-        families = Counter(_family(c) for c in cells)
-        family, n = max(((f, c) for f, c in families.items() if f is not None), key=lambda fc: fc[1], default=(None, 0))
-        if family is None or n < SHARE * len(cells) or _is_reference_column(name, cells, family):
-            continue
-        length = Counter(len(c.strip()) for c in cells).most_common(1)[0][0] if family == "hash" else 0
-        found.append((n / len(cells), -i, family, length))
+        stat = _column(name, [r[i] for r in records[:SAMPLE_ROWS] if i < len(r) and r[i].strip()])
+        if stat is not None:
+            found.append((stat[0], -i, stat[1], stat[2]))
     if not found:
         return None
     found.sort(reverse=True)
     share, neg, family, length = found[0]
-    taken = [(-neg, family, share, length)]
+    taken = [(-neg, family, share)]
     if family == "hash":
         # md5,sha1,sha256 of one object: every hash column of another length comes along.
         lengths = {length}
         for share2, neg2, family2, length2 in found[1:]:
             if family2 == "hash" and length2 not in lengths:
-                taken.append((-neg2, family2, share2, length2))
+                taken.append((-neg2, family2, share2))
                 lengths.add(length2)
     taken.sort()
+    rows = min(len(records), SAMPLE_ROWS)
     described = ", ".join(
-        f"{header[i].strip()!r} ({round(share * 100)}% of its first {min(len(records), SAMPLE_ROWS)} cells read as"
-        f" {_NAMES[family]})"
-        for i, family, share, _ in taken
+        f"{header[i].strip()!r} ({round(sh * 100)}% of its first {rows} cells read as {_NAMES[fam]})"
+        for i, fam, sh in taken
     )
-    return Choice(tuple((i, "") for i, _, _, _ in taken), f"chosen by content: {described}")
+    return Choice(tuple((i, "") for i, _, _ in taken), f"chosen by content: {described}")
 
 
 _NAMES = {"hash": "hashes", "ip": "IP addresses", "url": "URLs", "host": "host names"}
