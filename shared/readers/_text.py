@@ -67,14 +67,17 @@ def read_text(
     for number, raw, truncated in binary_lines(stream):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
-        s, fell_back = decode_line(raw)
-        s = s.strip()
+        try:
+            s = raw.decode("utf-8").strip()  # inline: the common case costs no call (decode_line is the fallback)
+            note = None
+        except UnicodeDecodeError:
+            s = decode_line(raw)[0].strip()
+            note = CP1252_NOTE
         if not s:
             continue
         if truncated or len(s) > longest:
             yield _overlong(number, s, longest)
             continue
-        note = CP1252_NOTE if fell_back else None
         if len(s) in _HASH_LENGTHS and not s.translate(_DROP_HEX):
             # A bare hash (most lines of big hash lists): no marker, bullet, comment, label or defanging
             # to look through, so the steps below would pass it on as it is.
@@ -82,7 +85,7 @@ def read_text(
                 yield Ignored(number, "reference section", s[:SHOWN])
             else:
                 entries += 1
-                yield RawRow(number, {FIELD_VALUE: s}, note=note)
+                yield RawRow(number, {FIELD_VALUE: s}) if note is None else RawRow(number, {FIELD_VALUE: s}, note=note)
             continue
         if s[0] in _MARKS:
             handled, marked = state.marked(number, s, markdown)
