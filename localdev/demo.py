@@ -106,7 +106,7 @@ def run(stack: LocalStack) -> list[Path]:
     from shared.app import runtime
     from shared.storage.blobs import ensure_containers
 
-    env = stack.env(MAX_CALLS_PER_MINUTE="30", BATCH_SIZE="500", HTTP_SYNC_SECONDS="2",
+    env = stack.env(MAX_CALLS_PER_MINUTE="30", BATCH_SIZE="500", HTTP_SYNC_SECONDS="6",
                     JOB_RETRY_SCHEDULE_MINUTES="0.05")  # a retry 3 s after an outage  # fmt: skip
     os.environ.update(env)  # azure-identity reads IDENTITY_ENDPOINT / IDENTITY_HEADER from the environment
     for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "MSI_ENDPOINT", "IMDS_ENDPOINT"):
@@ -164,8 +164,8 @@ def run(stack: LocalStack) -> list[Path]:
     print("\nHTTP import, as a Logic Apps HTTP action would send it:")
     print("  " + json.dumps({k: LOGIC_APP_REQUEST[k] for k in ("method", "uri", "headers")}))
     http_report = call_http(function_app, LOGIC_APP_REQUEST)
-    print("\nA large HTTP import (1,500 indicators) against a Defender whose import calls take 2 s:")
-    stack.defender.admin.configure(import_seconds=2.0)
+    print("\nA large HTTP import (1,500 indicators) against a Defender whose import calls take 3 s:")
+    stack.defender.admin.configure(import_seconds=3.0)
     call_large_http(function_app)
     stack.defender.admin.configure(import_seconds=0.0)
     host.stop()
