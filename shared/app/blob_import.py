@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from shared.app.runtime import Runtime, get_runtime
 from shared.core.jobs import JobRecord, blob_job_id, now_text
+from shared.core.options import InputOptions
 from shared.core.settings import SettingsError
 from shared.pipeline.job import Job, publish_failed_report
 from shared.pipeline.reports import html_name, report_names, report_stem
@@ -77,7 +78,7 @@ def handle_blob(blob_client: BlobClient, *, runtime: Runtime | None = None) -> B
         source["reportNameShortened"] = True  # past Azure's blob-name limit; `name` stays the original
     overrides = feeds.blob_overrides(info.name, info.metadata)
     try:
-        feeds.check_sync(rt.settings.with_overrides(overrides))
+        InputOptions.parse(overrides).check_sync()
     except SettingsError as e:
         log.warning("blob %s/%s: bad metadata: %s", info.container, info.name, e)
         reports = BlobReports(rt.reports, json_name, csv_name, etag=info.etag)

@@ -25,12 +25,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from shared.core.model import Ignored, Outcome, Status
+from shared.core.options import NO_OPTIONS, InputOptions
 from shared.core.settings import Settings, SettingsError
 from shared.pipeline.reports import FAILED, html_name, report_names
 
@@ -171,12 +172,14 @@ def run_files(
     printer: Printer = print,
     *,
     json_output: bool = False,
+    options: InputOptions = NO_OPTIONS,
 ) -> int:
     """Process every file with one client (so pacing spans them all); returns the exit code.
 
     `client_factory=None` validates only; `skip_reason` is what entries that would be sent are marked with
     when nothing is submitted ("validation only", "dry run"). With a client each file gets the quota steward
-    on it (in a dry run it only lists the tenant), as in the function app.
+    on it (in a dry run it only lists the tenant), as in the function app. `options`: every file's own
+    (`--dry-run`, `--feed`, `--sync`, `--sync-force`).
     """
     dupes = duplicate_names(paths)
     if dupes:
@@ -187,7 +190,9 @@ def run_files(
     code = EXIT_OK
     results: list[FileResult] = []
     for path in paths:
-        result = _run_file(path, report_dir, settings, client, skip_reason, printer, json_output=json_output)
+        result = _run_file(
+            path, report_dir, settings, client, skip_reason, printer, json_output=json_output, options=options
+        )
         results.append(result)
         if result.status == FAILED:
             code = EXIT_FAILED
@@ -208,6 +213,7 @@ def _run_file(
     printer: Printer,
     *,
     json_output: bool,
+    options: InputOptions,
 ) -> FileResult:
     """One file through `run_job`."""
     from shared.pipeline.job import Job, JobHooks, NoTurn, run_job
@@ -226,6 +232,7 @@ def _run_file(
             source=path.name,
             report_source={"container": None, "name": path.name, "etag": None, "size": size},
             settings=settings,
+            options=options,
             started=datetime.now(UTC),  # validation's clock: the same for the ranking pass and the real one
             open_input=lambda: path.open("rb"),
             size=size,
@@ -393,22 +400,16 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.command == "validate":
         return run_files(args.files, args.report_dir, settings, None, "validation only", printer, json_output=args.json)
-    from shared.tenant import feeds
-
-    if args.dry_run:
-        settings = replace(settings, dry_run=True)
-    overrides = {
-        "feed": args.feed or "",
-        "sync": "true" if args.sync else "",
-        "sync_force": "true" if args.sync_force else "",
-    }
-    try:
-        settings = settings.with_overrides(overrides)
-        feeds.check_sync(settings)
-    except SettingsError as e:
-        printer(f"error: {str(e).replace('sync=true needs feed=<name>', '--sync needs --feed NAME')}")
+    options = InputOptions(
+        dry_run=True if args.dry_run else None,
+        feed=(args.feed or "").strip() or None,
+        sync=bool(args.sync),
+        sync_force=bool(args.sync_force),
+    )
+    if options.sync and not options.feed:
+        printer("error: --sync needs --feed NAME (the feed whose state the files are)")
         return EXIT_USAGE
-    reason = "dry run" if settings.dry_run else None
+    reason = "dry run" if options.dry_run_under(settings) else None
     return run_files(
         args.files,
         args.report_dir,
@@ -417,4 +418,5 @@ def main(argv: Sequence[str] | None = None, *, env: dict[str, str] | None = None
         reason,
         printer,
         json_output=args.json,
+        options=options,
     )

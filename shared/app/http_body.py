@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from shared.core.model import FileProblem, Outcome, RawRow, ReadLimits, Status, warning
-from shared.core.settings import OVERRIDE_KEYS
+from shared.core.options import OVERRIDE_KEYS
 from shared.core.text import quote
 from shared.pipeline.job import SavedItems, decode_once
 

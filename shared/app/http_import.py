@@ -33,8 +33,8 @@ from shared.app.http_answer import HttpAnswer
 from shared.app.http_body import Body, HttpProblem, check_body, error_body, overrides_from_params
 from shared.app.runtime import Runtime, get_runtime
 from shared.core.jobs import JobRecord, JobState, http_job_id, looks_like_job_id, now_text, parse_when
-from shared.core.settings import Settings, SettingsError
-from shared.tenant import feeds
+from shared.core.options import InputOptions
+from shared.core.settings import SettingsError
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -99,8 +99,9 @@ async def http_import(
         return HttpAnswer(500, error_body(500, f"the app's configuration is incomplete: {e}"))
     try:
         overrides = overrides_from_params(params)
-        settings = rt.settings.with_overrides(overrides)
-        feeds.check_sync(settings)
+        options = InputOptions.parse(overrides)
+        options.check_sync()
+        settings = rt.settings
         parsed = check_body(
             headers,
             body,
@@ -114,7 +115,7 @@ async def http_import(
         return HttpAnswer(p.status, p.body(), p.headers)
     started = now or datetime.now(UTC)
     try:
-        record = await asyncio.to_thread(_queue_job, rt, parsed, overrides, started, settings, submitter)
+        record = await asyncio.to_thread(_queue_job, rt, parsed, overrides, started, options, submitter)
     except Exception as e:  # storage: the job cannot be saved or queued
         log.exception("HTTP import %s: the job could not be saved or queued", invocation_id)
         return HttpAnswer(
@@ -145,7 +146,7 @@ def headers_lower(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def _queue_job(
-    rt: Runtime, parsed: Body, overrides: Mapping[str, str], started: datetime, settings: Settings,
+    rt: Runtime, parsed: Body, overrides: Mapping[str, str], started: datetime, options: InputOptions,
     submitter: Mapping[str, str] | None = None,
 ) -> JobRecord:  # fmt: skip
     job_id = http_job_id()
@@ -162,7 +163,7 @@ def _queue_job(
         total=parsed.count,
         submitter=dict(submitter) if submitter else None,
         # Dry runs and feed syncs are never coalesced (CONTRACT.md "Settings" [coalesce]).
-        coalescible=not settings.dry_run and not settings.sync,
+        coalescible=not options.dry_run_under(rt.settings) and not options.sync,
     )
     rt.jobs.create(record)
     rt.queue.ring(record.id, record.tenant)
@@ -289,7 +290,7 @@ def _stalled(rt: Runtime, record: JobRecord, now: datetime) -> str | None:
     return None
 
 
-def http_source(settings: Settings) -> str:
+def http_source(options: InputOptions) -> str:
     """The input name HTTP imports give validation (`{source}` of DEFAULT_DESCRIPTION): stable from one
     request to the next, so defaulted descriptions compare equal and a resent indicator is `unchanged`."""
-    return f"HTTP import ({settings.feed})" if settings.feed else "HTTP import"
+    return f"HTTP import ({options.feed})" if options.feed else "HTTP import"

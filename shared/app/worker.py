@@ -32,6 +32,7 @@ from shared.core import telemetry as tm
 from shared.core.errors import AccessDenied, DefenderError, DefenderUnavailable
 from shared.core.jobs import JobRecord, JobState, now_text, parse_when, retry_delay, seconds_until
 from shared.core.model import Outcome, ReaderItem, Summary
+from shared.core.options import InputOptions
 from shared.pipeline.coalesce import Coalescer, Member
 from shared.pipeline.job import (
     HeldTurn,
@@ -48,7 +49,6 @@ from shared.pipeline.process import Interrupted
 from shared.storage.blobs import BlobReports, open_blob
 from shared.storage.jobs import JobStore, RecordConflict, doorbell
 from shared.storage.tenant_lock import LockTimeout
-from shared.tenant import feeds
 from shared.tenant.drain import DrainTenant
 from shared.tenant.records import TenantView
 
@@ -259,11 +259,12 @@ class _Attempt:
 
     def job(self) -> Job:
         rec = self.record
-        settings = self.rt.settings.with_overrides(rec.options)
-        feeds.check_sync(settings)
+        options = InputOptions.parse(rec.options)
+        options.check_sync()
         common = {
             "report_source": _report_source(rec),
-            "settings": settings,
+            "settings": self.rt.settings,
+            "options": options,
             "started": parse_when(rec.started) or datetime.now(UTC),
             "resume": self.logged,
             "interrupt": self.refuse is None,
@@ -282,7 +283,7 @@ class _Attempt:
         )
         if self.shared is not None:
             rows = self.shared_rows or rows
-        return Job(name=str(inp["name"]), source=http_source(settings), saved=rows, entries_at_most=rec.total,
+        return Job(name=str(inp["name"]), source=http_source(options), saved=rows, entries_at_most=rec.total,
                    **common)  # type: ignore[arg-type]  # fmt: skip
 
     def go(self, lease: Lease) -> JobResult:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from shared.checks.normalise import HASH_LENGTHS, canonical_ip, split_url
 from shared.checks.suffixes import suffix_problem
 from shared.core.model import Action, IndicatorType, Problem, Severity
-from shared.core.settings import Settings
+from shared.core.options import RowDefaults
 from shared.core.text import TRIM
 from shared.core.times import format_utc, parse_iso_utc
 from shared.core.vocab import FILE_TYPES, NETWORK_TYPES, legacy_action, yes_no
@@ -294,7 +294,7 @@ class ActionChoice:
         self.notes = notes
 
 
-def resolve_action(raw: str | None, t: IndicatorType, settings: Settings) -> ActionChoice | Problem:
+def resolve_action(raw: str | None, t: IndicatorType, defaults: RowDefaults) -> ActionChoice | Problem:
     """The row's action (case-insensitive, trimmed) or the default, checked against the type.
 
     - Legacy `Alert` → `Audit`, `AlertAndBlock` → `BlockAndRemediate` for file hashes and certificates and
@@ -323,20 +323,21 @@ def resolve_action(raw: str | None, t: IndicatorType, settings: Settings) -> Act
             notes = (f"legacy action {text} mapped to {legacy.value} with generateAlert true",)
             return _action_for_type(action, t, notes, True, explicit=True)
         return _action_for_type(action, t, notes, False, explicit=True)
-    action = settings.default_action
-    if t is T.CertificateThumbprint and not settings.action_from_metadata:
+    action = defaults.action
+    if t is T.CertificateThumbprint and not defaults.action_from_input:
         return Problem(
             "certificate-action-required",
             "a CertificateThumbprint needs an explicit action Allowed or BlockAndRemediate (row or file metadata)",
         )
-    note = settings.default_action_note
-    if settings.default_action_legacy is not None:
+    note = defaults.action_note
+    if defaults.action_legacy is not None:
         # The legacy default maps per type (AlertAndBlock: BlockAndRemediate for hashes, Block for the rest).
-        name, origin = settings.default_action_legacy
+        name, origin = defaults.action_legacy
         action = legacy_action(name, t) or action
         note = f"legacy action {name} mapped to {action.value} ({origin})"
     if note:
-        # A legacy DEFAULT_ACTION or file `action` (settings.py): noted, generateAlert true as for a row.
+        # A legacy DEFAULT_ACTION or input `action` (core.settings.legacy_default): noted, generateAlert true as
+        # for a row.
         choice = _action_for_type(action, t, (note,), True, explicit=False)
         return Problem(choice.code, f"{note}; {choice.message}") if isinstance(choice, Problem) else choice
     return _action_for_type(action, t, notes, False, explicit=False)
@@ -354,23 +355,23 @@ def _action_for_type(
     return ActionChoice(action, force or action is Action.Audit, notes)
 
 
-def resolve_generate_alert(raw: str | None, settings: Settings, choice: ActionChoice) -> bool | Problem | None:
+def resolve_generate_alert(raw: str | None, defaults: RowDefaults, choice: ActionChoice) -> bool | Problem | None:
     """Row value (a yes/no word of `core.vocab`: `true/false/TRUE/1/0/on/off`), else the file's
     `generate_alert`, else unset; Audit forces true. An empty cell takes the file's value."""
     value = yes_no(raw) if raw else None
     if value is None:
         if raw and raw.strip(TRIM):
             return Problem("generate-alert", f"generateAlert must be true or false, got {raw!r}")
-        value = settings.generate_alert
+        value = defaults.generate_alert
     if choice.force_alert:
         return True
     return value
 
 
-def resolve_severity(raw: str | None, settings: Settings) -> Severity | Problem:
+def resolve_severity(raw: str | None, defaults: RowDefaults) -> Severity | Problem:
     text = raw.strip(TRIM) if raw else ""
     if not text:
-        return settings.default_severity
+        return defaults.severity
     key = text.lower()
     for s in Severity:
         if s.value.lower() == key:
@@ -408,11 +409,11 @@ def parse_datetime(text: str) -> datetime | None:
         return None
 
 
-def resolve_expiration(raw: str | None, t: IndicatorType, settings: Settings, now: datetime) -> str | Problem | None:
+def resolve_expiration(raw: str | None, t: IndicatorType, defaults: RowDefaults, now: datetime) -> str | Problem | None:
     """Row expiry, or now + the type's default days (0 = never: nothing sent); past expiry is invalid."""
     text = raw.strip(TRIM) if raw else ""
     if not text:
-        return default_expiration(t, settings, now)
+        return default_expiration(t, defaults, now)
     dt = parse_datetime(text)
     if dt is None:
         return Problem(
@@ -424,8 +425,8 @@ def resolve_expiration(raw: str | None, t: IndicatorType, settings: Settings, no
     return format_utc(dt)
 
 
-def default_expiration(t: IndicatorType, settings: Settings, now: datetime) -> str | None:
-    days = settings.expiration_days_for(t)
+def default_expiration(t: IndicatorType, defaults: RowDefaults, now: datetime) -> str | None:
+    days = defaults.expiration_days_for(t)
     if days == 0:
         return None
     return format_utc(now + timedelta(days=days))
@@ -449,10 +450,10 @@ def split_names(raw: str) -> tuple[str, ...]:
     return tuple(p.strip(TRIM) for p in raw.split(",") if p.strip(TRIM))
 
 
-def resolve_rbac(raw: str | None, settings: Settings) -> tuple[str, ...] | None:
+def resolve_rbac(raw: str | None, defaults: RowDefaults) -> tuple[str, ...] | None:
     """Row device groups (comma-separated) or DEFAULT_RBAC_GROUPS; none means all devices (not sent)."""
     groups = split_names(raw) if raw else ()
-    return groups or settings.default_rbac_groups or None
+    return groups or defaults.rbac_groups or None
 
 
 # Defender alert categories (portal list, Pascal case: defender-api.md §6); lower-case or spaced

@@ -55,6 +55,7 @@ from shared.core.model import (
     RawRow,
     Status,
 )
+from shared.core.options import NO_OPTIONS, InputOptions, row_defaults
 from shared.core.settings import Settings
 from shared.core.text import TRIM
 
@@ -141,26 +142,30 @@ class DuplicateIndex:
 
 
 class Validator:
-    """Applies normalisation, rules and defaults; caches everything that depends only on settings."""
+    """Applies normalisation, rules and defaults; caches everything that depends only on the settings and
+    the input's options (`core.options.row_defaults`)."""
 
-    def __init__(self, settings: Settings, *, source: str, now: datetime | None = None) -> None:
-        self.settings = settings
+    def __init__(
+        self, settings: Settings, *, options: InputOptions = NO_OPTIONS, source: str, now: datetime | None = None
+    ) -> None:
+        defaults = row_defaults(settings, options)
+        self.defaults = defaults
         self.now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
         self.dupes = DuplicateIndex(settings.duplicate_index_max_mb)
-        self._title = settings.default_title
-        self._description = default_description(settings.default_description, source)
-        self._rbac = resolve_rbac(None, settings)
-        self._severity = settings.default_severity
+        self._title = defaults.title
+        self._description = default_description(defaults.description, source)
+        self._rbac = resolve_rbac(None, defaults)
+        self._severity = defaults.severity
         self._longest = settings.max_value_length
         self._default_action: dict[IndicatorType, ActionChoice | Problem] = {}
         self._default_expiry: dict[IndicatorType, str | None] = {}
         self._default_alert: dict[IndicatorType, bool | None] = {}
         for t in IndicatorType:
-            choice = resolve_action(None, t, settings)
+            choice = resolve_action(None, t, defaults)
             self._default_action[t] = choice
-            self._default_expiry[t] = default_expiration(t, settings, self.now)
+            self._default_expiry[t] = default_expiration(t, defaults, self.now)
             if isinstance(choice, ActionChoice):
-                alert = resolve_generate_alert(None, settings, choice)
+                alert = resolve_generate_alert(None, defaults, choice)
                 assert not isinstance(alert, Problem)
                 self._default_alert[t] = alert
 
@@ -236,7 +241,7 @@ class Validator:
                 self._default_alert[t],
             ), notes
         get = fields.get
-        s = self.settings
+        s = self.defaults
         rare = not _RARE_FIELDS.isdisjoint(fields)  # without them, their look-ups and checks are skipped
         raw_action = get(FIELD_ACTION)
         raw_alert = get(FIELD_GENERATE_ALERT) if rare else None
@@ -383,15 +388,16 @@ def validate(
     items: Iterable[RawRow | Ignored | FileProblem],
     settings: Settings,
     *,
+    options: InputOptions = NO_OPTIONS,
     source: str,
     now: datetime | None = None,
 ) -> Iterator[Outcome | Ignored | FileProblem]:
     """Turn every RawRow into exactly one Outcome; pass Ignored and FileProblem through unchanged.
 
-    `source` fills `{source}` in DEFAULT_DESCRIPTION; `now` (UTC) decides past expiry and default
-    expiry dates (injectable for tests).
+    `options`: the input's own (`core.options`); `source` fills `{source}` in DEFAULT_DESCRIPTION;
+    `now` (UTC) decides past expiry and default expiry dates (injectable for tests).
     """
-    v = Validator(settings, source=source, now=now)
+    v = Validator(settings, options=options, source=source, now=now)
     row = v.row
     try:
         for item in items:

@@ -1,16 +1,16 @@
 """Settings: the contract's app settings, parsed once, checked all at once.
 
-Core module: no I/O. `Settings.from_env(os.environ)` is called by the entry points;
-`with_overrides(metadata)` applies per-file blob metadata (or HTTP query parameters) and
-returns a new object. Every bad value is reported in one `SettingsError`.
+Core module: no I/O. `Settings.from_env(os.environ)` is called once per process by the entry points and
+never changes; an input's blob metadata or query parameters are `core.options.InputOptions`, beside it.
+Every bad value is reported in one `SettingsError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.core.model import (
     DEFAULT_MAX_GZIP_BYTES,
@@ -46,7 +46,7 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"expected true or false, got {quote(text)}")
 
 
-def _enum_ci(enum: type[StrEnum], text: str) -> Any:
+def enum_ci(enum: type[StrEnum], text: str) -> Any:
     t = text.strip().lower()
     for member in enum:
         if member.value.lower() == t:
@@ -54,13 +54,13 @@ def _enum_ci(enum: type[StrEnum], text: str) -> Any:
     raise ValueError(f"expected one of {', '.join(m.value for m in enum)}, got {quote(text)}")
 
 
-def _action(text: str) -> tuple[Action, str | None]:
+def parse_action(text: str) -> tuple[Action, str | None]:
     """A current action name, or a legacy one mapped as in rows (`core.vocab.LEGACY_ACTIONS`): (action,
     the legacy name as written or None)."""
     legacy = legacy_action(text)
     if legacy is not None:
         return legacy, text.strip()
-    return _enum_ci(Action, text), None
+    return enum_ci(Action, text), None
 
 
 def parse_expiration_by_type(text: str) -> dict[IndicatorType, int]:
@@ -73,12 +73,12 @@ def parse_expiration_by_type(text: str) -> dict[IndicatorType, int]:
         name, sep, days = part.partition("=")
         if not sep:
             raise ValueError(f"expected Type=days, got {quote(part)}")
-        t = _enum_ci(IndicatorType, name)
-        out[t] = _expiration_days(days)
+        t = enum_ci(IndicatorType, name)
+        out[t] = parse_expiration_days(days)
     return out
 
 
-def _expiration_days(text: str) -> int:
+def parse_expiration_days(text: str) -> int:
     try:
         d = int(text.strip())
     except ValueError:
@@ -90,25 +90,6 @@ def _expiration_days(text: str) -> int:
 
 def split_list(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-# The per-file override names (blob metadata keys, HTTP query parameters), CONTRACT.md "Settings".
-OVERRIDE_KEYS = frozenset(
-    {
-        "action",
-        "severity",
-        "expiration_days",
-        "title",
-        "description",
-        "rbac_groups",
-        "generate_alert",
-        "dry_run",
-        "dryrun",
-        "feed",
-        "sync",
-        "sync_force",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -140,15 +121,10 @@ class Settings:
     capacity_reserve: int = 500
     # Order in which new indicators get the room left (tenant.capacity.Priority); None: the issue's default order.
     capacity_priority: str | None = None
-    # Per-file overrides that have no app-setting form (blob metadata / query parameters only).
+    # True when DEFAULT_ACTION is a legacy name (rows taking it send generateAlert true); else unset.
     generate_alert: bool | None = None
-    feed: str | None = None
-    sync: bool = False
-    sync_force: bool = False
-    # True when `default_action` came from per-file metadata (certificates need an explicit action).
-    action_from_metadata: bool = False
-    # Set when `default_action` is a legacy name mapped (`legacy action Alert mapped to Audit (file
-    # metadata)`): rows that take the default carry the note and send generateAlert true.
+    # Set when DEFAULT_ACTION is a legacy name mapped (`legacy action Alert mapped to Audit
+    # (DEFAULT_ACTION)`): rows that take the default carry the note.
     default_action_note: str | None = None
     # (legacy name as written, where it came from) when `default_action` is a legacy name: mapped per type.
     default_action_legacy: tuple[str, str] | None = None
@@ -205,9 +181,9 @@ class Settings:
         take("AZURE_CLIENT_ID", "azure_client_id", str.strip)
         take("INDICATORS_CONTAINER", "indicators_container", str.strip)
         take("REPORTS_CONTAINER", "reports_container", str.strip)
-        take("DEFAULT_ACTION", "default_action", _action)
-        take("DEFAULT_SEVERITY", "default_severity", lambda s: _enum_ci(Severity, s))
-        take("DEFAULT_EXPIRATION_DAYS", "default_expiration_days", _expiration_days)
+        take("DEFAULT_ACTION", "default_action", parse_action)
+        take("DEFAULT_SEVERITY", "default_severity", lambda s: enum_ci(Severity, s))
+        take("DEFAULT_EXPIRATION_DAYS", "default_expiration_days", parse_expiration_days)
         take("EXPIRATION_DAYS_BY_TYPE", "expiration_days_by_type", parse_expiration_by_type)
         take("DEFAULT_TITLE", "default_title", str)
         take("DEFAULT_DESCRIPTION", "default_description", str)
@@ -238,7 +214,13 @@ class Settings:
         take("DEFENDER_MAX_ATTEMPTS", "max_attempts", int, positive)
 
         if "default_action" in kw:
-            kw.update(_legacy_default(kw.pop("default_action"), "DEFAULT_ACTION", None))  # type: ignore[arg-type]
+            mapped = legacy_default(kw.pop("default_action"), "DEFAULT_ACTION", None)  # type: ignore[arg-type]
+            kw.update(
+                default_action=mapped.action,
+                default_action_note=mapped.note,
+                default_action_legacy=mapped.legacy,
+                generate_alert=mapped.alert,
+            )
         s = cls(**kw)  # type: ignore[arg-type]
         if s.reports_container == s.indicators_container:
             errors.append("REPORTS_CONTAINER: must differ from INDICATORS_CONTAINER (reports would re-trigger imports)")
@@ -246,82 +228,19 @@ class Settings:
             raise SettingsError("invalid settings: " + "; ".join(errors))
         return s
 
-    def with_overrides(self, metadata: Mapping[str, str]) -> Settings:
-        """Apply per-file overrides (blob metadata keys or HTTP query parameters).
 
-        Keys are case-insensitive (blob metadata comes back lower-cased); `dryRun` is accepted
-        for `dry_run`. Unknown keys are ignored. Raises SettingsError listing every bad value.
-        A legacy `action` (`Alert`, `AlertAndBlock`) is mapped as DEFAULT_ACTION's is (`_legacy_default`).
-        """
-        norm, errors = _override_names(metadata)
-        kw: dict[str, object] = {}
+class DefaultAction(NamedTuple):
+    """A parsed default action: the action, its note and (name as written, origin) when legacy, and the
+    generateAlert it brings (True for a legacy name unless one was given; else None: nothing implied)."""
 
-        def take(key: str, attr: str, conv) -> None:  # type: ignore[no-untyped-def]
-            raw = norm.get(key)
-            if raw is None or raw.strip() == "":
-                return
-            try:
-                kw[attr] = conv(raw)
-            except ValueError as e:
-                errors.append(f"{key}: {e}")
-
-        take("action", "default_action", _action)
-        take("severity", "default_severity", lambda s: _enum_ci(Severity, s))
-        take("expiration_days", "default_expiration_days", _expiration_days)
-        take("title", "default_title", str)
-        take("description", "default_description", str)
-        take("rbac_groups", "default_rbac_groups", split_list)
-        take("generate_alert", "generate_alert", parse_bool)
-        take("dry_run", "dry_run", parse_bool)
-        take("feed", "feed", str.strip)
-        take("sync", "sync", parse_bool)
-        take("sync_force", "sync_force", parse_bool)
-        if errors:
-            raise SettingsError("invalid overrides: " + "; ".join(errors))
-        if "default_action" in kw:
-            given_alert = kw.get("generate_alert")
-            if self.default_action_note is not None and given_alert is None:
-                kw["generate_alert"] = None  # the app setting's legacy alert goes with the action it replaced
-            kw.update(_legacy_default(kw.pop("default_action"), "file metadata", given_alert))  # type: ignore[arg-type]
-        new = replace(self, **kw)  # type: ignore[arg-type]
-        if "default_action" in kw:
-            new = replace(new, action_from_metadata=True)
-        if "default_expiration_days" in kw:
-            # An explicit per-file expiry wins over the per-type table for that file.
-            new = replace(new, expiration_days_by_type={})
-        return new
+    action: Action
+    note: str | None
+    legacy: tuple[str, str] | None
+    alert: bool | None
 
 
-def _override_names(metadata: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
-    """Override keys by their one name (lower case, `dryRun` read as `dry_run`), and the contradictions found.
-
-    Two spellings of one override that disagree (`dryRun=true&dry_run=false`) are an error, never a silent
-    choice: submitting for real what the caller meant as a dry run cannot be undone.
-    """
-    norm: dict[str, str] = {}
-    given: dict[str, list[str]] = {}
-    errors: list[str] = []
-    for key, value in metadata.items():
-        name = key.strip().lower()
-        name = "dry_run" if name == "dryrun" else name
-        given.setdefault(name, []).append(key)
-        if name in norm and _differ(name, norm[name], value):
-            spellings = " and ".join(quote(k, 40) for k in given[name])
-            errors.append(f"{name}: given twice with different values ({spellings}); give it once")
-        norm.setdefault(name, value)
-    if "dry_run" in norm:
-        norm["dryrun"] = norm["dry_run"]
-    return norm, errors
-
-
-def _differ(name: str, a: str, b: str) -> bool:
-    if name in ("dry_run", "generate_alert", "sync", "sync_force"):
-        return yes_no(a) != yes_no(b) or (yes_no(a) is None and a.strip().lower() != b.strip().lower())
-    return a.strip() != b.strip()
-
-
-def _legacy_default(parsed: tuple[Action, str | None], origin: str, given_alert: object) -> dict[str, object]:
-    """Settings fields for a parsed default action; a legacy name also brings generateAlert true.
+def legacy_default(parsed: tuple[Action, str | None], origin: str, given_alert: object) -> DefaultAction:
+    """A parsed default action (DEFAULT_ACTION or an input's `action`); a legacy name also brings generateAlert true.
 
     An explicit `generate_alert` is kept: it still applies to rows with an action of their own. Rows
     that take the legacy default send generateAlert true whatever it says, as a legacy row action
@@ -329,15 +248,9 @@ def _legacy_default(parsed: tuple[Action, str | None], origin: str, given_alert:
     """
     action, legacy = parsed
     if legacy is None:
-        return {"default_action": action, "default_action_note": None, "default_action_legacy": None}
-    out: dict[str, object] = {
-        "default_action": action,
-        "default_action_note": f"legacy action {legacy} mapped to {action.value} ({origin})",
-        "default_action_legacy": (legacy, origin),
-    }
-    if given_alert is None:
-        out["generate_alert"] = True
-    return out
+        return DefaultAction(action, None, None, None)
+    note = f"legacy action {legacy} mapped to {action.value} ({origin})"
+    return DefaultAction(action, note, (legacy, origin), True if given_alert is None else None)
 
 
 # The criteria CAPACITY_PRIORITY may name (`tenant.capacity.Priority` ranks by them).

@@ -28,6 +28,7 @@ from typing import BinaryIO, Protocol, TextIO
 from shared.checks.validate import validate
 from shared.core.errors import DefenderError, InputChanged
 from shared.core.model import FileProblem, Ignored, Outcome, RawRow, ReaderItem, Summary
+from shared.core.options import NO_OPTIONS, InputOptions
 from shared.core.settings import Settings
 from shared.pipeline.process import RunResult, process_stream
 from shared.pipeline.reports import FAILED, ReportWriter
@@ -161,7 +162,8 @@ class Job:
     - `open_input()`: the input's bytes, the same version every time (a blob pinned to its ETag); or `saved`:
       the items its checks decoded already. `size`: bytes, for the bound that may spare the ranking pass;
       `entries_at_most`: that bound when known otherwise (an HTTP body's count).
-    - `settings`: with the input's overrides applied. `lock_wait`: seconds to wait for the tenant's turn.
+    - `settings`: the app's; `options`: the input's own (blob metadata, query parameters).
+      `lock_wait`: seconds to wait for the tenant's turn.
     - `deadline_seconds`: a time budget for the Defender calls (HTTP: inside the host's 230 s), with
       `deadline_label` naming it in the reasons of what it stopped.
     - `stewarded`: list the tenant and apply quota stewardship (False: validation only, no client).
@@ -176,6 +178,7 @@ class Job:
     report_source: Mapping[str, object]
     settings: Settings
     started: datetime
+    options: InputOptions = NO_OPTIONS
     open_input: Callable[[], AbstractContextManager[io.BufferedReader]] | None = None
     saved: Items | None = None
     size: int | None = None
@@ -316,7 +319,7 @@ def run_job(
 
 
 def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Reports, hooks: JobHooks) -> JobResult:
-    settings = job.settings
+    settings, options = job.settings, job.options
     with ExitStack() as stack:
         stream = stack.enter_context(job.open_input()) if job.saved is None and job.open_input else None
         if stream is not None and hooks.on_stream is not None:
@@ -330,7 +333,7 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
             csv_out,
             source=dict(job.report_source),
             started_at=job.started,
-            dry_run=settings.dry_run or client is None,
+            dry_run=options.dry_run_under(settings) or client is None,
             html_out=html_out,
         )
         steward = submitter = None
@@ -340,12 +343,18 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
             if bound is None and stream is not None and job.size is not None:
                 bound = session.entries_bound(stream.peek(2)[:2], job.size)
             steward, submitter = session.start(
-                checked, settings, entries_at_most=bound, second_pass=lambda: _second_pass(job), drain=job.drain
+                checked,
+                settings,
+                options=options,
+                entries_at_most=bound,
+                second_pass=lambda: _second_pass(job),
+                drain=job.drain,
             )
         run = process_stream(
             stream,
             job.name,
             settings=settings,
+            options=options,
             submitter=submitter,
             reports=writer,
             source=job.source,
@@ -368,14 +377,14 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
 def _second_pass(job: Job) -> Iterator[object]:
     """The steward's ranking pass: the same input version read and validated again, with the same clock."""
     if job.saved is not None:
-        yield from validate(job.saved, job.settings, source=job.source, now=job.started)
+        yield from validate(job.saved, job.settings, options=job.options, source=job.source, now=job.started)
         return
     assert job.open_input is not None
     from shared.readers import read
 
     with job.open_input() as stream:
         items = read(stream, job.name, limits=job.settings.read_limits)
-        yield from validate(items, job.settings, source=job.source, now=job.started)
+        yield from validate(items, job.settings, options=job.options, source=job.source, now=job.started)
 
 
 def publish_failed_report(reports: Reports, job: Job, message: str, *, dry_run: bool | None = None) -> None:
@@ -387,7 +396,7 @@ def publish_failed_report(reports: Reports, job: Job, message: str, *, dry_run: 
             csv_out,
             source=dict(job.report_source),
             started_at=now,
-            dry_run=job.settings.dry_run if dry_run is None else dry_run,
+            dry_run=job.options.dry_run_under(job.settings) if dry_run is None else dry_run,
             html_out=html_out,
         )
         w.error(FileProblem(message))

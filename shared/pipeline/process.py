@@ -22,6 +22,7 @@ from shared.core.errors import (
     InputChanged,
 )
 from shared.core.model import FileProblem, Ignored, Outcome, RawRow, ReaderItem, Status, Summary
+from shared.core.options import NO_OPTIONS, InputOptions
 from shared.core.settings import Settings
 from shared.core.telemetry import RunTally
 from shared.core.telemetry import current as current_telemetry
@@ -122,7 +123,8 @@ class _Run:
     def __init__(
         self,
         *,
-        settings: Settings,
+        batch_size: int,
+        dry_run: bool,
         submitter: Submitter | None,
         reports: ReportWriter,
         skip_reason: str,
@@ -132,8 +134,8 @@ class _Run:
         on_flush: Callable[[], None] | None = None,
         interrupt: bool = False,
     ) -> None:
-        self.settings = settings
-        self.submitter = submitter if not settings.dry_run else None
+        self.batch_size = batch_size
+        self.submitter = submitter if not dry_run else None
         self.reports = reports
         self.skip_reason = skip_reason
         self.skip_code = SKIP_CODES.get(skip_reason, "skipped")
@@ -206,7 +208,7 @@ class _Run:
         else:
             self.waiting.append(o)
             self.batch.append(o)
-            if len(self.batch) >= self.settings.batch_size:
+            if len(self.batch) >= self.batch_size:
                 self.flush()
 
     # -------------------------------------------------------------------------------- batches
@@ -288,6 +290,7 @@ def process_stream(
     name: str,
     *,
     settings: Settings,
+    options: InputOptions = NO_OPTIONS,
     submitter: Submitter | None,
     reports: ReportWriter,
     source: str,
@@ -307,8 +310,9 @@ def process_stream(
 ) -> RunResult:
     """Process one input end to end and finish its reports.
 
-    - `submitter=None` or `settings.dry_run`: entries that would be sent become `skipped` with
-      `skip_reason` (default "dry run" when DRY_RUN is set, else "validation only").
+    - `options`: the input's own (`core.options`: defaults for its rows, its dry run).
+    - `submitter=None` or a dry run (DRY_RUN or the input's `dry_run`): entries that would be sent become
+      `skipped` with `skip_reason` (default "dry run" for a dry run, else "validation only").
     - `on_batch(done, seen)`: after each submitted batch, entries settled by Defender so far and
       entries meant for submission seen so far (progress).
     - `on_outcome(o)`: every final outcome, in report order, after the report has it.
@@ -327,10 +331,12 @@ def process_stream(
     - Raises InternalError when entries in and out differ (a bug).
     """
     started = datetime.now(UTC)
+    dry_run = options.dry_run_under(settings)
     if skip_reason is None:
-        skip_reason = "dry run" if settings.dry_run else "validation only"
+        skip_reason = "dry run" if dry_run else "validation only"
     run = _Run(
-        settings=settings,
+        batch_size=settings.batch_size,
+        dry_run=dry_run,
         submitter=submitter,
         reports=reports,
         skip_reason=skip_reason,
@@ -354,7 +360,7 @@ def process_stream(
     changed: InputChanged | None = None
     log.info("processing %s", source)
     # validate.validate() inlined: one generator less per entry on the hot path.
-    validator = Validator(settings, source=source, now=now)
+    validator = Validator(settings, options=options, source=source, now=now)
     validated = validator.row
     take = run.take
     replayed = iter(resume)

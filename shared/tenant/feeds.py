@@ -1,4 +1,4 @@
-"""Input conventions of feeds: the `feeds/<feed>/` folder rule and the sync-mode check.
+"""Input conventions of feeds: the `feeds/<feed>/` folder rule (`InputOptions.check_sync` checks sync mode).
 
 Pure: no I/O. A blob named `feeds/<feed>/<file>` is the full current state of feed `<feed>` (as if its
 metadata said `feed=<feed>`, `sync=true`); the blob's own metadata wins.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-
-from shared.core.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +31,3 @@ def blob_overrides(name: str, metadata: Mapping[str, str]) -> dict[str, str]:
     out = folder_overrides(name)
     out.update({k.strip().lower(): v for k, v in metadata.items()})
     return out
-
-
-def check_sync(settings: Settings) -> None:
-    """Raise SettingsError when sync mode is asked for without a feed to sync."""
-    if settings.sync and not settings.feed:
-        raise SettingsError("invalid overrides: sync: sync=true needs feed=<name> (the feed whose state this is)")

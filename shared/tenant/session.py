@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.core.errors import DefenderError
 from shared.core.model import Outcome, Summary
+from shared.core.options import NO_OPTIONS, InputOptions
 from shared.core.settings import Settings
 from shared.tenant.drain import DrainTenant
 from shared.tenant.steward import Steward, prepare
@@ -90,6 +91,7 @@ def start(
     client: Any,
     settings: Settings,
     *,
+    options: InputOptions = NO_OPTIONS,
     entries_at_most: int | None,
     second_pass: Callable[[], Iterable[object]],
     drain: DrainTenant | None = None,
@@ -101,15 +103,17 @@ def start(
     input's validated stream again, validated with the same `now` as the real pass (see
     `shared.tenant.steward.prepare`). When the tenant cannot be listed (or no token can be had), the steward is an
     `UnreadTenant` and the submitter a `Refused` (dry run: None, so entries are reported `skipped` "dry run"
-    as without a tenant). `drain`: the view and room shared by the jobs of a drain (no List of its own).
+    as without a tenant). `options`: the input's own (its feed, sync and dry run).
+    `drain`: the view and room shared by the jobs of a drain (no List of its own).
     """
     list_calls0 = getattr(client, "list_calls", 0)
     try:
         # Our identity first: ownership (feed sync, replacement) needs it before the first decision.
-        steward = Steward(client, settings, identities=identities_of(client), drain=drain)
+        steward = Steward(client, settings, options=options, identities=identities_of(client), drain=drain)
         prepare(steward, entries_at_most=entries_at_most, second_pass=second_pass)
     except DefenderError as e:
         log.warning("the tenant's indicators could not be listed: %s", e)
-        stand_in = UnreadTenant(client, e, list_calls0=list_calls0, dry_run=settings.dry_run)
-        return stand_in, None if settings.dry_run else Refused(e)
-    return steward, None if settings.dry_run else client
+        dry_run = options.dry_run_under(settings)
+        stand_in = UnreadTenant(client, e, list_calls0=list_calls0, dry_run=dry_run)
+        return stand_in, None if dry_run else Refused(e)
+    return steward, None if steward.dry_run else client

@@ -14,7 +14,7 @@ How the orchestrator drives it, per input (issue 6):
         steward.after_submit(batch_results)  # replace/update: delete superseded ids (ours only) not reused
         steward.finish(summary, file_error=...); steward.apply_counters(summary); steward.report_extra()
 
-Dry run (`settings.dry_run`): every decision is taken and reported; nothing is deleted.
+Dry run (DRY_RUN or the input's `dry_run`): every decision is taken and reported; nothing is deleted.
 
 Ownership (`ownership.owned_by_app`): every indicator this app imports carries its mark in `externalId`; only
 records with that mark (and, when known, our identity in `createdBy`) are ever deleted — by feed sync or
@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from shared.core.batching import batches
 from shared.core.errors import DefenderError, NotFoundError
 from shared.core.model import Outcome, Status, Summary
+from shared.core.options import NO_OPTIONS, InputOptions, row_defaults
 from shared.core.settings import Settings
 from shared.tenant import capacity, delta, ownership, records
 from shared.tenant.capacity import Priority, Threshold
@@ -82,6 +83,7 @@ class Steward:
         client: TenantClient,
         settings: Settings,
         *,
+        options: InputOptions = NO_OPTIONS,
         now: datetime | None = None,
         identities: Iterable[str] = (),
         priority: Priority | str | None = None,
@@ -89,14 +91,16 @@ class Steward:
     ) -> None:
         self.client = client
         self.settings = settings
+        self.options = options
+        self._expiry_days = row_defaults(settings, options).expiration_days_for
         self._fixed_now = now
         self.identities = tuple(i for i in identities if i)
         if isinstance(priority, Priority):
             self.priority = priority
         else:
-            self.priority = Priority.parse(priority or getattr(settings, "capacity_priority", None))
-        self.dry_run = settings.dry_run
-        self.feed = settings.feed or None
+            self.priority = Priority.parse(priority or settings.capacity_priority)
+        self.dry_run = options.dry_run_under(settings)
+        self.feed = options.feed or None
         self.view: TenantView | None = None
         self.room = 0
         self.drain = drain  # the view and the room shared by the jobs of one drain (None: this input alone)
@@ -178,7 +182,7 @@ class Steward:
         if ind is None:
             raise ValueError(f"line {outcome.line}: only pending outcomes with an indicator can be classified")
         now = self.now()
-        window = self.settings.expiration_days_for(ind.indicatorType)
+        window = self._expiry_days(ind.indicatorType)
         defaulted = delta.looks_defaulted(
             ind.expirationTime, now=now, window_days=window, tolerance=DEFAULTED_EXPIRY_TOLERANCE
         )
@@ -233,7 +237,7 @@ class Steward:
         ind = outcome.indicator
         d = self.decide(outcome)
         key = records.tenant_key(ind.indicatorType.value, ind.indicatorValue)
-        if self.settings.sync and self.feed:
+        if self.options.sync and self.feed:
             self._present.add(key)  # grows with the input's distinct indicators, only in sync mode
         self._decisions[d.kind.value] += 1
         self._conflicts_left += len(d.conflicts)
@@ -342,7 +346,7 @@ class Steward:
 
     def finish(self, summary: Summary, *, file_error: bool) -> ownership.SyncPlan | None:
         """Feed sync at the end of the input: delete this feed's own stale indicators when it is safe."""
-        if not (self.settings.sync and self.feed):
+        if not (self.options.sync and self.feed):
             return None
         view = self._view()
         ratio = summary.invalid / summary.total if summary.total else 0.0
@@ -352,7 +356,7 @@ class Steward:
             self._present.__contains__,
             invalid_ratio=ratio,
             file_error=file_error,
-            force=self.settings.sync_force,
+            force=self.options.sync_force,
             identities=self.identities,
         )
         self._sync = plan
@@ -414,11 +418,11 @@ class Steward:
         added = len(self._added_ids)
         after = view.active_count + added - self._deleted
         sync: dict[str, Any] | None = None
-        if self.settings.sync and self.feed:
+        if self.options.sync and self.feed:
             p = self._sync
             sync = {
                 "feed": self.feed,
-                "force": self.settings.sync_force,
+                "force": self.options.sync_force,
                 "feedCountBefore": p.feed_count if p else None,
                 "stale": len(p.delete_ids) if p else 0,
                 "heldBack": p.held_back_reason if p else None,

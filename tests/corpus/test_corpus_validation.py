@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from shared.core.model import SUMMARY_KEYS
+from shared.core.options import NO_OPTIONS, InputOptions
 from shared.core.settings import Settings
 from shared.pipeline.process import RunResult, process_stream
 from shared.pipeline.reports import ReportWriter
@@ -407,7 +408,9 @@ class Run:
         return [e for e in self.entries if e["line"] == line]
 
 
-def _process(data: bytes | Path, name: str, out: Path, settings: Settings, now: datetime) -> Run:
+def _process(
+    data: bytes | Path, name: str, out: Path, settings: Settings, now: datetime, options: InputOptions = NO_OPTIONS
+) -> Run:
     out.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = out / f"{name}.report.json", out / f"{name}.report.csv"
     with (
@@ -416,7 +419,9 @@ def _process(data: bytes | Path, name: str, out: Path, settings: Settings, now: 
         csv_path.open("w", encoding="utf-8", newline="") as cf,
     ):
         writer = ReportWriter(jf, cf, source={"container": None, "name": name}, started_at=now, dry_run=False)
-        result = process_stream(stream, name, settings=settings, submitter=None, reports=writer, source=name, now=now)
+        result = process_stream(
+            stream, name, settings=settings, options=options, submitter=None, reports=writer, source=name, now=now
+        )
     report = json.loads(json_path.read_text(encoding="utf-8"))
     with csv_path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -434,9 +439,9 @@ class Runs:
     def __call__(self, rel: str, overrides: Mapping[str, str] | None = None, now: datetime = NOW) -> Run:
         key = (rel, tuple(sorted((overrides or {}).items())), now)
         if key not in self._cache:
-            settings = Settings().with_overrides(overrides) if overrides else Settings()
+            options = InputOptions.parse(overrides or {})
             out = self.out / f"run{len(self._cache)}"
-            self._cache[key] = _process(self.corpus / rel, Path(rel).name, out, settings, now)
+            self._cache[key] = _process(self.corpus / rel, Path(rel).name, out, Settings(), now, options)
         return self._cache[key]
 
     def of_bytes(self, data: bytes, name: str) -> Run:

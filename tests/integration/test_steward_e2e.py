@@ -29,6 +29,7 @@ from shared.core.model import (
     RawRow,
     Summary,
 )
+from shared.core.options import NO_OPTIONS, InputOptions
 from shared.core.settings import Settings
 from shared.defender import make_client
 from shared.defender.client import DefenderClient
@@ -75,14 +76,16 @@ def rows(*values: str | dict[str, str]) -> list[dict[str, str]]:
 
 def run_file(
     client: DefenderClient,
-    settings: Settings,
+    given: Settings | tuple[Settings, InputOptions],
     fields: list[dict[str, str]],
     *,
     before_finish: Any = None,
     now: datetime | None = None,
 ) -> Run:
     """What the function app does for one input under the tenant lock, with the steward's hook points:
-    load → (rank pass when the input may not fit) → process_stream(review/after_submit/finish)."""
+    load → (rank pass when the input may not fit) → process_stream(review/after_submit/finish).
+    `given`: the app settings, or those and the input's options (`feed_input`)."""
+    settings, options = given if isinstance(given, tuple) else (given, NO_OPTIONS)
     fixed = now is not None
     now = (now or datetime.now(UTC)).replace(microsecond=0)  # the same clock for both validation passes
     raw = [RawRow(i + 1, f) for i, f in enumerate(fields)]
@@ -90,11 +93,11 @@ def run_file(
     def reader(_stream: Any, _name: str) -> Iterator[RawRow]:
         return iter(raw)
 
-    steward = Steward(client, settings, identities=[APP], now=now if fixed else None)
+    steward = Steward(client, settings, options=options, identities=[APP], now=now if fixed else None)
     prepare(
         steward,
         entries_at_most=len(raw),
-        second_pass=lambda: validate(iter(raw), settings, source="feed.txt", now=now),
+        second_pass=lambda: validate(iter(raw), settings, options=options, source="feed.txt", now=now),
     )
     if before_finish is not None:
         original = steward.finish
@@ -105,11 +108,12 @@ def run_file(
 
         steward.finish = finish  # type: ignore[method-assign]
     jout, cout = io.StringIO(), io.StringIO()
-    writer = ReportWriter(jout, cout, source={"name": "feed.txt"}, started_at=now, dry_run=settings.dry_run)
+    writer = ReportWriter(jout, cout, source={"name": "feed.txt"}, started_at=now, dry_run=steward.dry_run)
     result = process_stream(
         io.BytesIO(b""),
         "feed.txt",
         settings=settings,
+        options=options,
         submitter=client,
         reports=writer,
         source="feed.txt",
@@ -144,7 +148,8 @@ def make_settings(defender: DefenderEmulator, **kw: Any) -> Settings:
 def client_for(defender: DefenderEmulator) -> Iterator[Any]:
     made: list[DefenderClient] = []
 
-    def build(settings: Settings) -> DefenderClient:
+    def build(given: Settings | tuple[Settings, InputOptions]) -> DefenderClient:
+        settings = given[0] if isinstance(given, tuple) else given
         c = make_client(settings, credential=MintedCredential(defender.signing_key))
         made.append(c)
         return c
@@ -280,8 +285,9 @@ def test_analyst_record_with_identical_fields_counts_as_unchanged(tenant: Defend
 # ------------------------------------------------------------------------------------------ feed sync
 
 
-def feed_settings(defender: DefenderEmulator, feed: str, **kw: Any) -> Settings:
-    return make_settings(defender).with_overrides({"feed": feed, "sync": "true", **kw})
+def feed_settings(defender: DefenderEmulator, feed: str, **kw: Any) -> tuple[Settings, InputOptions]:
+    """The app settings and the options of one file of `feed` in sync mode (its blob metadata)."""
+    return make_settings(defender), InputOptions.parse({"feed": feed, "sync": "true", **kw})
 
 
 def test_sync_deletes_only_this_feeds_own_stale_indicators(tenant: DefenderEmulator, client_for: Any) -> None:

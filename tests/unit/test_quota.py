@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from shared.core.batching import batches
 from shared.core.errors import DefenderUnavailable, NotFoundError
 from shared.core.model import Action, Indicator, IndicatorType, Outcome, Severity, Status, Summary
+from shared.core.options import InputOptions
 from shared.core.settings import Settings
 from shared.tenant import capacity, delta, ownership, records
 from shared.tenant.capacity import Priority
@@ -798,14 +799,16 @@ def test_steward_without_ranking_admits_in_input_order() -> None:
 
 
 def test_steward_stamps_the_feed_mark() -> None:
-    s = Steward(FakeTenant([]), settings_(feed="f"), now=NOW)
+    s = Steward(FakeTenant([]), settings_(), options=InputOptions(feed="f"), now=NOW)
     o = s.review(pending(1, ind("1.0.0.1", externalId="row-own")))
     assert o.indicator and o.indicator.externalId == ownership.feed_mark("f", "IpAddress", "1.0.0.1")
     assert "externalId replaced by the feed's ownership mark" in o.notes
 
 
 def sync_steward(client: FakeTenant, **kw: Any) -> Steward:
-    return Steward(client, settings_(max_tenant_indicators=100, feed="f", sync=True, **kw), now=NOW)
+    """A steward for one file of feed `f` in sync mode; `kw`: more of the file's options."""
+    options = InputOptions(feed="f", sync=True, **kw)
+    return Steward(client, settings_(max_tenant_indicators=100), options=options, now=NOW)
 
 
 def test_steward_sync_deletes_own_stale_with_batch_delete_and_recovers_a_404() -> None:
@@ -861,9 +864,9 @@ def test_steward_delete_error_is_reported_not_raised() -> None:
 
 def test_no_sync_without_feed_or_flag() -> None:
     client = FakeTenant([owned("1", "1.0.0.1")])
-    s = Steward(client, settings_(sync=True), now=NOW)  # sync without a feed name
+    s = Steward(client, settings_(), options=InputOptions(sync=True), now=NOW)  # sync without a feed name
     assert s.finish(Summary(), file_error=False) is None
-    s = Steward(client, settings_(feed="f"), now=NOW)  # feed without sync
+    s = Steward(client, settings_(), options=InputOptions(feed="f"), now=NOW)  # feed without sync
     assert s.finish(Summary(), file_error=False) is None
     assert client.batches == []
 

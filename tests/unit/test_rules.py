@@ -24,6 +24,7 @@ from shared.checks.rules import (
 )
 from shared.core.model import Action, IndicatorType, Problem, Severity
 from shared.core.model import IndicatorType as T
+from shared.core.options import InputOptions, RowDefaults, row_defaults
 from shared.core.settings import Settings
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
@@ -129,8 +130,20 @@ def test_problem_messages_say_what_is_wrong():
 
 
 CERT = Settings()
-META_BLOCK_REMEDIATE = Settings().with_overrides({"action": "BlockAndRemediate"})
-META_ALERT = Settings().with_overrides({"action": "Alert"})
+
+
+def defaults_of(settings: Settings | tuple[Settings, InputOptions]) -> RowDefaults:
+    """What rows take: app settings, or (app settings, an input's options)."""
+    return row_defaults(*settings) if isinstance(settings, tuple) else row_defaults(settings)
+
+
+def meta(overrides: dict[str, str]) -> tuple[Settings, InputOptions]:
+    """App defaults with one input's blob metadata."""
+    return Settings(), InputOptions.parse(overrides)
+
+
+META_BLOCK_REMEDIATE = meta({"action": "BlockAndRemediate"})
+META_ALERT = meta({"action": "Alert"})
 ENV_ALERT_AND_BLOCK = Settings.from_env({"DEFAULT_ACTION": "AlertAndBlock"})
 
 
@@ -157,9 +170,9 @@ ACTIONS = [
     ),  # app-wide default does not count for certificates
     (None, T.CertificateThumbprint, META_BLOCK_REMEDIATE, Action.BlockAndRemediate, False, None),  # file metadata
     (None, T.Url, META_BLOCK_REMEDIATE, Action.Block, False, "not valid for Url; Block used"),  # default → Block
-    (None, T.CertificateThumbprint, Settings().with_overrides({"action": "Block"}), "action-type", None, None),
+    (None, T.CertificateThumbprint, meta({"action": "Block"}), "action-type", None, None),
     ("Nuke", T.Url, Settings(), "action-unknown", None, None),
-    # A legacy default (file metadata or DEFAULT_ACTION): mapped in settings.py, noted, generateAlert forced.
+    # A legacy default (file metadata or DEFAULT_ACTION): mapped by core.settings.legacy_default, noted, alert forced.
     (None, T.DomainName, META_ALERT, Action.Audit, True, "legacy action Alert mapped to Audit (file metadata)"),
     (
         None,
@@ -192,7 +205,7 @@ ACTIONS = [
 
 @pytest.mark.parametrize(("raw", "t", "settings", "want", "force", "note"), ACTIONS)
 def test_resolve_action(raw, t, settings, want, force, note):
-    got = resolve_action(raw, t, settings)
+    got = resolve_action(raw, t, defaults_of(settings))
     if not isinstance(want, Action):
         assert isinstance(got, Problem) and got.code == want
         return
@@ -218,7 +231,7 @@ def test_resolve_action(raw, t, settings, want, force, note):
 )
 def test_generate_alert(raw, setting, action, want):
     choice = ActionChoice(action, action is Action.Audit, ())
-    got = resolve_generate_alert(raw, Settings(generate_alert=setting), choice)
+    got = resolve_generate_alert(raw, defaults_of(Settings(generate_alert=setting)), choice)
     if isinstance(want, str):
         assert isinstance(got, Problem) and got.code == want
     else:
@@ -246,7 +259,7 @@ DATES = [
 
 @pytest.mark.parametrize(("raw", "want"), DATES)
 def test_expiration(raw, want):
-    got = resolve_expiration(raw, T.Url, Settings(), NOW)
+    got = resolve_expiration(raw, T.Url, defaults_of(Settings()), NOW)
     if isinstance(got, Problem):
         assert got.code == want
     else:
@@ -254,7 +267,7 @@ def test_expiration(raw, want):
 
 
 def test_default_expiration_uses_type_days_and_zero_means_never():
-    s = Settings(default_expiration_days=90, expiration_days_by_type={T.IpAddress: 30, T.Url: 0})
+    s = defaults_of(Settings(default_expiration_days=90, expiration_days_by_type={T.IpAddress: 30, T.Url: 0}))
     assert resolve_expiration(None, T.FileSha1, s, NOW) == "2026-04-15T12:00:00Z"
     assert resolve_expiration("", T.IpAddress, s, NOW) == "2026-02-14T12:00:00Z"
     assert resolve_expiration(None, T.Url, s, NOW) is None
@@ -274,7 +287,7 @@ def test_parse_datetime_rejects_bad_hour_with_am_pm():
     ],
 )
 def test_severity(raw, want):
-    got = resolve_severity(raw, Settings())
+    got = resolve_severity(raw, defaults_of(Settings()))
     assert (got.code if isinstance(got, Problem) else got) == want
 
 
@@ -299,7 +312,7 @@ def test_text_limits_reject_rather_than_truncate():
     ],
 )
 def test_rbac(raw, default, want):
-    assert resolve_rbac(raw, Settings(default_rbac_groups=default)) == want
+    assert resolve_rbac(raw, defaults_of(Settings(default_rbac_groups=default))) == want
 
 
 @pytest.mark.parametrize(

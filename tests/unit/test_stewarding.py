@@ -11,11 +11,12 @@ import pytest
 
 from shared.core.errors import AccessDenied, DefenderUnavailable
 from shared.core.model import RawRow, Status
+from shared.core.options import InputOptions
 from shared.core.settings import Settings, SettingsError
 from shared.pipeline.process import process_stream
 from shared.pipeline.reports import ReportWriter
 from shared.readers import read
-from shared.tenant.feeds import blob_overrides, check_sync, folder_overrides
+from shared.tenant.feeds import blob_overrides, folder_overrides
 from shared.tenant.session import Refused, UnreadTenant, entries_bound, identities_of, start
 
 
@@ -39,15 +40,15 @@ def test_feed_folder_convention(name: str, expected: dict[str, str]) -> None:
 def test_blob_metadata_wins_over_the_folder() -> None:
     assert blob_overrides("feeds/acme/x.txt", {"Sync": "false"}) == {"feed": "acme", "sync": "false"}
     assert blob_overrides("feeds/acme/x.txt", {"feed": "other"}) == {"feed": "other", "sync": "true"}
-    s = Settings().with_overrides(blob_overrides("feeds/acme/x.txt", {"sync_force": "true"}))
-    assert (s.feed, s.sync, s.sync_force) == ("acme", True, True)
+    o = InputOptions.parse(blob_overrides("feeds/acme/x.txt", {"sync_force": "true"}))
+    assert (o.feed, o.sync, o.sync_force) == ("acme", True, True)
 
 
 def test_sync_needs_a_feed() -> None:
     with pytest.raises(SettingsError, match="sync=true needs feed"):
-        check_sync(Settings().with_overrides({"sync": "true"}))
-    check_sync(Settings().with_overrides({"sync": "true", "feed": "f"}))
-    check_sync(Settings())
+        InputOptions.parse({"sync": "true"}).check_sync()
+    InputOptions.parse({"sync": "true", "feed": "f"}).check_sync()
+    InputOptions().check_sync()
 
 
 def test_entry_bound_is_never_below_the_entries_read() -> None:

@@ -8,14 +8,22 @@ import pytest
 
 from shared.checks.validate import DuplicateIndex, Validator, validate
 from shared.core.model import FileProblem, Ignored, IndicatorType, Outcome, RawRow, Severity, Status
+from shared.core.options import NO_OPTIONS, InputOptions, row_defaults
 from shared.core.settings import MAX_EXPIRATION_DAYS, Settings, SettingsError
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
+def given(overrides, settings=None) -> tuple[Settings, InputOptions]:
+    """App settings and one input's options (its blob metadata or query parameters)."""
+    return settings or Settings(), InputOptions.parse(overrides)
+
+
 def run(rows, settings=None, source="feed.csv"):
-    return list(validate(rows, settings or Settings(), source=source, now=NOW))
+    """`settings`: a Settings, or (Settings, InputOptions) from `given`."""
+    s, o = settings if isinstance(settings, tuple) else (settings or Settings(), NO_OPTIONS)
+    return list(validate(rows, s, options=o, source=source, now=NOW))
 
 
 def one(fields, settings=None, **kw) -> Outcome:
@@ -59,33 +67,33 @@ def test_only_given_fields_are_sent():
 )
 def test_expiry_days_beyond_the_calendar_are_a_settings_error_not_a_crash(env, overrides):
     with pytest.raises(SettingsError, match="days must be 0 to"):
-        Settings.from_env(env).with_overrides(overrides)
+        given(overrides, Settings.from_env(env))
 
 
 @pytest.mark.parametrize(
     ("settings", "action", "alert", "note"),
     [
         (
-            Settings().with_overrides({"action": "Alert"}),
+            given({"action": "Alert"}),
             "Audit",
             True,
             "legacy action Alert mapped to Audit (file metadata)",
         ),
         (
-            Settings().with_overrides({"ACTION": " alertandblock "}),  # any case, trimmed; noted as written
+            given({"ACTION": " alertandblock "}),  # any case, trimmed; noted as written
             "Block",
             True,
             "legacy action alertandblock mapped to Block (file metadata)",
         ),
         (
-            Settings.from_env({"DEFAULT_ACTION": "AlertAndBlock"}),
+            (Settings.from_env({"DEFAULT_ACTION": "AlertAndBlock"}), NO_OPTIONS),
             "Block",
             True,
             "legacy action AlertAndBlock mapped to Block (DEFAULT_ACTION)",
         ),
         # An explicit generate_alert is kept for rows with their own action (below).
         (
-            Settings().with_overrides({"action": "AlertAndBlock", "generate_alert": "false"}),
+            given({"action": "AlertAndBlock", "generate_alert": "false"}),
             "Block",
             False,
             "legacy action AlertAndBlock mapped to Block (file metadata)",
@@ -93,11 +101,8 @@ def test_expiry_days_beyond_the_calendar_are_a_settings_error_not_a_crash(env, o
     ],
 )
 def test_legacy_default_action_is_mapped_not_a_settings_error(settings, action, alert, note):
-    assert (settings.default_action.value, settings.generate_alert, settings.default_action_note) == (
-        action,
-        alert,
-        note,
-    )
+    d = row_defaults(*settings)
+    assert (d.action.value, d.generate_alert, d.action_note) == (action, alert, note)
     out = run(
         [
             RawRow(1, {"value": "evil.example.com"}),
@@ -116,12 +121,13 @@ def test_legacy_default_action_is_mapped_not_a_settings_error(settings, action, 
 
 def test_file_action_replaces_a_legacy_default_action_and_its_alert():
     env = Settings.from_env({"DEFAULT_ACTION": "Alert"})
-    s = env.with_overrides({"action": "Block"})
-    assert (s.default_action.value, s.generate_alert, s.default_action_note) == ("Block", None, None)
+    s = given({"action": "Block"}, env)
+    d = row_defaults(*s)
+    assert (d.action.value, d.generate_alert, d.action_note) == ("Block", None, None)
     o = one({"value": "evil.example.com"}, s)
     assert (o.action, o.notes, o.indicator.generateAlert) == ("Block", (), None)
-    kept = env.with_overrides({"severity": "High"})  # no file action: the app setting's mapping stays
-    assert (kept.default_action.value, kept.generate_alert, kept.default_action_note) == (
+    kept = row_defaults(*given({"severity": "High"}, env))  # no file action: the app setting's mapping stays
+    assert (kept.action.value, kept.generate_alert, kept.action_note) == (
         "Audit",
         True,
         "legacy action Alert mapped to Audit (DEFAULT_ACTION)",
@@ -130,13 +136,13 @@ def test_file_action_replaces_a_legacy_default_action_and_its_alert():
 
 def test_unknown_action_is_still_a_settings_error():
     with pytest.raises(SettingsError, match="action: expected one of"):
-        Settings().with_overrides({"action": "AlertOnly"})
+        InputOptions.parse({"action": "AlertOnly"})
     with pytest.raises(SettingsError, match="DEFAULT_ACTION: expected one of"):
         Settings.from_env({"DEFAULT_ACTION": "Alerts"})
 
 
 def test_legacy_file_action_on_a_certificate_row_says_why_it_is_invalid():
-    o = one({"value": "a" * 40, "type": "CertificateThumbprint"}, Settings().with_overrides({"action": "Alert"}))
+    o = one({"value": "a" * 40, "type": "CertificateThumbprint"}, given({"action": "Alert"}))
     assert o.status is Status.invalid
     assert o.reason == (
         "legacy action Alert mapped to Audit (file metadata); "
@@ -146,8 +152,8 @@ def test_legacy_file_action_on_a_certificate_row_says_why_it_is_invalid():
 
 def test_longest_allowed_expiry_still_validates():
     s = Settings.from_env({"DEFAULT_EXPIRATION_DAYS": str(MAX_EXPIRATION_DAYS)})
-    per_file = s.with_overrides({"expiration_days": str(MAX_EXPIRATION_DAYS)})
-    assert per_file.default_expiration_days == MAX_EXPIRATION_DAYS
+    per_file = row_defaults(*given({"expiration_days": str(MAX_EXPIRATION_DAYS)}, s))
+    assert per_file.expiration_days == MAX_EXPIRATION_DAYS
     assert one({"value": "evil.example.com"}, s).indicator.expirationTime == "2125-12-22T12:00:00Z"  # NOW + 36500 days
 
 
@@ -195,7 +201,7 @@ def test_field_problems_make_the_row_invalid():
 
 
 def test_certificate_with_metadata_action():
-    o = one({"value": "A" * 40, "type": "CertificateThumbprint"}, Settings().with_overrides({"action": "Allowed"}))
+    o = one({"value": "A" * 40, "type": "CertificateThumbprint"}, given({"action": "Allowed"}))
     assert o.status is None and o.indicator is not None and o.indicator.action.value == "Allowed"
 
 

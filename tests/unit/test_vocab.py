@@ -20,6 +20,7 @@ from shared.checks.rules import ActionChoice, parse_datetime, resolve_action, re
 from shared.checks.validate import validate
 from shared.core import text as core_text
 from shared.core.model import Action, IndicatorType, Outcome, Problem, RawRow, Status
+from shared.core.options import InputOptions, row_defaults
 from shared.core.settings import Settings, SettingsError, parse_bool
 from shared.core.text import REFANG, refang
 from shared.core.times import format_utc, parse_iso_utc
@@ -131,8 +132,8 @@ def test_every_yes_no_word_means_the_same_in_settings_rows_and_misp(word):
     want = yes_no(word)
     assert want is not None
     assert parse_bool(word) is want
-    assert Settings().with_overrides({"dry_run": word}).dry_run is want
-    assert resolve_generate_alert(word, Settings(), CHOICE) is want
+    assert InputOptions.parse({"dry_run": word}).dry_run_under(Settings()) is want
+    assert resolve_generate_alert(word, row_defaults(Settings()), CHOICE) is want
     assert to_ids_false(word) is (not want)
 
 
@@ -142,12 +143,12 @@ def test_a_word_that_is_neither_stays_an_error_where_it_was_one_and_empty_keeps_
         parse_bool("maybe")
     with pytest.raises(SettingsError):
         Settings.from_env({"DRY_RUN": "maybe"})
-    assert isinstance(resolve_generate_alert("maybe", Settings(), CHOICE), Problem)
+    assert isinstance(resolve_generate_alert("maybe", row_defaults(Settings()), CHOICE), Problem)
     assert to_ids_false("maybe") is False  # MISP: only a no word turns detection off
     # Empty: settings read false; a row takes the file's value; MISP keeps its default (true).
     assert parse_bool("") is False and parse_bool("  ") is False
-    assert resolve_generate_alert("", Settings(generate_alert=True), CHOICE) is True
-    assert resolve_generate_alert(" ", Settings(), CHOICE) is None
+    assert resolve_generate_alert("", row_defaults(Settings(generate_alert=True)), CHOICE) is True
+    assert resolve_generate_alert(" ", row_defaults(Settings()), CHOICE) is None
     assert to_ids_false("") is False
 
 
@@ -176,13 +177,14 @@ def test_tenant_records_read_generate_alert_words_too():
 )
 def test_one_legacy_action_map_for_settings_rows_and_tenant_records(name, t, action):
     assert legacy_action(name, t) is action
-    defaults = (Settings.from_env({"DEFAULT_ACTION": name}), Settings().with_overrides({"action": name.upper()}))
-    for settings in defaults:
-        if t is not T.CertificateThumbprint or settings.action_from_metadata:
-            choice = resolve_action(None, t, settings)
+    app_wide = row_defaults(Settings.from_env({"DEFAULT_ACTION": name}))
+    per_input = row_defaults(Settings(), InputOptions.parse({"action": name.upper()}))
+    for defaults in (app_wide, per_input):
+        if t is not T.CertificateThumbprint or defaults.action_from_input:
+            choice = resolve_action(None, t, defaults)
             assert isinstance(choice, ActionChoice) and choice.action is action and choice.force_alert
             assert f"mapped to {action.value}" in choice.notes[0]
-    choice = resolve_action(f" {name} ", t, Settings())
+    choice = resolve_action(f" {name} ", t, row_defaults(Settings()))
     assert isinstance(choice, ActionChoice) and choice.action is action and choice.force_alert
     assert TenantRecord.from_wire({"action": name, "indicatorType": t.value}).action == action.value
 
