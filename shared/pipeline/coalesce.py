@@ -160,16 +160,7 @@ class Coalescer:
         self._sending = True
         self._cond.release()
         try:
-            retries0 = self._client.retries
-            results: list[Outcome | None]
-            try:
-                results = list(self._client.submit([e.outcome for e in body]))
-                error: DefenderError | None = None
-            except DefenderError as failure:
-                results, error = _settled(body, failure.partial), failure
-            retries = self._client.retries - retries0
-            if error is None or error.partial:
-                self._drain.imported([r for r in results if r is not None], self._created_by)
+            results, error, retries = self._call(body)
         finally:
             self._cond.acquire()
             self._sending = False
@@ -177,6 +168,26 @@ class Coalescer:
         for m in {e.member for e in body}:
             m.api_calls += 1
             m.retries += retries
+        self._settle_body(body, results, error)
+        jobs = len({entry.member for entry in body})
+        log.info("shared import call %d: %d entries of %d requests", self.calls, len(body), jobs)
+        self._cond.notify_all()
+
+    def _call(self, body: list[_Entry]) -> tuple[list[Outcome | None], DefenderError | None, int]:
+        """One import call for `body` (without the condition): (results, the error if it failed, retries);
+        what Defender took is told to the drain's tenant view at once."""
+        retries0 = self._client.retries
+        results: list[Outcome | None]
+        error: DefenderError | None = None
+        try:
+            results = list(self._client.submit([e.outcome for e in body]))
+        except DefenderError as failure:
+            results, error = _settled(body, failure.partial), failure
+        if error is None or error.partial:
+            self._drain.imported([r for r in results if r is not None], self._created_by)
+        return results, error, self._client.retries - retries0
+
+    def _settle_body(self, body: list[_Entry], results: list[Outcome | None], error: DefenderError | None) -> None:
         for entry, r in zip(body, results, strict=False):
             if r is not None:
                 _settle(entry, r)
@@ -186,9 +197,6 @@ class Coalescer:
             for entry in body:
                 if entry.result is None:
                     _settle(entry, entry.outcome.final(Status.failed, error.message, code=error.outcome_code))
-        jobs = len({entry.member for entry in body})
-        log.info("shared import call %d: %d entries of %d requests", self.calls, len(body), jobs)
-        self._cond.notify_all()
 
 
 class Submitting(Protocol):

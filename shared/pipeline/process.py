@@ -211,6 +211,51 @@ class _Run:
             if len(self.batch) >= self.batch_size:
                 self.flush()
 
+    def consume(
+        self,
+        reading: Iterable[ReaderItem],
+        validated: Callable[[RawRow], Outcome],
+        resume: Sequence[Outcome],
+        on_ignored: Callable[[Ignored], None] | None,
+    ) -> tuple[bool, InputChanged | None]:
+        """Read every item: rows are validated and taken (the first `resume` ones replayed), ignored lines and
+        file-level problems reported. Returns (nothing but prose was read, the input changed while read)."""
+        reports = self.reports
+        take = self.take
+        replayed = iter(resume)
+        left = len(resume)
+        entries_read = nothing_read = False
+        try:
+            for item in reading:
+                if isinstance(item, RawRow):
+                    entries_read = True
+                    if left:
+                        left -= 1
+                        self.replay(validated(item), next(replayed))
+                    else:
+                        take(validated(item))
+                elif isinstance(item, Ignored):
+                    self.summary.ignoredLines += 1
+                    reports.ignored(item)
+                    if on_ignored is not None:
+                        on_ignored(item)
+                else:
+                    self.errors.append(item)
+                    reports.error(item)
+                    # Nothing read but prose: a header naming no indicator column, lines that look like indicators
+                    # but are none; the run is `failed` (issue "Nothing silently dropped": no silent zero).
+                    nothing_read = nothing_read or (item.fatal and not entries_read)
+        except InputChanged as e:
+            # The run no longer describes one version of the input: what was read keeps its outcomes (what was
+            # submitted did reach Defender), the run is `failed`, and the new version has its own event.
+            problem = FileProblem(str(e))
+            self.errors.append(problem)
+            reports.error(problem)
+            return nothing_read, e
+        if left:
+            raise InternalError(f"the progress log holds {left} entries more than the input")
+        return nothing_read, None
+
     # -------------------------------------------------------------------------------- batches
 
     def flush(self) -> None:
@@ -235,16 +280,7 @@ class _Run:
         try:
             results = list(self.submitter.submit(batch))
         except STOP_ERRORS as e:
-            if self.interrupt:
-                log.warning("submissions interrupted: %s", e.message)
-                raise Interrupted(e) from e
-            # No further call can succeed: fail this batch (except what a bisection already settled)
-            # and everything after it, with the error's message (STYLE.md "Errors").
-            self.stop = e
-            log.warning("stopping submissions: %s", e.message)
-            done = _settled_prefix(batch, e.partial)
-            results = [*done, *(o.final(Status.failed, e.message, code=e.outcome_code) for o in batch[len(done) :])]
-            self.stopped += len(batch) - len(done)
+            results = self._stopped(batch, e)
         except DefenderError as e:
             log.warning("batch of %d failed: %s", len(batch), e.message)
             results = [o.final(Status.failed, e.message, code=e.outcome_code) for o in batch]
@@ -253,12 +289,26 @@ class _Run:
                 raise InternalError(f"the submitter returned {len(results)} results for a batch of {len(batch)}")
             if self.steward is not None:
                 results = self.steward.after_submit(results)
-        if any(r.status in (Status.submitted, Status.unchanged) for r in results):
-            self.reached = True
-        elif any(r.status is Status.failed and r.id is None and self.stop is None for r in results):
-            # A per-indicator rejection is an answer from Defender too.
-            self.reached = True
+        self.reached = self.reached or self._answered(results)
         return results
+
+    def _stopped(self, batch: list[Outcome], e: DefenderError) -> list[Outcome]:
+        """No further call can succeed: fail this batch (except what a bisection already settled) and everything
+        after it, with the error's message (STYLE.md "Errors"); a job (`interrupt`) is retried later instead."""
+        if self.interrupt:
+            log.warning("submissions interrupted: %s", e.message)
+            raise Interrupted(e) from e
+        self.stop = e
+        log.warning("stopping submissions: %s", e.message)
+        done = _settled_prefix(batch, e.partial)
+        self.stopped += len(batch) - len(done)
+        return [*done, *(o.final(Status.failed, e.message, code=e.outcome_code) for o in batch[len(done) :])]
+
+    def _answered(self, results: list[Outcome]) -> bool:
+        """Whether Defender answered for some entry: an import, an unchanged one, or a per-indicator rejection."""
+        if any(r.status in (Status.submitted, Status.unchanged) for r in results):
+            return True
+        return any(r.status is Status.failed and r.id is None and self.stop is None for r in results)
 
 
 def _skipped(o: Outcome, reason: str, code: str) -> Outcome:
@@ -283,6 +333,54 @@ def _settled_prefix(batch: Sequence[Outcome], partial: Sequence[object]) -> list
 def _tenant_section(extra: Mapping[str, object] | None) -> dict[str, object] | None:
     tenant = (extra or {}).get("tenant")
     return tenant if isinstance(tenant, dict) else None
+
+
+@dataclass(frozen=True)
+class _Counters:
+    """A submitter's call counters when the run began (one client serves many inputs)."""
+
+    api_calls: int = 0
+    retries: int = 0
+    split_calls: int = 0
+
+    @classmethod
+    def of(cls, submitter: Submitter | None) -> _Counters:
+        if submitter is None:
+            return cls()
+        return cls(submitter.api_calls, submitter.retries, getattr(submitter, "split_calls", 0))
+
+    def add_since(self, submitter: Submitter | None, summary: Summary) -> None:
+        """Add the calls made since `of` to the run's summary."""
+        if submitter is None:
+            return
+        summary.apiCalls += submitter.api_calls - self.api_calls
+        summary.retries += submitter.retries - self.retries
+        summary.splitCalls += getattr(submitter, "split_calls", 0) - self.split_calls
+
+
+def _reading(
+    stream: BinaryIO | None, name: str, *, items: Iterable[ReaderItem] | None, reader: Reader | None, settings: Settings
+) -> Iterable[ReaderItem]:
+    """The input's reader items: those decoded already, else the stream read by `reader` (or the readers)."""
+    if items is not None:
+        return items
+    if stream is None:
+        raise ValueError("process_stream needs a stream or the items read from it")
+    return (reader or default_reader(settings))(stream, name)
+
+
+def _finish_tenant(
+    run: _Run, steward: Reviewer | None, report_extra: Callable[[], Mapping[str, object]] | None
+) -> dict[str, object] | None:
+    """The steward's finish (feed sync, counters) and the report's extra top-level keys."""
+    extra: dict[str, object] | None = None
+    if steward is not None:
+        steward.finish(run.summary, file_error=any(not e.warning for e in run.errors))
+        steward.apply_counters(run.summary)
+        extra = dict(steward.report_extra())
+    if report_extra is not None:
+        extra = {**(extra or {}), **report_extra()}
+    return extra
 
 
 def process_stream(
@@ -346,74 +444,23 @@ def process_stream(
         on_flush=on_flush,
         interrupt=interrupt,
     )
-    calls0 = submitter.api_calls if submitter is not None else 0
-    retries0 = submitter.retries if submitter is not None else 0
-    splits0 = getattr(submitter, "split_calls", 0)
-    if items is not None:
-        reading: Iterable[ReaderItem] = items
-    elif stream is not None:
-        reading = (reader or default_reader(settings))(stream, name)
-    else:
-        raise ValueError("process_stream needs a stream or the items read from it")
-    entries_read = False
-    nothing_read = False
-    changed: InputChanged | None = None
+    counters0 = _Counters.of(submitter)
+    reading = _reading(stream, name, items=items, reader=reader, settings=settings)
     log.info("processing %s", source)
-    # validate.validate() inlined: one generator less per entry on the hot path.
+    # validate.validate() inlined in `consume`: one generator less per entry on the hot path.
     validator = Validator(settings, options=options, source=source, now=now)
-    validated = validator.row
-    take = run.take
-    replayed = iter(resume)
-    left = len(resume)
     try:
-        for item in reading:
-            if isinstance(item, RawRow):
-                entries_read = True
-                if left:
-                    left -= 1
-                    run.replay(validated(item), next(replayed))
-                    continue
-                take(validated(item))
-            elif isinstance(item, Ignored):
-                run.summary.ignoredLines += 1
-                reports.ignored(item)
-                if on_ignored is not None:
-                    on_ignored(item)
-            else:
-                run.errors.append(item)
-                reports.error(item)
-                if item.fatal and not entries_read:
-                    # Nothing read but prose: a header naming no indicator column, lines that look like indicators
-                    # but are none; the run is `failed` (issue "Nothing silently dropped": no silent zero).
-                    nothing_read = True
-    except InputChanged as e:
-        # The run no longer describes one version of the input: what was read keeps its outcomes (what was
-        # submitted did reach Defender), the run is `failed`, and the new version has its own event.
-        changed = e
-        problem = FileProblem(str(e))
-        run.errors.append(problem)
-        reports.error(problem)
+        nothing_read, changed = run.consume(reading, validator.row, resume, on_ignored)
     finally:
         validator.dupes.close()
-    if left:
-        raise InternalError(f"the progress log holds {left} entries more than the input")
     if on_reviewed is not None:
         on_reviewed(steward)
     run.flush()
     if run.entries_in != run.entries_out:
         raise InternalError(f"{run.entries_in} entries validated but {run.entries_out} reported")
     summary = run.summary
-    if submitter is not None:
-        summary.apiCalls += submitter.api_calls - calls0
-        summary.retries += submitter.retries - retries0
-        summary.splitCalls += getattr(submitter, "split_calls", 0) - splits0
-    extra: dict[str, object] | None = None
-    if steward is not None:
-        steward.finish(summary, file_error=any(not e.warning for e in run.errors))
-        steward.apply_counters(summary)
-        extra = dict(steward.report_extra())
-    if report_extra is not None:
-        extra = {**(extra or {}), **report_extra()}
+    counters0.add_since(submitter, summary)
+    extra = _finish_tenant(run, steward, report_extra)
     unreachable = run.stop is not None and not run.reached
     status = run_status(summary, run.errors, nothing_read=nothing_read or changed is not None, unreachable=unreachable)
     fmt = str(getattr(reading, "format", None) or "unknown")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
@@ -65,9 +66,17 @@ def neutralise(cell: str) -> str:
 _Parts = tuple[str, tuple[str, str], tuple[str, str, str], str, str, bool, str]
 
 
+# (status, type, action, id, reason, position, code): what an entry's row parts depend on
+_PartsKey = tuple[Status, str | None, str | None, str | None, str | None, bool, str | None]
+# The row parts with the HTML page's tally and first-lines list of the entry's group (None: not counted here)
+_Memo = tuple[_Parts, list[int] | None, list[Any] | None]
+# A character csv.writer (QUOTE_MINIMAL, `,`, `"`, CRLF) would quote a cell for; NUL is left to it too.
+_CSV_QUOTED = re.compile('[,"\r\n\0]').search
+
+
 def _needs_quotes(cell: str) -> bool:
-    """Whether csv.writer (QUOTE_MINIMAL, `,`, `"`, CRLF) would quote the cell; NUL is left to it too."""
-    return "," in cell or '"' in cell or "\r" in cell or "\n" in cell or "\0" in cell
+    """Whether csv.writer would quote the cell (see `_CSV_QUOTED`)."""
+    return _CSV_QUOTED(cell) is not None
 
 
 def _csv_cell(text: str | None) -> str:
@@ -175,7 +184,7 @@ class ReportWriter:
         self._json = json_out
         self._csv_out = csv_out
         self._csv = csv.writer(csv_out, lineterminator="\r\n")
-        self._parts: dict[tuple[Any, ...], tuple[_Parts, list[int] | None, list[Any] | None]] = {}
+        self._parts: dict[_PartsKey, _Memo] = {}
         self._errors: list[dict[str, Any]] = []
         self._errors_omitted = 0
         self._ignored: list[dict[str, Any]] = []
@@ -198,14 +207,7 @@ class ReportWriter:
         key = (status, outcome.type, outcome.action, outcome.id, outcome.reason, outcome.position, outcome.code)
         memo = self._parts.get(key)
         if memo is None:
-            parts = _row_parts(*key)
-            tally = lines = None
-            if key[3] is None and len(self._parts) < MAX_MEMO:  # ids are unique: not worth keeping
-                if self.html_aggregate is not None:
-                    tally, lines = self.html_aggregate.tally(status, outcome.type, parts[6])
-                self._parts[key] = (parts, tally, lines)
-            elif self.html_aggregate is not None:
-                self.html_aggregate.add(status, outcome, parts[6])
+            parts, tally, lines = self._new_parts(key, outcome)
         else:
             parts, tally, lines = memo
         if tally is not None:
@@ -220,19 +222,25 @@ class ReportWriter:
         sep = "\n" if self.entries == 0 else ",\n"
         self._json.write(f'{sep}{{"line": {line}, "indicatorValue": {_enc(value)}{json_tail}')
         cell = neutralise(value) if value and value[0] in _LOOK_FIRST else value
-        if (
-            csv_plain
-            and "," not in cell
-            and '"' not in cell
-            and "\r" not in cell
-            and "\n" not in cell
-            and "\0" not in cell
-        ):
+        if csv_plain and _CSV_QUOTED(cell) is None:
             # Nothing csv.writer would quote (QUOTE_MINIMAL): the same line for a third of the cost.
             self._csv_out.write(f"{line},{csv_head},{cell},{csv_tail}\r\n")
         else:
             self._csv.writerow((line, *head, cell, *tail))
         self.entries += 1
+
+    def _new_parts(self, key: _PartsKey, outcome: Outcome) -> _Memo:
+        """The row parts of a combination not seen yet, kept (with the HTML page's tally and first-lines list of
+        its group) unless it carries an id (ids are unique: not worth keeping) or the memo is full."""
+        parts = _row_parts(*key)
+        tally = lines = None
+        if key[3] is None and len(self._parts) < MAX_MEMO:
+            if self.html_aggregate is not None:
+                tally, lines = self.html_aggregate.tally(key[0], outcome.type, parts[6])
+            self._parts[key] = (parts, tally, lines)
+        elif self.html_aggregate is not None:
+            self.html_aggregate.add(key[0], outcome, parts[6])
+        return parts, tally, lines
 
     def ignored(self, item: Ignored) -> None:
         """Record an ignored line for the JSON report's `ignored`: the first MAX_REPORTED_IGNORED with their first
