@@ -20,7 +20,8 @@ from typing import Any, TextIO
 from shared.core.model import FileProblem, Ignored, Outcome, Status, Summary
 from shared.core.text import scrub
 from shared.core.times import format_utc
-from shared.pipeline.html_report import LINES_PER_GROUP, HtmlAggregate, render_page, sample
+from shared.pipeline.html_aggregate import LINES_PER_GROUP, HtmlAggregate, sample
+from shared.pipeline.html_report import render_page
 
 SCHEMA_VERSION = 1
 CSV_COLUMNS = ("line", "status", "indicatorType", "indicatorValue", "action", "id", "reason")

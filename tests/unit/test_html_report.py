@@ -17,16 +17,17 @@ import pytest
 
 from shared.core.model import FileProblem, Outcome, Status, Summary
 from shared.pipeline import html_report
-from shared.pipeline.html_report import (
+from shared.pipeline.html_aggregate import (
     LINES_PER_GROUP,
     MAX_CODES,
     MAX_GROUPS,
     MAX_KEYS,
     MAX_TYPES,
+    OTHER,
     REASON_CHARS,
     VALUE_CHARS,
-    text,
 )
+from shared.pipeline.html_report import text
 from shared.pipeline.reports import MAX_MEMO, ReportWriter, html_name
 
 T0 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
@@ -205,7 +206,7 @@ def test_at_most_30_groups_then_other_with_exact_counts_and_first_lines():
     assert len(groups) == MAX_GROUPS + 1
     assert [g.code for g in groups[:MAX_GROUPS]] == [f"rule-{k:02d}" for k in range(MAX_GROUPS)]
     other = groups[-1]
-    assert other.code == html_report.OTHER and other.folded == tuple(f"rule-{k:02d}" for k in range(MAX_GROUPS, 45))
+    assert other.code == OTHER and other.folded == tuple(f"rule-{k:02d}" for k in range(MAX_GROUPS, 45))
     assert other.count == sum(50 - k for k in range(MAX_GROUPS, 45))
     assert sum(g.count for g in groups) == len(entries) == json.loads(j.getvalue())["summary"]["invalid"]
     first_folded = sum(50 - k for k in range(MAX_GROUPS)) + 1
