@@ -25,7 +25,7 @@ import azure.functions as func
 import pytest
 
 from localdev.entra_signer import DEFAULT_CALLER_APPID, DEFAULT_CALLER_OID, EntraSigner
-from shared.app import auth, health, runtime
+from shared.app import auth, entra_keys, health, runtime
 from tests.app.test_http_import import Ctx
 from tests.conftest import REPO
 from tests.support.stack import hex_value, make_indicator
@@ -74,7 +74,8 @@ def entra(signer, monkeypatch) -> Iterator[EntraSigner]:
         monkeypatch.setenv(k, v)
     settings = auth.AuthSettings.from_env(signer.env())
     signer.current_kid = signer.jwks()["keys"][0]["kid"]
-    auth.set_authenticator(auth.Authenticator(settings, auth.EntraKeys(settings, cooldown=0.5), clock=lambda: NOW))
+    keys = entra_keys.EntraKeys(settings, cooldown=0.5)
+    auth.set_authenticator(auth.Authenticator(settings, keys, clock=lambda: NOW))
     yield signer
     auth.set_authenticator(None)
 
@@ -233,7 +234,7 @@ def test_keys_that_cannot_be_fetched_answer_503(entra_functions, monkeypatch, no
     env = {"HTTP_AUTH_TENANT_ID": "7f0c4a1e-0000-4000-8000-0000000e1e1d", "HTTP_AUTH_AUDIENCE": "api://x,y",
            "HTTP_AUTH_AUTHORITY_HOST": dead}  # fmt: skip
     settings = auth.AuthSettings.from_env(env)
-    auth.set_authenticator(auth.Authenticator(settings, auth.EntraKeys(settings, timeout=1.0)))
+    auth.set_authenticator(auth.Authenticator(settings, entra_keys.EntraKeys(settings, timeout=1.0)))
     try:
         signer = EntraSigner()
         signer.start()
@@ -286,7 +287,8 @@ def test_a_rotated_key_is_fetched_after_the_cooldown(entra_functions, entra, mak
     make_runtime()
     settings = auth.AuthSettings.from_env(entra.env())
     cooldown = 3.0
-    auth.set_authenticator(auth.Authenticator(settings, auth.EntraKeys(settings, cooldown=cooldown), clock=lambda: NOW))
+    keys = entra_keys.EntraKeys(settings, cooldown=cooldown)
+    auth.set_authenticator(auth.Authenticator(settings, keys, clock=lambda: NOW))
     rotated = entra.add_key(publish=False)  # made now: generating an RSA key takes a while
     before = entra.key_fetches()
     assert post(entra_functions, {**bearer(tok(entra)), "Prefer": "respond-async"})[0] == 202

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from localdev.entra_signer import EntraSigner
-from shared.app import auth
+from shared.app import auth, entra_keys
 from tests.conftest import REPO
 
 TENANT = "7f0c4a1e-0000-4000-8000-0000000e1e1d"
@@ -89,7 +89,7 @@ def test_default_authority_and_metadata_urls():
 
 def test_issuers_come_from_both_documents_not_from_code(signer):
     settings = auth.AuthSettings.from_env(signer.env())
-    keys = auth.EntraKeys(settings)
+    keys = entra_keys.EntraKeys(settings)
     v1, v2 = f"https://sts.windows.net/{signer.tenant_id}/", f"{signer.base_url}/{signer.tenant_id}/v2.0"
     assert keys.issuers() == {v1, v2}
 
@@ -104,12 +104,12 @@ class FakeClock:
 
 @pytest.mark.parametrize("native", [True, False], ids=["PyJWT cooldown", "own cooldown"])
 def test_unknown_kid_refreshes_once_per_cooldown(signer, native):
-    if native and not auth._native_cooldown():
+    if native and not entra_keys._native_cooldown():
         pytest.skip("this PyJWT has no cooldown_duration (< 2.14): the app keeps the cooldown itself")
     settings = auth.AuthSettings.from_env(signer.env())
     clock = FakeClock()
     cooldown = 1.0 if native else 30.0  # PyJWT's cooldown runs on its own monotonic clock
-    keys = auth.EntraKeys(settings, cooldown=cooldown, clock=clock, native_cooldown=native)
+    keys = entra_keys.EntraKeys(settings, cooldown=cooldown, clock=clock, native_cooldown=native)
     first = signer.current_kid
     new = signer.add_key(publish=False)  # made now: generating an RSA key takes a while
     start = signer.key_fetches()
@@ -119,7 +119,7 @@ def test_unknown_kid_refreshes_once_per_cooldown(signer, native):
     assert signer.key_fetches() == start + 1  # cached
     signer.publish(new, current=False)
     for _ in range(5):  # a burst of unknown kids inside the cooldown: no fetch at all
-        with pytest.raises(auth.UnknownKey):
+        with pytest.raises(entra_keys.UnknownKey):
             keys.signing_key(new)
     assert signer.key_fetches() == start + 1
     if native:
@@ -130,7 +130,7 @@ def test_unknown_kid_refreshes_once_per_cooldown(signer, native):
         clock.now += 30.0
     assert keys.signing_key(new).key_id == new
     assert signer.key_fetches() == start + 2
-    with pytest.raises(auth.UnknownKey):
+    with pytest.raises(entra_keys.UnknownKey):
         keys.signing_key("never-published")
     assert signer.key_fetches() == start + 2  # the refresh just happened: cooling down again
 
@@ -144,23 +144,23 @@ def test_metadata_failure_is_503_backs_off_and_keeps_what_was_read(signer):
     def get_json(url: str, timeout: float) -> dict[str, Any]:
         calls.append(url)
         if fail["on"]:
-            raise auth.KeysUnavailable(f"{url} answered 503")
-        return auth._get_json(url, timeout)
+            raise entra_keys.KeysUnavailable(f"{url} answered 503")
+        return entra_keys._get_json(url, timeout)
 
-    keys = auth.EntraKeys(settings, clock=clock, get_json=get_json)
+    keys = entra_keys.EntraKeys(settings, clock=clock, get_json=get_json)
     validator = auth.Authenticator(settings, keys)
     with pytest.raises(auth.Refused) as refused:
         validator.validate(signer.token())
     assert refused.value.status == 503 and refused.value.answer().headers == {"Retry-After": "30"}
-    with pytest.raises(auth.KeysUnavailable):
+    with pytest.raises(entra_keys.KeysUnavailable):
         keys.issuers()
     assert len(calls) == 1  # backing off: no second call within FAILURE_BACKOFF_SECONDS
-    clock.now += auth.FAILURE_BACKOFF_SECONDS
+    clock.now += entra_keys.FAILURE_BACKOFF_SECONDS
     fail["on"] = False
     assert validator.validate(signer.token()).oid
     assert len(calls) == 3  # v2 and v1 documents
     fail["on"] = True
-    clock.now += auth.METADATA_TTL_SECONDS  # due for a refresh, which fails: the documents read before stay
+    clock.now += entra_keys.METADATA_TTL_SECONDS  # due for a refresh, which fails: the documents read before stay
     assert validator.validate(signer.token()).oid
     assert validator.validate(signer.token()).oid  # and during the back-off after that failure
     assert len(calls) == 4
@@ -172,8 +172,8 @@ def test_an_http_jwks_uri_off_loopback_is_refused(signer):
     def get_json(url: str, timeout: float) -> dict[str, Any]:
         return {"issuer": "https://sts.windows.net/x/", "jwks_uri": "http://keys.example.net/keys"}
 
-    with pytest.raises(auth.KeysUnavailable, match="https jwks_uri"):
-        auth.EntraKeys(settings, get_json=get_json).issuers()
+    with pytest.raises(entra_keys.KeysUnavailable, match="https jwks_uri"):
+        entra_keys.EntraKeys(settings, get_json=get_json).issuers()
 
 
 # (submitter, owns?)  # why
