@@ -115,6 +115,12 @@ def check_structure(item: Any, index: int) -> None:
     where = f"Indicators[{index}]"
     if not isinstance(item, dict):
         raise RequestError(400, "InvalidRequestBody", f"Request body is incorrect: {where} is not an object")
+    _check_required(item, where)
+    _check_enums(item, where)
+    _check_optional(item, where)
+
+
+def _check_required(item: dict[str, Any], where: str) -> None:
     for name in REQUIRED_FIELDS:
         if item.get(name) is None:
             near = [k for k in item if k.lower() == name.lower() and k != name]
@@ -122,6 +128,10 @@ def check_structure(item: Any, index: int) -> None:
             raise RequestError(400, "MissingRequiredParameter", f"Missing required parameter '{name}' in {where}{hint}")
         if not isinstance(item[name], str):
             raise RequestError(400, "InvalidRequestBody", f"{where}.{name} must be a string")
+
+
+def _check_enums(item: dict[str, Any], where: str) -> None:
+    """What .NET's binder converts to an enum (indicatorType, action, severity) or a bool (generateAlert)."""
     if item["indicatorType"] not in INDICATOR_TYPES:
         raise RequestError(
             400, "InvalidRequestBody", f"Error converting value {item['indicatorType']!r} to type 'IndicatorType'"
@@ -133,6 +143,10 @@ def check_structure(item: Any, index: int) -> None:
         raise RequestError(400, "InvalidRequestBody", f"Error converting value {severity!r} to type 'Severity'")
     if "generateAlert" in item and parse_bool(item["generateAlert"]) is None and item["generateAlert"] is not None:
         raise RequestError(400, "InvalidRequestBody", f"{where}.generateAlert must be true or false")
+
+
+def _check_optional(item: dict[str, Any], where: str) -> None:
+    """The optional fields' JSON types, and an expiry that parses as a date."""
     for name in _STRING_FIELDS:
         if item.get(name) is not None and not isinstance(item[name], str):
             raise RequestError(400, "InvalidRequestBody", f"{where}.{name} must be a string")

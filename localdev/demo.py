@@ -100,7 +100,7 @@ def main() -> int:
 
 
 def run(stack: LocalStack) -> list[Path]:
-    from azure.storage.blob import BlobServiceClient, ContentSettings
+    from azure.storage.blob import BlobServiceClient
 
     import function_app
     from shared.app import runtime
@@ -123,43 +123,9 @@ def run(stack: LocalStack) -> list[Path]:
 
     files = sorted(p for p in SAMPLES.iterdir() if p.is_file())
     print(f"\nUploading {len(files)} sample files to '{settings.indicators_container}' and delivering their events:")
-    container = service.get_container_client(settings.indicators_container)
     for path in files:
-        meta = dict(METADATA.get(path.name, {}))
-        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        with path.open("rb") as f:
-            bc = container.upload_blob(
-                path.name,
-                f,
-                overwrite=True,
-                metadata=meta or None,
-                content_settings=ContentSettings(content_type=ctype),
-            )
-        props = bc.get_blob_properties()
-        event = blob_created_event(
-            settings.indicators_container, path.name, etag=props.etag, size=props.size, url=bc.url, content_type=ctype
-        )
-        started = time.monotonic()
-        outage = path.name == OUTAGE_FILE
-        if outage:
-            stack.defender.admin.add_fault(kind="status", status=503, count=10_000, path="/api/indicators/import")
-        deliver_blob_created(event, env["IndicatorStorage"], watched_container=settings.indicators_container)
-        if outage:
-            wait_for_retry(rt, settings.indicators_container, path.name, props.etag)
-            stack.defender.admin.clear_faults()
-        host.drain(120)
-        extra = f"  metadata {meta}" if meta else ""
-        print(f"  {path.name:<24} imported in {time.monotonic() - started:4.2f} s{extra}")
-
-    reports = service.get_container_client(settings.reports_container)
-    rows = []
-    rejected: list[tuple[str, dict[str, Any]]] = []
-    for path in files:
-        report = json.loads(reports.download_blob(f"{path.name}.report.json").readall())
-        rows.append((path.name, report))
-        rejected += [(path.name, e) for e in report["indicators"] if e["status"] in ("invalid", "failed")]
-        rejected += [(path.name, {"line": err.get("line"), "reason": err["message"], "status": "file error",
-                                  "indicatorValue": ""}) for err in report["errors"]]  # fmt: skip
+        _drop_sample(stack, rt, env, service, host, path)
+    rows, rejected = _read_reports(service, settings.reports_container, files)
 
     print("\nHTTP import, as a Logic Apps HTTP action would send it:")
     print("  " + json.dumps({k: LOGIC_APP_REQUEST[k] for k in ("method", "uri", "headers")}))
@@ -173,7 +139,7 @@ def run(stack: LocalStack) -> list[Path]:
     print_table(rows, http_report)
     print_rejected(rejected)
     print_where(stack, settings.reports_container, [n for n, _ in rows], http_report)
-    return save_reports(reports, REPORTS_DIR)
+    return save_reports(service.get_container_client(settings.reports_container), REPORTS_DIR)
 
 
 class _Context:
@@ -181,6 +147,52 @@ class _Context:
 
     def __init__(self) -> None:
         self.invocation_id = str(uuid.uuid4())
+
+
+def _drop_sample(stack: LocalStack, rt: Any, env: dict[str, str], service: Any, host: Any, path: Path) -> None:
+    """Upload one sample file, deliver its BlobCreated event and wait for its import (the outage file meets an
+    injected Defender outage and is imported on its scheduled retry)."""
+    from azure.storage.blob import ContentSettings
+
+    settings = rt.settings
+    container = service.get_container_client(settings.indicators_container)
+    meta = dict(METADATA.get(path.name, {}))
+    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    with path.open("rb") as f:
+        bc = container.upload_blob(
+            path.name, f, overwrite=True, metadata=meta or None, content_settings=ContentSettings(content_type=ctype)
+        )
+    props = bc.get_blob_properties()
+    event = blob_created_event(
+        settings.indicators_container, path.name, etag=props.etag, size=props.size, url=bc.url, content_type=ctype
+    )
+    started = time.monotonic()
+    outage = path.name == OUTAGE_FILE
+    if outage:
+        stack.defender.admin.add_fault(kind="status", status=503, count=10_000, path="/api/indicators/import")
+    deliver_blob_created(event, env["IndicatorStorage"], watched_container=settings.indicators_container)
+    if outage:
+        wait_for_retry(rt, settings.indicators_container, path.name, props.etag)
+        stack.defender.admin.clear_faults()
+    host.drain(120)
+    extra = f"  metadata {meta}" if meta else ""
+    print(f"  {path.name:<24} imported in {time.monotonic() - started:4.2f} s{extra}")
+
+
+def _read_reports(
+    service: Any, reports_container: str, files: list[Path]
+) -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[str, dict[str, Any]]]]:
+    """Each sample's JSON report, and its rejected entries and file-level errors for the listing."""
+    reports = service.get_container_client(reports_container)
+    rows = []
+    rejected: list[tuple[str, dict[str, Any]]] = []
+    for path in files:
+        report = json.loads(reports.download_blob(f"{path.name}.report.json").readall())
+        rows.append((path.name, report))
+        rejected += [(path.name, e) for e in report["indicators"] if e["status"] in ("invalid", "failed")]
+        rejected += [(path.name, {"line": err.get("line"), "reason": err["message"], "status": "file error",
+                                  "indicatorValue": ""}) for err in report["errors"]]  # fmt: skip
+    return rows, rejected
 
 
 def call_http(function_app: Any, request: Mapping[str, Any]) -> dict[str, Any]:

@@ -105,41 +105,17 @@ class IdentityEmulator(HttpEmulator):
         return reply
 
     def _decide(self, request: Request, q: dict[str, str]) -> Reply:
+        refused = self._refused(request, q)
+        if refused is not None:
+            return refused
+        client_id = self._client_id(q)
+        if isinstance(client_id, Reply):
+            return client_id
         opts = self.options
-        secret = request.headers.get("X-IDENTITY-HEADER")
-        if secret is None:
-            return _error(400, "The X-IDENTITY-HEADER header is missing.")
-        if secret != opts.identity_header:
-            return _error(401, "The X-IDENTITY-HEADER header value is not valid.")
-        with self._lock:
-            fault = self._faults[0] if self._faults else None
-            if fault is not None:
-                fault["count"] -= 1
-                if fault["count"] <= 0:
-                    self._faults.pop(0)
-        if fault is not None:
-            return _error(fault["status"], fault.get("message") or "Injected failure.")
-        if q.get("api-version") != API_VERSION:
-            return _error(400, f"api-version must be {API_VERSION}.")
-        resource = q.get("resource")
-        if not resource:
-            return _error(400, "The resource parameter is required.")
-        chosen = [k for k in ("client_id", "object_id", "mi_res_id") if q.get(k)]
-        if len(chosen) > 1:
-            return _error(400, "Only one of client_id, object_id, mi_res_id may be given.")
-        if chosen:
-            asked = q[chosen[0]]
-            if chosen[0] == "mi_res_id":  # a stable id derived from the ARM resource id
-                asked = str(uuid.uuid5(uuid.NAMESPACE_URL, asked.lower()))
-            if opts.client_ids is not None and asked not in opts.client_ids:
-                return _error(400, "Unable to load the requested managed identity.")
-            client_id = asked
-        else:
-            client_id = opts.system_client_id
         roles = opts.roles_by_client.get(client_id, opts.roles)
         token, claims = mint(
             key=self.signing_key,
-            resource=resource,
+            resource=q["resource"],
             client_id=client_id,
             tenant_id=opts.tenant_id,
             roles=roles,
@@ -148,13 +124,54 @@ class IdentityEmulator(HttpEmulator):
         answer = {
             "access_token": token,
             "expires_on": str(claims["exp"]),
-            "resource": resource,
+            "resource": q["resource"],
             "token_type": "Bearer",
             "client_id": client_id,
         }
         if opts.omit_expires_on:
             del answer["expires_on"]
         return Reply(200, answer)
+
+    def _refused(self, request: Request, q: dict[str, str]) -> Reply | None:
+        """The protocol's refusals, in the order the host checks them (secret header, an injected fault, the
+        api-version, the resource), or None."""
+        secret = request.headers.get("X-IDENTITY-HEADER")
+        if secret is None:
+            return _error(400, "The X-IDENTITY-HEADER header is missing.")
+        if secret != self.options.identity_header:
+            return _error(401, "The X-IDENTITY-HEADER header value is not valid.")
+        fault = self._next_fault()
+        if fault is not None:
+            return _error(fault["status"], fault.get("message") or "Injected failure.")
+        if q.get("api-version") != API_VERSION:
+            return _error(400, f"api-version must be {API_VERSION}.")
+        if not q.get("resource"):
+            return _error(400, "The resource parameter is required.")
+        return None
+
+    def _next_fault(self) -> dict[str, Any] | None:
+        with self._lock:
+            fault = self._faults[0] if self._faults else None
+            if fault is not None:
+                fault["count"] -= 1
+                if fault["count"] <= 0:
+                    self._faults.pop(0)
+        return fault
+
+    def _client_id(self, q: dict[str, str]) -> str | Reply:
+        """The identity asked for (client_id, object_id or mi_res_id; none: the system-assigned one)."""
+        opts = self.options
+        chosen = [k for k in ("client_id", "object_id", "mi_res_id") if q.get(k)]
+        if len(chosen) > 1:
+            return _error(400, "Only one of client_id, object_id, mi_res_id may be given.")
+        if not chosen:
+            return opts.system_client_id
+        asked = q[chosen[0]]
+        if chosen[0] == "mi_res_id":  # a stable id derived from the ARM resource id
+            asked = str(uuid.uuid5(uuid.NAMESPACE_URL, asked.lower()))
+        if opts.client_ids is not None and asked not in opts.client_ids:
+            return _error(400, "Unable to load the requested managed identity.")
+        return asked
 
     # -- admin ------------------------------------------------------------------------------------------
     def _admin(self, request: Request) -> Reply:
