@@ -25,7 +25,9 @@ from shared.defender.pacing import CallPacer
 if TYPE_CHECKING:
     import requests
 
-    from shared.defender.client import ClientClock, ClientPolicy, DefenderClient, TokenCredentialLike
+    from shared.defender.client import DefenderClient
+    from shared.defender.policy import ClientClock, ClientPolicy
+    from shared.defender.token import TokenCredentialLike
 
 __all__ = [
     "VALUE_ERROR_CODES",
@@ -92,7 +94,7 @@ def client_policy(
 ) -> ClientPolicy:
     """The client's policy from the settings; the backoff is a parameter for tests and the demo, whose scaled
     clocks retry in milliseconds."""
-    from shared.defender.client import ClientPolicy
+    from shared.defender.policy import ClientPolicy
 
     return ClientPolicy(
         timeout=(5.0, settings.request_timeout_seconds),

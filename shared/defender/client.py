@@ -18,30 +18,21 @@ it. The blob path has no limit. The limit is per thread: invocations of one proc
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
-from azure.core.exceptions import AzureError
-from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
-    ConnectTimeoutError,
     InvalidHeader,
     MaxRetryError,
-    NewConnectionError,
     ProtocolError,
-    ReadTimeoutError,
 )
-from urllib3.response import HTTPResponse
 from urllib3.util.retry import Retry
 
-from shared.core.batching import bisect
 from shared.core.errors import (
     AccessDenied,
     BatchRejected,
@@ -49,128 +40,40 @@ from shared.core.errors import (
     DefenderError,
     DefenderUnavailable,
     HourlyLimit,
-    IdentityUnavailable,
     NotFoundError,
 )
 from shared.core.model import Outcome, Status
 from shared.core.telemetry import current as current_telemetry
 from shared.defender import wire
+from shared.defender.isolation import Isolation
 from shared.defender.pacing import (
-    BATCH_DELETE_CALLS_PER_HOUR,
-    BATCH_DELETE_CALLS_PER_MINUTE,
-    DELETE_CALLS_PER_HOUR,
-    DELETE_CALLS_PER_MINUTE,
-    LIST_CALLS_PER_HOUR,
-    LIST_CALLS_PER_MINUTE,
     CallPacer,
     NoSlotInTime,
 )
-
-# (calls per minute, calls per hour) of the calls other than import (defender-api.md §2).
-DEFAULT_CALL_LIMITS: dict[str, tuple[int, int | None]] = {
-    "list": (LIST_CALLS_PER_MINUTE, LIST_CALLS_PER_HOUR),
-    "batchdelete": (BATCH_DELETE_CALLS_PER_MINUTE, BATCH_DELETE_CALLS_PER_HOUR),
-    "delete": (DELETE_CALLS_PER_MINUTE, DELETE_CALLS_PER_HOUR),
-}
+from shared.defender.policy import DEFAULT_CALL_LIMITS, ClientClock, ClientPolicy, TimeLimit
+from shared.defender.token import TokenCredentialLike, TokenSource
+from shared.defender.transport import as_urllib3_error, as_urllib3_response, make_session
 
 log = logging.getLogger(__name__)
 
 # The route of a single delete in telemetry: the id stays out of span attributes (core/telemetry.py).
 DELETE_ROUTE = wire.LIST_PATH + "/{id}"
-# azure-core refreshes a bearer token when less than this much of it remains (BearerTokenCredentialPolicy).
-TOKEN_REFRESH_MARGIN_SECONDS = 300.0
-
-
-class AccessTokenLike(Protocol):
-    token: str
-    expires_on: int
-
-
-class TokenCredentialLike(Protocol):
-    """azure-core's `TokenCredential`, as far as the client uses it."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessTokenLike: ...
-
-
-class ImportRetry(Retry):
-    """urllib3's `Retry`, with the backoff counted from the first failure.
-
-    urllib3 retries the first failure at once (`get_backoff_time` is 0 for one error); a Defender
-    answering 503 deserves a pause before the first retry too. Otherwise the same capped
-    exponential formula: `backoff_factor * 2**(n-1)` plus up to `backoff_jitter`, at most `backoff_max`.
-    """
-
-    def get_backoff_time(self) -> float:
-        n = len(self.history)
-        if n == 0:
-            return 0.0
-        value = self.backoff_factor * (2 ** (n - 1))
-        if self.backoff_jitter:
-            value += random.random() * self.backoff_jitter
-        return float(max(0.0, min(self.backoff_max, value)))
 
 
 @dataclass
-class TimeLimit:
-    """A deadline on the client's clock; `reached` is the DeadlineReached raised under it, if one was."""
+class _Call:
+    """One call's attempts so far: what is sent, the retry policy's state, the last token, the wait before the next."""
 
-    deadline: float
-    label: str
-    reached: DeadlineReached | None = None
-
-
-@dataclass(frozen=True)
-class ClientPolicy:
-    """How the client waits and when it gives up (STYLE.md "Configuration": one small value, as azure-core's
-    `Configuration` groups its policies).
-
-    - `timeout`: (connect, read) seconds of one call (DEFENDER_REQUEST_TIMEOUT_SECONDS is the read part);
-    - `max_attempts`: attempts per call for 429, 5xx and network errors (DEFENDER_MAX_ATTEMPTS; at least 1);
-    - `retry_after_max`: the longest `Retry-After` honoured (DEFENDER_RETRY_AFTER_MAX_SECONDS);
-    - `backoff_factor`, `backoff_max`, `backoff_jitter`: capped exponential backoff with jitter, in seconds.
-    """
-
-    # 180 s read: a slow 500-item import answered after 60 s was sent again (fidelity-review.md 9, after [OC]).
-    timeout: tuple[float, float] = (5.0, 180.0)
-    max_attempts: int = 6
-    retry_after_max: float = 120.0
-    backoff_factor: float = 1.0
-    backoff_max: float = 30.0
-    backoff_jitter: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-
-    def retry(self) -> ImportRetry:
-        """The urllib3 `Retry` used as the attempt loop's policy object (never mounted on the session)."""
-        return ImportRetry(
-            total=self.max_attempts - 1,
-            connect=None,
-            read=None,
-            status=None,
-            other=None,
-            redirect=0,
-            backoff_factor=self.backoff_factor,
-            backoff_max=self.backoff_max,
-            backoff_jitter=self.backoff_jitter,
-            status_forcelist=frozenset({429, 500, 502, 503, 504}),
-            # POST is safe: import is an upsert (defender-api.md §3.2); BatchDelete of an id twice is a 404, handled.
-            allowed_methods=frozenset({"GET", "POST", "DELETE"}),
-            respect_retry_after_header=True,
-            retry_after_max=self.retry_after_max,  # type: ignore[arg-type]  # seconds, a float is fine
-            raise_on_status=False,
-        )
-
-
-@dataclass(frozen=True)
-class ClientClock:
-    """The client's clocks, injectable in tests: `monotonic` for waits and limits, `sleep`, `wall` (epoch
-    seconds) for token expiry."""
-
-    monotonic: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
-    wall: Callable[[], float] = time.time
+    method: str
+    url: str
+    path: str
+    route: str
+    kind: str
+    retry: Retry
+    attempt: int = 0
+    waited: float = 0.0  # the retry wait before the next attempt (Retry-After or backoff)
+    refreshed: bool = False  # a 401 already fetched a new token
+    token: str = ""
 
 
 class DefenderClient:
@@ -228,20 +131,17 @@ class DefenderClient:
         self.delete_pacer = own("delete")
         self.hour_wait_max = hour_wait_max
         self.timeout = policy.timeout
-        self._credential = credential
-        self._credential_factory = credential_factory
+        self.tokens = TokenSource(credential, scope=scope, client_id=client_id, factory=credential_factory,
+                                  wall=clock.wall)  # fmt: skip
         self._session = session
         self._sleep = clock.sleep
         self._clock = clock.monotonic
-        self._wall_clock = clock.wall
-        self._token: AccessTokenLike | None = None
         self._retry = policy.retry()
         self.api_calls = 0
         self.retries = 0
         self.split_calls = 0  # import calls made to isolate the rows of a batch rejected as a whole
         self.list_calls = 0
         self.delete_calls = 0
-        self._identity_unknown_logged = False
         self._local = threading.local()  # .limit: this thread's TimeLimit, if any
 
     def pacers(self) -> dict[str, CallPacer]:
@@ -338,7 +238,7 @@ class DefenderClient:
         try:
             results = self._import(batch)
         except BatchRejected as e:
-            return _Isolation(self, batch).run(e)
+            return Isolation(self, batch).run(e)
         return self._matched(batch, results)
 
     def _matched(self, batch: list[Outcome], results: list[wire.ImportResult]) -> list[Outcome]:
@@ -420,13 +320,9 @@ class DefenderClient:
         that extra call only once this listing has shown the server's cap (a short page followed by more) and
         the page is shorter still. Paced like every List call (defender-api.md §2). Raises like `submit`.
         """
-        skip = 0
+        paging = wire.Paging(filter, page_size, self._next_page)
         path: str = wire.LIST_PATH
         params: dict[str, str] | None = wire.list_params(filter, page_size, 0)
-        cap: int | None = None  # the server's page cap, once a short page was followed by more
-        short: int | None = None  # the size of the previous page when it was short and had no link
-        seen_links: set[str] = set()
-        first_ids: set[str] = set()  # a server that ignores `$skip` would repeat its first page for ever
         while True:
             resp, page = self._call("GET", path, self.list_pacer, "list", params=params, parse=wire.parse_list_page)
             if not resp.ok:
@@ -435,25 +331,12 @@ class DefenderClient:
                     raise BatchRejected(message or "Bad Request", status=400, code=code)
                 raise self._unexpected(resp, code, message)
             items, link = page
-            head = str(items[0].get("id")) if items and items[0].get("id") is not None else None
-            if head is not None:
-                if head in first_ids:
-                    raise DefenderError(f"Defender's List answered a page starting at indicator {head} twice")
-                first_ids.add(head)
-            if items and short is not None and cap is None:
-                cap = short
+            paging.check_head(items)
             yield from items
-            skip += len(items)
-            if link:
-                if link in seen_links:
-                    raise DefenderError(f"Defender's List answered the same @odata.nextLink twice: {link}")
-                seen_links.add(link)
-                path, params = self._next_page(link)
-                continue
-            if not items or seen_links or (len(items) < page_size and cap is not None and len(items) < cap):
+            following = paging.following(items, link)
+            if following is None:
                 return
-            short = len(items) if len(items) < page_size else None
-            path, params = wire.LIST_PATH, wire.list_params(filter, page_size, skip)
+            path, params = following
 
     def _next_page(self, link: str) -> tuple[str, dict[str, str] | None]:
         """(path, query) of an `@odata.nextLink`, which must name this client's API host and base path."""
@@ -521,98 +404,116 @@ class DefenderClient:
         Each attempt is one telemetry span (`shared.core.telemetry`): the kind, method, `route` (the path
         without query or ids, never the URL), attempt number, the seconds waited before it, the HTTP status.
         """
-        url = self.api_url + path
-        route = route or path
-        retry: Retry = self._retry
-        refreshed = False
-        attempt = 0
-        waited = 0.0  # the retry wait before the next attempt (Retry-After or backoff)
-        telemetry = current_telemetry()
+        call = _Call(method, self.api_url + path, path, route or path, kind, self._retry)
         while True:
-            attempt += 1
-            self._check_lease()
-            permit = self._permit(pacer, kind)
-            if attempt > 1 and kind == "import":
-                self.retries += 1
+            resp = self._attempt(call, pacer, params=params, body=body)
+            if resp is None or self._retried(call, resp):
+                continue
+            if not resp.ok or parse is None:
+                return resp, None
+            try:
+                return resp, parse(resp.content)
+            except wire.MalformedResponse as e:
+                # Safe to send again: the import is an upsert (defender-api.md §3.2).
+                log.debug("%s %s attempt %d: %s", method, path, call.attempt, e)
+                self._back_off(call, "a malformed answer", error=ProtocolError(str(e)), what=f"{e} from {call.url}")
+
+    def _attempt(
+        self, call: _Call, pacer: CallPacer, *, params: dict[str, str] | None, body: bytes | None
+    ) -> requests.Response | None:
+        """One attempt: a call slot, a token, the request. None when a network error was met (and waited for)."""
+        call.attempt += 1
+        self._check_lease()
+        permit = self._permit(pacer, call.kind)
+        if call.attempt > 1 and call.kind == "import":
+            self.retries += 1
+        if permit.waited:
+            log.debug("paced: waited %.2f s for a %s call slot", permit.waited, call.kind)
+        try:
             if permit.waited:
-                log.debug("paced: waited %.2f s for a %s call slot", permit.waited, kind)
-            try:
-                if permit.waited:
-                    self._check_lease()
-                token = self._access_token()  # after the pacing wait, so the token is fresh when sent
-                timeout, capped = self._timeouts(kind)
-            except BaseException:
-                permit.release()
-                raise
-            self._count(kind)
-            started = self._clock()
-            before, waited = waited + (permit.waited or 0.0), 0.0
-            try:
-                call = telemetry.defender_call(kind=kind, method=method, route=route, attempt=attempt, wait=before)
-                with call as span:
-                    resp = self._http().request(
-                        method,
-                        url,
-                        params=params,
-                        data=body,
-                        headers={
-                            "Authorization": f"Bearer {token}",
-                            "Content-Type": "application/json",
-                            "Accept": "application/json",
-                        },
-                        timeout=timeout,
-                    )
-                    span.answered(resp.status_code)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
-                permit.release()
-                if capped and isinstance(e, requests.ReadTimeout):
-                    # Cut short by the time limit: no time is left for a retry either.
-                    raise self._stopped(f"no answer within the {_secs(timeout[1])} left", kind, sent=True) from e
-                error = _as_urllib3_error(e)
-                log.debug("%s %s attempt %d: %s", method, path, attempt, type(error).__name__)
-                what = f"{type(e).__name__} calling {url}"
-                retry = self._increment(retry, method, url, error=error, what=what)
-                why = f"the retry after {type(e).__name__} would wait {{}}"
-                waited = self._wait(retry.get_backoff_time(), kind, why)
-                continue
-            except requests.RequestException as e:
-                permit.release()
-                raise DefenderUnavailable(f"cannot call {url}: {type(e).__name__}: {e}") from e
+                self._check_lease()
+            call.token = self._access_token()  # after the pacing wait, so the token is fresh when sent
+            timeout, capped = self._timeouts(call.kind)
+        except BaseException:
             permit.release()
-            status = resp.status_code
-            log.debug("%s %s attempt %d: HTTP %d in %.2f s", method, path, attempt, status, self._clock() - started)
-            if status == 401:
-                if refreshed:
-                    raise self._denied(resp, token, after_refresh=True)
-                refreshed = True
-                self._refresh_token(token)
-                continue
-            if status == 403:
-                raise self._denied(resp, token)
-            if retry.is_retry(method, status):
-                u3 = _as_urllib3_response(resp)
-                retry = self._increment(retry, method, url, response=u3, what=f"HTTP {status} from {url}")
-                try:
-                    after = retry.get_retry_after(u3)
-                except InvalidHeader:  # an unparsable Retry-After: fall back to the backoff
-                    after = None
-                if after is not None:
-                    waited = self._wait(after, kind, f"Defender asked to wait {{}} (HTTP {status}, Retry-After)")
-                else:
-                    why = f"the retry after HTTP {status} would wait {{}}"
-                    waited = self._wait(retry.get_backoff_time(), kind, why)
-                continue
-            if resp.ok and parse is not None:
-                try:
-                    return resp, parse(resp.content)
-                except wire.MalformedResponse as e:
-                    # Safe to send again: the import is an upsert (defender-api.md §3.2).
-                    log.debug("%s %s attempt %d: %s", method, path, attempt, e)
-                    retry = self._increment(retry, method, url, error=ProtocolError(str(e)), what=f"{e} from {url}")
-                    why = "the retry after a malformed answer would wait {}"
-                    waited = self._wait(retry.get_backoff_time(), kind, why)
-                    continue
-            return resp, None
+            raise
+        self._count(call.kind)
+        started = self._clock()
+        before, call.waited = call.waited + (permit.waited or 0.0), 0.0
+        try:
+            resp = self._request(call, params, body, timeout, before)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+            permit.release()
+            if capped and isinstance(e, requests.ReadTimeout):
+                # Cut short by the time limit: no time is left for a retry either.
+                raise self._stopped(f"no answer within the {_secs(timeout[1])} left", call.kind, sent=True) from e
+            error = as_urllib3_error(e)
+            log.debug("%s %s attempt %d: %s", call.method, call.path, call.attempt, type(error).__name__)
+            self._back_off(call, type(e).__name__, error=error, what=f"{type(e).__name__} calling {call.url}")
+            return None
+        except requests.RequestException as e:
+            permit.release()
+            raise DefenderUnavailable(f"cannot call {call.url}: {type(e).__name__}: {e}") from e
+        permit.release()
+        log.debug("%s %s attempt %d: HTTP %d in %.2f s", call.method, call.path, call.attempt, resp.status_code,
+                  self._clock() - started)  # fmt: skip
+        return resp
+
+    def _request(
+        self, call: _Call, params: dict[str, str] | None, body: bytes | None, timeout: tuple[float, float], wait: float
+    ) -> requests.Response:
+        """The HTTP request of one attempt, inside its telemetry span."""
+        span_of = current_telemetry().defender_call
+        with span_of(kind=call.kind, method=call.method, route=call.route, attempt=call.attempt, wait=wait) as span:
+            resp = self._http().request(
+                call.method,
+                call.url,
+                params=params,
+                data=body,
+                headers={
+                    "Authorization": f"Bearer {call.token}",
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                },
+                timeout=timeout,
+            )
+            span.answered(resp.status_code)
+        return resp
+
+    def _retried(self, call: _Call, resp: requests.Response) -> bool:
+        """Whether the answer asks for another attempt (401 once, 429, 5xx; after their wait); 403 and a second
+        401 raise AccessDenied."""
+        status = resp.status_code
+        if status == 401:
+            if call.refreshed:
+                raise self._denied(resp, call.token, after_refresh=True)
+            call.refreshed = True
+            self._refresh_token(call.token)
+            return True
+        if status == 403:
+            raise self._denied(resp, call.token)
+        if not call.retry.is_retry(call.method, status):
+            return False
+        u3 = as_urllib3_response(resp)
+        call.retry = self._increment(
+            call.retry, call.method, call.url, response=u3, what=f"HTTP {status} from {call.url}"
+        )
+        try:
+            after = call.retry.get_retry_after(u3)
+        except InvalidHeader:  # an unparsable Retry-After: fall back to the backoff
+            after = None
+        if after is not None:
+            call.waited = self._wait(after, call.kind, f"Defender asked to wait {{}} (HTTP {status}, Retry-After)")
+        else:
+            call.waited = self._wait(
+                call.retry.get_backoff_time(), call.kind, f"the retry after HTTP {status} would wait {{}}"
+            )
+        return True
+
+    def _back_off(self, call: _Call, after: str, *, error: Exception, what: str) -> None:
+        """Count a failed attempt against the policy (DefenderUnavailable when none is left) and wait its backoff."""
+        call.retry = self._increment(call.retry, call.method, call.url, error=error, what=what)
+        call.waited = self._wait(call.retry.get_backoff_time(), call.kind, f"the retry after {after} would wait {{}}")
 
     def _increment(self, retry: Retry, method: str, url: str, *, what: str, **kw: Any) -> Retry:
         try:
@@ -712,219 +613,24 @@ class DefenderClient:
         )
         # The next call (a queued job's scheduled retry) asks for a fresh token from a fresh credential: a role
         # granted meanwhile reaches only new tokens, and the credential caches its own.
-        self._token = None
-        if self._credential_factory is not None:
-            self._credential = self._credential_factory()
+        self.tokens.forget()
         return AccessDenied(text, status=resp.status_code, code=code)
 
     # ------------------------------------------------------------------ token
 
     def identity_ids(self) -> tuple[str, ...]:
-        """Who this client calls Defender as: the `appid`/`azp`/`oid` claims of its current token.
-
-        The quota steward requires one of them in `createdBy` before it treats an indicator as the app's own
-        (the emulator writes the token's `appid` there; real Defender: unconfirmed, defender-api.md §5).
-        Gets a token when there is none yet (IdentityUnavailable like any call). Never returns or logs the
-        token itself. () when its claims cannot be read: ownership then rests on the mark alone (logged once).
-        """
-        ids = wire.identity_ids(wire.token_claims(self._access_token()))
-        if not ids and not self._identity_unknown_logged:
-            self._identity_unknown_logged = True
-            log.info(
-                "the access token's identity claims (appid, azp, oid) could not be read: indicators count as"
-                " this app's own by their externalId mark alone"
-            )
-        return ids
+        """Who this client calls Defender as (`TokenSource.identity_ids`)."""
+        return self.tokens.identity_ids()
 
     def _access_token(self) -> str:
-        """The cached token, or a new one when less than the refresh margin of it remains."""
-        tok = self._token
-        if tok is None or tok.expires_on - self._wall_clock() < TOKEN_REFRESH_MARGIN_SECONDS:
-            tok = self._get_token()
-            self._token = tok
-        return tok.token
+        return self.tokens.token()
 
     def _refresh_token(self, rejected: str) -> None:
-        """After a 401: get a token that differs from the rejected one.
-
-        azure-identity hands back its cached token until it nears expiry, so when the credential returns
-        the same one a fresh credential (empty cache) is asked. In Azure the platform's own token cache may
-        still return it (defender-api.md §7 "Timing"); then the one retry runs with it and a second 401
-        becomes AccessDenied.
-        """
-        tok = self._get_token()
-        if tok.token == rejected and self._credential_factory is not None:
-            self._credential = self._credential_factory()
-            tok = self._get_token()
-        if tok.token == rejected:
-            log.warning("the identity returned the same token after Defender rejected it (HTTP 401)")
-        else:
-            log.debug("fetched a new token after HTTP 401")
-        self._token = tok
-
-    def _get_token(self) -> AccessTokenLike:
-        try:
-            return self._credential.get_token(self.scope)
-        except (AzureError, ValueError, OSError) as e:  # azure-identity: ClientAuthenticationError and kin
-            who = f"client id {self.client_id}" if self.client_id else "the system-assigned identity"
-            raise IdentityUnavailable(
-                f"no token for scope {self.scope} from the managed identity ({who}): {type(e).__name__}: "
-                f"{_first_line(str(e))}.{_identity_hint(str(e))} Check that the identity is assigned to the app,"
-                " AZURE_CLIENT_ID and DEFENDER_TOKEN_SCOPE (locally: sign in with az login)"
-            ) from e
-
-
-class _BodyRejected(Exception):
-    """Both halves of a split failed with the same code near the top: the body, not a row, is the problem."""
-
-    def __init__(self, error: BatchRejected) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-# How near the top a split whose halves both fail with the same code means a body-level problem (issue
-# "Nothing silently dropped": "both halves of a split fail at depth ≤ 2"). Counted with the batch as depth 1,
-# its halves as depth 2: the first split. Checking the quarters as well costs a call more for one bad row than
-# the issue's bound (log2(n) + 2k) allows.
-BODY_DEPTH = 1
-
-
-class _Isolation:
-    """Finds the rows of a batch Defender rejected as a whole (`400`, whatever its code), by halving it.
-
-    - A half Defender accepted is never sent again, and no batch is sent twice.
-    - A rejected part is halved and its first half sent: accepted, the second half must hold what was rejected
-      and is halved in turn without being sent whole; rejected, the search goes on in it and the second half
-      waits in a pool of untried rows. Once a row is alone it is `failed` with Defender's message, and the pool
-      is sent as one batch: accepted, done; rejected, it is searched the same way. One bad row among n costs
-      about log2(n) + 2 calls; each further bad row a search of the pool.
-    - At the first split (halves at depth 2, the batch being depth 1) a rejected first half has its second half
-      sent at once: when both fail with the same code that names no value (`errors.VALUE_ERROR_CODES`), the
-      body is the problem (a field's type, an unknown device group on every row), and the batch is `failed`
-      with Defender's message instead.
-    Calls made here count in `DefenderClient.split_calls` (and in `api_calls`).
-    """
-
-    def __init__(self, client: DefenderClient, batch: list[Outcome]) -> None:
-        self.client = client
-        self.batch = batch
-        self.settled: dict[int, Outcome] = {}
-
-    def run(self, first: BatchRejected) -> list[Outcome]:
-        n = len(self.batch)
-        try:
-            todo: list[tuple[list[int], BatchRejected, int]] = [(list(range(n)), first, 1)]
-            while todo:
-                todo.extend(self._search(*todo.pop()))
-        except _BodyRejected as body:
-            why = _why(body.error)
-            log.error("Defender rejected a batch of %d as a whole, both halves alike: %s", n, why)
-            for i, o in enumerate(self.batch):
-                if i not in self.settled:
-                    self.settled[i] = o.final(
-                        Status.failed, f"Defender rejected the batch: {why}", code="batch-rejected"
-                    )
-        except DefenderError as e:
-            e.partial = self._prefix()  # what was settled before the call that failed, as the batch's leading part
-            raise
-        return [self.settled[i] for i in range(n)]
-
-    def _search(self, part: list[int], error: BatchRejected, depth: int) -> list[tuple[list[int], BatchRejected, int]]:
-        """Isolate one rejected row of `part` (known rejected with `error`); the parts still to search."""
-        later: list[tuple[list[int], BatchRejected, int]] = []
-        pool: list[int] = []
-        while len(part) > 1:
-            left, right = bisect(part)
-            left_error = self._send(left)
-            if left_error is None:
-                part = right  # what was rejected is in the right half: split it without sending it whole
-            elif depth <= BODY_DEPTH:
-                right_error = self._send(right)
-                if right_error is not None:
-                    if right_error.code == left_error.code and not right_error.names_value:
-                        raise _BodyRejected(right_error)
-                    later.append((right, right_error, depth + 1))
-                part, error = left, left_error
-            else:
-                pool.extend(right)
-                part, error = left, left_error
-            depth += 1
-        o = self.batch[part[0]]
-        self.settled[part[0]] = o.final(Status.failed, f"Defender rejected it: {_why(error)}", code="defender-rejected")
-        if pool:
-            pool_error = self._send(pool)
-            if pool_error is not None:
-                later.append((pool, pool_error, max(depth, BODY_DEPTH + 1)))
-        return later
-
-    def _prefix(self) -> list[Outcome]:
-        out = []
-        for i in range(len(self.batch)):
-            if i not in self.settled:
-                break
-            out.append(self.settled[i])
-        return out
-
-    def _send(self, part: list[int]) -> BatchRejected | None:
-        """Send `part`; its entries are settled when Defender answered 200. The 400 when it rejected it."""
-        self.client.split_calls += 1
-        items = [self.batch[i] for i in part]
-        try:
-            results = self.client._import(items)
-        except BatchRejected as e:
-            return e
-        for i, o in zip(part, self.client._matched(items, results), strict=True):
-            self.settled[i] = o
-        return None
-
-
-def _why(e: BatchRejected) -> str:
-    return f"{e.code}: {e.message}" if e.code else e.message
-
-
-def _identity_hint(message: str) -> str:
-    """What azure-identity's message leaves out. A token answer without `expires_on` (or `expires_in`) is
-    reported by its App Service credential as "configuration not found … (invalid_scope)", which sends an
-    operator to the wrong place."""
-    if "invalid_scope" in message and "configuration not found" in message:
-        return (
-            " The identity endpoint's answer probably lacked `expires_on` (or `expires_in`): azure-identity"
-            " reports a token answer without an expiry this way; the identity and scope may well be right."
-        )
-    if "timed out" in message.lower() or "timeout" in message.lower():
-        return " The identity endpoint did not answer in time (10 s to connect, 20 s to read)."
-    return ""
+        self.tokens.refresh(rejected)
 
 
 def _sent_value(o: Outcome) -> str:
     return o.indicator.indicatorValue if o.indicator is not None else o.value
-
-
-def make_session(pool_size: int = 4) -> requests.Session:
-    """One pooled session; `max_retries=0`: urllib3 must not retry below the pacer (STYLE.md)."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
-
-
-def _as_urllib3_error(e: requests.RequestException) -> Exception:
-    """The urllib3 error class `Retry.increment` understands: connect phase or read phase."""
-    if isinstance(e, requests.ConnectTimeout):
-        return ConnectTimeoutError(str(e))
-    if isinstance(e, requests.ReadTimeout):
-        return ReadTimeoutError(None, "", str(e))  # type: ignore[arg-type]
-    reason = e.args[0] if e.args else None
-    reason = getattr(reason, "reason", reason)
-    if isinstance(reason, NewConnectionError | ConnectTimeoutError):
-        return ConnectTimeoutError(str(e))  # the request never left: safe for any method
-    return ProtocolError(str(e))
-
-
-def _as_urllib3_response(resp: requests.Response) -> HTTPResponse:
-    """Status and headers in the shape `Retry` reads (the body is not needed)."""
-    return HTTPResponse(body=b"", headers=dict(resp.headers), status=resp.status_code, preload_content=False)
 
 
 def _secs(seconds: float) -> str:

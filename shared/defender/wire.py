@@ -10,10 +10,11 @@ import binascii
 import json
 import logging
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.core.errors import DefenderError
 from shared.core.model import Outcome, Status
 
 log = logging.getLogger(__name__)
@@ -273,3 +274,43 @@ def access_denied_message(
         " a newly granted role can take hours to reach the identity's tokens."
     )
     return " ".join(parts)
+
+
+class Paging:
+    """Where a listing goes after each page (see `DefenderClient.list_indicators`), and the answers that show a
+    server looping (a first id or an `@odata.nextLink` seen twice). `link_target(link)`: the (path, query) of an
+    `@odata.nextLink` (the client checks its host)."""
+
+    def __init__(self, filter: str | None, page_size: int, link_target: Callable[[str], tuple[str, Any]]) -> None:
+        self.filter = filter
+        self.page_size = page_size
+        self.link_target = link_target
+        self.skip = 0
+        self.cap: int | None = None  # the server's page cap, once a short page was followed by more
+        self.short: int | None = None  # the size of the previous page when it was short and had no link
+        self.seen_links: set[str] = set()
+        self.first_ids: set[str] = set()  # a server that ignores `$skip` would repeat its first page for ever
+
+    def check_head(self, items: list[dict[str, Any]]) -> None:
+        head = str(items[0].get("id")) if items and items[0].get("id") is not None else None
+        if head is None:
+            return
+        if head in self.first_ids:
+            raise DefenderError(f"Defender's List answered a page starting at indicator {head} twice")
+        self.first_ids.add(head)
+
+    def following(self, items: list[dict[str, Any]], link: str | None) -> tuple[str, dict[str, str] | None] | None:
+        """(path, query) of the next page, or None when the listing is complete."""
+        if items and self.short is not None and self.cap is None:
+            self.cap = self.short
+        self.skip += len(items)
+        if link:
+            if link in self.seen_links:
+                raise DefenderError(f"Defender's List answered the same @odata.nextLink twice: {link}")
+            self.seen_links.add(link)
+            return self.link_target(link)
+        n = len(items)
+        if not items or self.seen_links or (n < self.page_size and self.cap is not None and n < self.cap):
+            return None
+        self.short = n if n < self.page_size else None
+        return LIST_PATH, list_params(self.filter, self.page_size, self.skip)

@@ -16,7 +16,7 @@ __all__ = ["bisection_calls", "max_in_window"]
 
 def bisection_calls(batch: Sequence[Outcome], bad: set[str]) -> tuple[int, int]:
     """Reference counts for a batch bisected around `bad` values: (calls, calls answered 400), the first call of
-    the whole batch included. Mirrors the client's strategy (`client._Isolation`): a rejected part is halved;
+    the whole batch included. Mirrors the client's strategy (`isolation.Isolation`): a rejected part is halved;
     when its first half is accepted the second is split without being sent whole; near the top (depth ≤ 2)
     both halves are sent before going deeper. Assumes a code that names a value (no body-level stop)."""
     if not any(o.value in bad for o in batch):

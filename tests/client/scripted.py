@@ -18,8 +18,9 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from shared.core.model import Action, Indicator, IndicatorType, Outcome
-from shared.defender.client import ClientClock, ClientPolicy, DefenderClient
+from shared.defender.client import DefenderClient
 from shared.defender.pacing import CallPacer
+from shared.defender.policy import ClientClock, ClientPolicy
 
 
 class FakeClock:

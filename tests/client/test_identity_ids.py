@@ -60,7 +60,7 @@ def test_client_identity_gets_a_token_and_never_returns_it(
 def test_undecodable_token_falls_back_to_the_mark_and_logs_once(
     session: ScriptedSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="shared.defender.client")
+    caplog.set_level(logging.INFO, logger="shared.defender")
     client = make(session, credential=FakeCredential("opaque-token-not-a-jwt"))
     assert client.identity_ids() == ()
     assert client.identity_ids() == ()
