@@ -28,6 +28,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -137,6 +138,10 @@ def _iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+# An API route's handler: (request, the token's claims, the call-log entry) → the answer.
+Handler = Callable[[Request, dict[str, Any], dict[str, Any]], Reply]
+
+
 class DefenderEmulator(HttpEmulator):
     """``DefenderEmulator(**options).start() -> base_url``, ``.stop()``, context manager; ``.admin`` is a
     :class:`~localdev.admin.DefenderAdmin` for this instance."""
@@ -212,46 +217,17 @@ class DefenderEmulator(HttpEmulator):
         return reply
 
     def _api(self, request: Request, entry: dict[str, Any]) -> Reply:
-        path = request.path.rstrip("/").lower()  # ASP.NET routes ignore case
-        method = request.method
-        if path == "/api/indicators/import":
-            group, roles, handler = "import", WRITE_ROLES, self._import
-        elif path == "/api/indicators/batchdelete":
-            group, roles, handler = "batch_delete", WRITE_ROLES, self._batch_delete
-        elif path == "/api/indicators":
-            if method == "POST":
-                return _error(501, "NotImplemented", "Single-indicator submit is not emulated; use import")
-            group, roles, handler = "list", READ_ROLES, self._list
-        elif path.startswith("/api/indicators/") and path.count("/") == 3:
-            group, roles, handler = "delete", WRITE_ROLES, self._delete
-        else:
-            return _error(404, "ResourceNotFound", f"No resource at {request.path}")
-        wanted = {"import": "POST", "batch_delete": "POST", "list": "GET", "delete": "DELETE"}[group]
-        if method != wanted:
-            return _error(405, "MethodNotAllowed", f"{method} is not allowed on {request.path}")
+        route = self._route(request)
+        if isinstance(route, Reply):
+            return route
+        group, roles, handler = route
         claims, denied = self._authorise(request, roles)
         entry["oid"] = claims.get("oid")  # the caller's identity, never the token
         if denied is not None:
             return denied
-        wait = self._windows.acquire(
-            group,
-            f"{claims.get('tid')}/{claims.get('appid')}",  # per application + tenant (§2)
-            self._mono(),
-            time_scale=self.options.time_scale,
-            count_rejected=self.options.count_rejected_calls,
-        )
-        if wait is not None and wait > 0:
-            retry = self.options.retry_after if self.options.retry_after is not None else max(1, math.ceil(wait))
-            return _error(
-                429,
-                "TooManyRequests",
-                "API calls quota exceeded! Retry after the time given in the Retry-After header.",
-                {"Retry-After": str(retry)},
-            )
-        if method == "POST":
-            ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            if ctype != "application/json":  # §1.2: Content-Type application/json is required
-                return _error(415, "UnsupportedMediaType", f"Content-Type must be application/json, not {ctype!r}")
+        refused = self._throttled(group, claims) or self._unsupported_media(request)
+        if refused is not None:
+            return refused
         self._purge()
         try:
             return handler(request, claims, entry)
@@ -259,6 +235,55 @@ class DefenderEmulator(HttpEmulator):
             return _error(exc.status, exc.code, exc.message)
         except odata.ODataError as exc:
             return _error(400, "ODataError", str(exc))
+
+    def _route(self, request: Request) -> tuple[str, tuple[str, ...], Handler] | Reply:
+        """(rate-limit group, roles, handler) of an API request, or its 404/405/501."""
+        path = request.path.rstrip("/").lower()  # ASP.NET routes ignore case
+        method = request.method
+        routes: dict[str, tuple[str, tuple[str, ...], Handler]] = {
+            "/api/indicators/import": ("import", WRITE_ROLES, self._import),
+            "/api/indicators/batchdelete": ("batch_delete", WRITE_ROLES, self._batch_delete),
+            "/api/indicators": ("list", READ_ROLES, self._list),
+        }
+        found = routes.get(path)
+        if found is None and path.startswith("/api/indicators/") and path.count("/") == 3:
+            found = ("delete", WRITE_ROLES, self._delete)
+        if found is None:
+            return _error(404, "ResourceNotFound", f"No resource at {request.path}")
+        if found[0] == "list" and method == "POST":
+            return _error(501, "NotImplemented", "Single-indicator submit is not emulated; use import")
+        wanted = {"import": "POST", "batch_delete": "POST", "list": "GET", "delete": "DELETE"}[found[0]]
+        if method != wanted:
+            return _error(405, "MethodNotAllowed", f"{method} is not allowed on {request.path}")
+        return found
+
+    def _throttled(self, group: str, claims: dict[str, Any]) -> Reply | None:
+        """A 429 with Retry-After when the caller's window for `group` is full (per application + tenant, §2)."""
+        wait = self._windows.acquire(
+            group,
+            f"{claims.get('tid')}/{claims.get('appid')}",
+            self._mono(),
+            time_scale=self.options.time_scale,
+            count_rejected=self.options.count_rejected_calls,
+        )
+        if wait is None or wait <= 0:
+            return None
+        retry = self.options.retry_after if self.options.retry_after is not None else max(1, math.ceil(wait))
+        return _error(
+            429,
+            "TooManyRequests",
+            "API calls quota exceeded! Retry after the time given in the Retry-After header.",
+            {"Retry-After": str(retry)},
+        )
+
+    @staticmethod
+    def _unsupported_media(request: Request) -> Reply | None:
+        if request.method != "POST":
+            return None
+        ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":  # §1.2: Content-Type application/json is required
+            return _error(415, "UnsupportedMediaType", f"Content-Type must be application/json, not {ctype!r}")
+        return None
 
     def _authorise(self, request: Request, roles: tuple[str, ...]) -> tuple[dict[str, Any], Reply | None]:
         header = request.headers.get("Authorization") or ""
@@ -354,34 +379,18 @@ class DefenderEmulator(HttpEmulator):
             pass
         opts = self.options
         items = rules.parse_import_body(request.body, max_items=opts.max_batch)
-        now = datetime.fromtimestamp(self.now(), UTC)
-        problems = [
-            rules.check_item(
-                item,
-                now=now,
-                accept_legacy_actions=opts.accept_legacy_actions,
-                reject_past_expiration=opts.past_expiration == "reject",
-            )
-            for item in items
-        ]
+        problems = self._item_problems(items)
         first = next((p for p in problems if p is not None), None)
         if first is not None and opts.value_error_mode == "batch":
             raise rules.RequestError(400, opts.batch_error_code or first.code, first.message)  # nothing stored
         room = max(0, opts.tenant_cap - len(self._records))  # updates never count as new (§2)
-        new_keys: list[tuple[str, ...]] = []
-        is_new: list[bool] = []
-        for item, problem in zip(items, problems, strict=True):
-            key = rules.upsert_key(item, opts.upsert_key)
-            fresh = problem is None and key not in self._index and key not in new_keys
-            if fresh:
-                new_keys.append(key)
-            is_new.append(fresh)
+        is_new = self._new_items(items, problems)
         cap_reason = (
             f"Tenant indicator limit reached: {len(self._records)} of {opts.tenant_cap} active indicators in use"
         )
-        if opts.cap_mode == "batch" and len(new_keys) > room:
+        if opts.cap_mode == "batch" and sum(is_new) > room:
             # UNCONFIRMED (§2): how Defender answers at the cap; "batch" fails the whole call.
-            raise rules.RequestError(400, "InvalidInput", f"{cap_reason}; this request would add {len(new_keys)}")
+            raise rules.RequestError(400, "InvalidInput", f"{cap_reason}; this request would add {sum(is_new)}")
         results = []
         created = 0
         for item, problem, fresh in zip(items, problems, is_new, strict=True):
@@ -394,11 +403,41 @@ class DefenderEmulator(HttpEmulator):
                 created += fresh
                 result.update(id=self._upsert(item, claims), isFailed=False, failureReason=None)
             results.append(result)
-        if opts.result_order == "reversed":
+        return Reply(200, {"value": self._ordered(results)})
+
+    def _item_problems(self, items: list[dict[str, Any]]) -> list[rules.ItemProblem | None]:
+        """The first rule each item breaks (None: valid), as Defender checks them."""
+        opts = self.options
+        now = datetime.fromtimestamp(self.now(), UTC)
+        return [
+            rules.check_item(
+                item,
+                now=now,
+                accept_legacy_actions=opts.accept_legacy_actions,
+                reject_past_expiration=opts.past_expiration == "reject",
+            )
+            for item in items
+        ]
+
+    def _new_items(self, items: list[dict[str, Any]], problems: list[rules.ItemProblem | None]) -> list[bool]:
+        """Which valid items would add an indicator (their upsert key neither stored nor earlier in the body)."""
+        new_keys: set[tuple[str, ...]] = set()
+        is_new: list[bool] = []
+        for item, problem in zip(items, problems, strict=True):
+            key = rules.upsert_key(item, self.options.upsert_key)
+            fresh = problem is None and key not in self._index and key not in new_keys
+            if fresh:
+                new_keys.add(key)
+            is_new.append(fresh)
+        return is_new
+
+    def _ordered(self, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The results in the order the options ask (Defender's order is not documented: results match by value)."""
+        if self.options.result_order == "reversed":
             results.reverse()
-        elif opts.result_order == "shuffled":
+        elif self.options.result_order == "shuffled":
             self._rng.shuffle(results)
-        return Reply(200, {"value": results})
+        return results
 
     def _list(self, request: Request, claims: dict[str, Any], entry: dict[str, Any]) -> Reply:
         terms, top, skip = odata.parse_query(request.query)
@@ -496,44 +535,60 @@ class DefenderEmulator(HttpEmulator):
             body = request.json() if request.body else {}
         except ValueError:
             return _error(400, "InvalidRequestBody", "admin bodies are JSON")
-        route = (request.method, request.path.rstrip("/"))
+        handler = self._admin_routes().get((request.method, request.path.rstrip("/")))
+        if handler is None:
+            return _error(404, "ResourceNotFound", f"no admin route {request.method} {request.path}")
         try:
-            if route == ("POST", "/admin/reset"):
-                self.reset(keep_config=bool(body.get("keep_config")))
-                return Reply(200, {"reset": True})
-            if route == ("GET", "/admin/config"):
-                return Reply(200, dataclasses.asdict(self.options))
-            if route == ("POST", "/admin/config"):
-                return Reply(200, dataclasses.asdict(self.configure(**body)))
-            if route == ("POST", "/admin/faults"):
-                return Reply(200, {"faults": self.add_fault(**body)})
-            if route == ("GET", "/admin/faults"):
-                return Reply(200, {"faults": copy.deepcopy(self._faults)})
-            if route == ("DELETE", "/admin/faults"):
-                self._faults.clear()
-                return Reply(200, {"faults": []})
-            if route == ("GET", "/admin/calls"):
-                path = request.query.get("path", [None])[-1]
-                calls = [c for c in self._calls if path is None or c["path"] == path]
-                return Reply(200, {"calls": copy.deepcopy(calls)})
-            if route == ("GET", "/admin/indicators"):
-                self._purge()
-                return Reply(200, {"value": copy.deepcopy(self._visible({"roles": list(ALL_ROLES)}))})
-            if route == ("POST", "/admin/indicators"):
-                return Reply(200, {"value": self.seed(body.get("Indicators") or [])})
-            if route == ("DELETE", "/admin/indicators"):
-                self._records.clear()
-                self._index.clear()
-                self._expiry.clear()
-                return Reply(200, {"value": []})
-            if route == ("POST", "/admin/clock"):
-                self._clock_offset += float(body.get("advance", 0))
-                return Reply(200, {"now": _iso(self.now()), "offset": self._clock_offset})
-            if route == ("GET", "/admin/clock"):
-                return Reply(200, {"now": _iso(self.now()), "offset": self._clock_offset})
+            return handler(request, body)
         except (TypeError, ValueError, KeyError) as exc:
             return _error(400, "InvalidInput", f"{type(exc).__name__}: {exc}")
-        return _error(404, "ResourceNotFound", f"no admin route {request.method} {request.path}")
+
+    def _admin_routes(self) -> dict[tuple[str, str], Callable[[Request, dict[str, Any]], Reply]]:
+        """The admin endpoint's routes (tests and the demo drive the emulator through them)."""
+        return {
+            ("POST", "/admin/reset"): lambda _r, body: self._admin_reset(bool(body.get("keep_config"))),
+            ("GET", "/admin/config"): lambda _r, _b: Reply(200, dataclasses.asdict(self.options)),
+            ("POST", "/admin/config"): lambda _r, body: Reply(200, dataclasses.asdict(self.configure(**body))),
+            ("POST", "/admin/faults"): lambda _r, body: Reply(200, {"faults": self.add_fault(**body)}),
+            ("GET", "/admin/faults"): lambda _r, _b: Reply(200, {"faults": copy.deepcopy(self._faults)}),
+            ("DELETE", "/admin/faults"): lambda _r, _b: self._admin_clear_faults(),
+            ("GET", "/admin/calls"): lambda request, _b: self._admin_calls(request),
+            ("GET", "/admin/indicators"): lambda _r, _b: self._admin_indicators(),
+            ("POST", "/admin/indicators"): lambda _r, body: self._admin_seed(body.get("Indicators") or []),
+            ("DELETE", "/admin/indicators"): lambda _r, _b: self._admin_clear_indicators(),
+            ("POST", "/admin/clock"): lambda _r, body: self._admin_clock(float(body.get("advance", 0))),
+            ("GET", "/admin/clock"): lambda _r, _b: self._admin_clock(0.0),
+        }
+
+    def _admin_reset(self, keep_config: bool) -> Reply:
+        self.reset(keep_config=keep_config)
+        return Reply(200, {"reset": True})
+
+    def _admin_clear_faults(self) -> Reply:
+        self._faults.clear()
+        return Reply(200, {"faults": []})
+
+    def _admin_calls(self, request: Request) -> Reply:
+        path = request.query.get("path", [None])[-1]
+        calls = [c for c in self._calls if path is None or c["path"] == path]
+        return Reply(200, {"calls": copy.deepcopy(calls)})
+
+    def _admin_indicators(self) -> Reply:
+        self._purge()
+        return Reply(200, {"value": copy.deepcopy(self._visible({"roles": list(ALL_ROLES)}))})
+
+    def _admin_seed(self, records: list[dict[str, Any]]) -> Reply:
+        return Reply(200, {"value": self.seed(records)})
+
+    def _admin_clear_indicators(self) -> Reply:
+        self._records.clear()
+        self._index.clear()
+        self._expiry.clear()
+        return Reply(200, {"value": []})
+
+    def _admin_clock(self, advance: float) -> Reply:
+        self._clock_offset += advance
+        return Reply(200, {"now": _iso(self.now()), "offset": self._clock_offset})
 
     def reset(self, *, keep_config: bool = False) -> None:
         """Clear store, call log, faults, rate windows and clock offset; restore constructor options
