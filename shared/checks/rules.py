@@ -367,14 +367,17 @@ def resolve_generate_alert(raw: str | None, settings: Settings, choice: ActionCh
     return value
 
 
+_SEVERITY_NAMES = {s.value.lower(): s for s in Severity}
+
+
 def resolve_severity(raw: str | None, settings: Settings) -> Severity | Problem:
+    """Row severity (case-insensitive, trimmed) or the default (DEFAULT_SEVERITY or file metadata)."""
     text = raw.strip(TRIM) if raw else ""
     if not text:
         return settings.default_severity
-    key = text.lower()
-    for s in Severity:
-        if s.value.lower() == key:
-            return s
+    found = _SEVERITY_NAMES.get(text.lower())  # one look-up, not a loop reading each member's `.value`
+    if found is not None:
+        return found
     return Problem("severity-unknown", f"unknown severity {text!r}; use {', '.join(s.value for s in Severity)}")
 
 

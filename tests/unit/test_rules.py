@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.checks.rules import (
     MAX_URL_LENGTH,
@@ -25,6 +27,7 @@ from shared.checks.rules import (
 from shared.core.model import Action, IndicatorType, Problem, Severity
 from shared.core.model import IndicatorType as T
 from shared.core.settings import Settings
+from shared.core.text import TRIM
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -276,6 +279,27 @@ def test_parse_datetime_rejects_bad_hour_with_am_pm():
 def test_severity(raw, want):
     got = resolve_severity(raw, Settings())
     assert (got.code if isinstance(got, Problem) else got) == want
+
+
+def _severity_by_loop(raw, settings):
+    """resolve_severity the plain way: every member's name compared, lower-cased."""
+    text = raw.strip(TRIM) if raw else ""
+    if not text:
+        return settings.default_severity
+    for s in Severity:
+        if s.value.lower() == text.lower():
+            return s
+    return "severity-unknown"
+
+
+_severity_spellings = st.sampled_from(["High", "high", " LOW ", "Medium", "informational", "İnformational", "urgent"])
+
+
+@given(st.none() | _severity_spellings | st.text(max_size=15) | st.builds(str.swapcase, _severity_spellings))
+def test_severity_look_up_says_what_comparing_every_name_says(raw):
+    """The one dict look-up of the lower-cased name gives what a loop over the members gives."""
+    got = resolve_severity(raw, Settings())
+    assert (got.code if isinstance(got, Problem) else got) == _severity_by_loop(raw, Settings())
 
 
 def test_description_template_is_safe_and_deterministic():
