@@ -21,8 +21,6 @@ NEXT = "split next, with the readers and checks"
 ALLOWED = {
     "shared.checks.normalise:_url": NEXT,
     "shared.checks.normalise:normalise": NEXT,
-    "shared.readers._csv:_record": NEXT,
-    "shared.readers._csv:layout_of": NEXT,
     "shared.readers._json:_generic": NEXT,
     "shared.readers._json:_rows": NEXT,
     "shared.readers._looks:kind": NEXT,
