@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from shared.core.model import FIELD_VALUE, FileProblem, Ignored, RawRow, ReadLimits
-from shared.core.text import WRAP_OPENERS, refang, unwrap
+from shared.core.text import WRAP_OPENERS, hex_digits, refang, unwrap
 from shared.readers._looks import kind
 from shared.readers._stream import CP1252_NOTE, binary_lines, decode_line
 
@@ -41,7 +41,6 @@ _INDICATOR_LABEL = re.compile(
 )
 
 _HASH_LENGTHS = frozenset({32, 40, 64})
-_DROP_HEX = str.maketrans("", "", "0123456789abcdefABCDEF")  # `not s.translate(_DROP_HEX)`: s is all hex
 _INDICATOR_KINDS = frozenset({"hash", "ip", "url", "host"})
 SHOWN = 80  # characters of an ignored line the report shows
 EMAIL_REASON = "an email address is not a Defender indicator type"
@@ -78,7 +77,7 @@ def read_text(
         if truncated or len(s) > longest:
             yield _overlong(number, s, longest)
             continue
-        if len(s) in _HASH_LENGTHS and not s.translate(_DROP_HEX):
+        if len(s) in _HASH_LENGTHS and hex_digits(s):
             # A bare hash (most lines of big hash lists): no marker, bullet, comment, label or defanging
             # to look through, so the steps below would pass it on as it is.
             if state.in_references and not state.in_fence:

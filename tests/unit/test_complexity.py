@@ -19,8 +19,6 @@ NEXT = "split next, with the readers and checks"
 
 # "module:qualname" (as radon names functions, methods and closures) -> why it may stay above the limit.
 ALLOWED = {
-    "shared.checks.normalise:_url": NEXT,
-    "shared.checks.normalise:normalise": NEXT,
     "shared.readers._json:_generic": NEXT,
     "shared.readers._json:_rows": NEXT,
     "shared.readers._looks:kind": NEXT,
