@@ -22,8 +22,6 @@ ALLOWED = {
     "shared.readers._json:_generic": NEXT,
     "shared.readers._json:_rows": NEXT,
     "shared.readers._looks:kind": NEXT,
-    "shared.readers._sniff:_csv_kind": NEXT,
-    "shared.readers._sniff:sniff": NEXT,
     "shared.readers._stix:_express": NEXT,
     "shared.readers._text:read_text": NEXT,
     "shared.defender.client:DefenderClient._call": PENDING,
