@@ -21,9 +21,7 @@ NEXT = "split next, with the readers and checks"
 ALLOWED = {
     "shared.readers._json:_generic": NEXT,
     "shared.readers._json:_rows": NEXT,
-    "shared.readers._looks:kind": NEXT,
     "shared.readers._stix:_express": NEXT,
-    "shared.readers._text:read_text": NEXT,
     "shared.defender.client:DefenderClient._call": PENDING,
     "shared.defender.client:DefenderClient.list_indicators": PENDING,
     "shared.pipeline.coalesce:Coalescer._send_one": PENDING,
