@@ -290,3 +290,24 @@ def test_canonical_ip_says_what_ipaddress_says(text):
     `ipaddress.ip_address`."""
     assert canonical_ip(text) == _ipaddress_canonical(text)
     assert canonical_ip(text) == _ipaddress_canonical(text)  # asked again: from the cache
+
+
+_hints = st.sampled_from(
+    ["FileSha256", " sha256 ", "md5", "hash", "Bogus", "", " ", "ip", "URL", "link", "\u200bdomain"]
+)
+
+
+@given(st.sampled_from([SHA256, SHA1.upper(), "evil.example", "8.8.8.8", "x"]), st.none() | _hints)
+def test_the_type_hint_memo_changes_no_answer(value, hint):
+    """The memo of raw type hints (`_HINTS`, unknown names kept as unsupported) answers as a fresh look-up does."""
+    from shared.checks import normalise as module
+
+    memoised = (normalise(value, hint), normalise(value, hint))
+    saved = dict(module._HINTS)
+    module._HINTS.clear()
+    try:
+        fresh = normalise(value, hint)
+    finally:
+        module._HINTS.clear()
+        module._HINTS.update(saved)
+    assert memoised[0] == memoised[1] == fresh
