@@ -7,7 +7,7 @@ IACVENV := .venv-iac
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: test test-python demo lint typecheck deps node iac-deps browser-deps checkov bench docs-screenshot clean
+.PHONY: test test-python demo lint typecheck complexity deps node iac-deps browser-deps checkov bench docs-screenshot clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ lint: deps
 
 typecheck: deps
 	$(BIN)/mypy
+
+# Cyclomatic complexity: radon's report of everything ranked C or worse, then the rule the suite holds
+# (nothing in shared/ above 15 but the reasoned exceptions in tests/unit/test_complexity.py).
+complexity: deps
+	$(BIN)/radon cc -s -n C shared
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_complexity.py
 
 checkov: iac-deps
 	$(IACVENV)/bin/checkov --directory infra --config-file .checkov.yaml --skip-download --quiet --compact

@@ -47,8 +47,14 @@ def outcomes(n: int) -> list[Outcome]:
     out = []
     for i in range(n):
         value = hashlib.sha256(f"bench-{i}".encode()).hexdigest()
-        ind = Indicator(value, IndicatorType.FileSha256, Action.Block, "Benchmark", "Benchmark indicator")
-        out.append(Outcome(i + 1, value, "FileSha256", "Block", None, indicator=ind))
+        ind = Indicator(
+            indicatorValue=value,
+            indicatorType=IndicatorType.FileSha256,
+            action=Action.Block,
+            title="Benchmark",
+            description="Benchmark indicator",
+        )
+        out.append(Outcome(line=i + 1, value=value, type="FileSha256", action="Block", status=None, indicator=ind))
     return out
 
 

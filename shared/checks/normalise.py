@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 
 from shared.core.model import IndicatorType, Problem
-from shared.core.text import TRIM, WRAP_OPENERS, refang, unwrap
+from shared.core.text import TRIM, WRAP_OPENERS, hex_digits, refang, unwrap
 
 T = IndicatorType
 
@@ -22,8 +23,6 @@ _HASH_BY_LENGTH = {32: T.FileMd5, 40: T.FileSha1, 64: T.FileSha256}
 _FILE_HASHES = (T.FileMd5, T.FileSha1, T.FileSha256)
 
 _HEX = re.compile(r"[0-9a-fA-F]+").fullmatch
-# `not s.translate(_DROP_HEX)`: a non-empty s is all hex digits (faster than _HEX on 64 characters).
-_DROP_HEX = str.maketrans("", "", "0123456789abcdefABCDEF")
 # Hex bytes (pairs of digits) with one kind of separator throughout (`AA:BB:CC`, `aa bb cc`, `aa-bb-cc`),
 # as fingerprint tools write them; group 1 is the separator. Pairs only: a full-form IPv6 address
 # (`2a00:1450:…`, groups of four) or a GUID in a hash column is not a hash written with separators.
@@ -42,6 +41,9 @@ def _domainish(value: str) -> bool:
 _CIDR = re.compile(r"[0-9a-fA-F:.]+/\d{1,3}").fullmatch
 _IP_RANGE = re.compile(r"[0-9a-fA-F:.]+\s*-\s*[0-9a-fA-F:.]+").fullmatch
 _IPV4ISH = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}").fullmatch
+# A character no IPv4 or IPv6 address is written with: `ipaddress` takes ASCII hex digits, `.` and `:` only
+# (a zone's `%` is refused apart).
+_NOT_IP_TEXT = re.compile(r"[^0-9A-Fa-f.:]").search
 
 
 class Candidate:
@@ -144,6 +146,7 @@ def idna_host(host: str) -> str | Problem:
         return Problem("idn-invalid", f"host name {host!r} cannot be converted to punycode: {e}")
 
 
+@lru_cache(maxsize=64)  # one value is asked about by several steps of its row (type, normalise, each rule)
 def canonical_ip(text: str) -> str | None:
     """The canonical form Defender expects, or None when `text` is not one IP address.
 
@@ -152,6 +155,8 @@ def canonical_ip(text: str) -> str | None:
     """
     if "%" in text:
         return None  # a zone index (`fe80::1%eth0`) is local to one host, never an indicator
+    if not text or _NOT_IP_TEXT(text):
+        return None  # what `ipaddress` refuses anyway, without the cost of its ValueError (host names, URLs)
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:
@@ -264,21 +269,12 @@ def normalise(raw_value: str, type_hint: str | None = None) -> Candidate | Probl
     value = raw_value.strip(TRIM)
     if not value:
         return Problem("empty-value", "the indicator value is empty")
-    kind: object = None
-    hint_name = ""
-    if type_hint:
-        known = _HINTS.get(type_hint)
-        if known is None:
-            hint_name = type_hint.strip(TRIM)
-            known = (TYPE_NAMES.get(hint_name.lower()) if hint_name else None, hint_name)
-            if len(_HINTS) < _MAX_HINTS:
-                _HINTS[type_hint] = known
-        kind, hint_name = known
-        if hint_name and (kind is None or kind is _UNSUPPORTED):
-            return Problem("unsupported-type", f"unsupported type {hint_name}")
+    kind, hint_name = (_HINTS.get(type_hint) or _hint(type_hint)) if type_hint else _NO_HINT
+    if kind is _UNSUPPORTED:
+        return Problem("unsupported-type", f"unsupported type {hint_name}")
     # Fast path (most rows of big hash feeds): a bare hex string of a hash length needs no refanging.
     n = len(value)
-    if n in _HASH_BY_LENGTH and (kind is None or kind in _HASH_KINDS) and not value.translate(_DROP_HEX):
+    if n in _HASH_BY_LENGTH and (kind is None or kind in _HASH_KINDS) and hex_digits(value):
         if kind is None or kind is _ANY_HASH:
             return Candidate(_HASH_BY_LENGTH[n], value.lower(), (), True)
         assert isinstance(kind, IndicatorType)
@@ -286,16 +282,35 @@ def normalise(raw_value: str, type_hint: str | None = None) -> Candidate | Probl
             return Candidate(kind, value.lower(), (), True)
         return _hash(value, kind)
     if value[0] in WRAP_OPENERS:
-        unwrapped = unwrap(value)
-        if unwrapped is not None:
-            inner, note = unwrapped
-            if not inner:
-                return Problem("empty-value", f"{note}; the indicator value is empty")
-            c = _typed(inner, kind, hint_name)
-            if isinstance(c, Candidate):
-                return Candidate(c.type, c.value, (note, *c.notes), c.checked)
-            return Problem(c.code, f"{note}; {c.message}")  # as validate.py writes notes before a reason
+        return _unwrapped(value, kind, hint_name)
     return _typed(value, kind, hint_name)
+
+
+_NO_HINT: tuple[object, str] = (None, "")
+
+
+def _hint(type_hint: str) -> tuple[object, str]:
+    """(kind, trimmed name) of a raw type hint, kept in `_HINTS`: what `TYPE_NAMES` says, `_UNSUPPORTED` for a
+    name it does not know, None (infer from the value) for a blank hint."""
+    hint_name = type_hint.strip(TRIM)
+    known = (TYPE_NAMES.get(hint_name.lower(), _UNSUPPORTED) if hint_name else None, hint_name)
+    if len(_HINTS) < _MAX_HINTS:
+        _HINTS[type_hint] = known
+    return known
+
+
+def _unwrapped(value: str, kind: object, hint_name: str) -> Candidate | Problem:
+    """A value wrapped in one pair of quotes or angle brackets is the value inside, noted (`unwrap`)."""
+    unwrapped = unwrap(value)
+    if unwrapped is None:
+        return _typed(value, kind, hint_name)
+    inner, note = unwrapped
+    if not inner:
+        return Problem("empty-value", f"{note}; the indicator value is empty")
+    c = _typed(inner, kind, hint_name)
+    if isinstance(c, Candidate):
+        return Candidate(c.type, c.value, (note, *c.notes), c.checked)
+    return Problem(c.code, f"{note}; {c.message}")  # as validate.py writes notes before a reason
 
 
 def _typed(value: str, kind: object, hint_name: str) -> Candidate | Problem:
@@ -414,29 +429,40 @@ def _url(value: str, typed: bool) -> Candidate | Problem:
         if parts.host == "":
             return Problem("not-an-indicator", "a path without a host is not an indicator")
         if typed and parts.rest == "" and parts.userinfo is None:
-            # A Url row holding a bare host (Sophos `url` columns hold domains): DomainName or IpAddress.
-            ip = canonical_ip(split_ip_port(value)[0])
-            if ip is not None:
-                c = _ip(value, None)
-                assert isinstance(c, Candidate)
-                return Candidate(c.type, c.value, (_type_note(T.Url, T.IpAddress), *c.notes))
-            if parts.port is None:
-                d = _domain(value, False)
-                if isinstance(d, Candidate):
-                    return Candidate(d.type, d.value, (_type_note(T.Url, d.type), *d.notes))
-                return d
+            bare = _bare_host(value, parts)
+            if bare is not None:
+                return bare
         parts.scheme = "http"
         notes.append("http:// added (no scheme)")
-    host = parts.host
+    host = _url_host(parts.host)
+    if isinstance(host, Problem):
+        return host
+    parts.host = host
+    return Candidate(T.Url, parts.unsplit(), tuple(notes))
+
+
+def _bare_host(value: str, parts: UrlParts) -> Candidate | Problem | None:
+    """A Url row holding a bare host (Sophos `url` columns hold domains): DomainName or IpAddress; None when it
+    is neither (a host name with a port stays a URL)."""
+    ip = canonical_ip(split_ip_port(value)[0])
+    if ip is not None:
+        c = _ip(value, None)
+        assert isinstance(c, Candidate)
+        return Candidate(c.type, c.value, (_type_note(T.Url, T.IpAddress), *c.notes))
+    if parts.port is None:
+        d = _domain(value, False)
+        if isinstance(d, Candidate):
+            return Candidate(d.type, d.value, (_type_note(T.Url, d.type), *d.notes))
+        return d
+    return None
+
+
+def _url_host(host: str) -> str | Problem:
+    """A URL's host in canonical form: an IP address as `canonical_ip` writes it, a name lower-cased and in
+    punycode (a trailing dot dropped); left as given where the rules explain what is wrong."""
     if host.startswith("[") or ":" in host:
         canon = canonical_ip(host.strip("[]"))
-        if canon is not None:
-            parts.host = canon
-    else:
-        if host.endswith(".") and not host.endswith(".."):
-            host = host[:-1]
-        h = idna_host(host) if host and not _HAS_SPACE(host) else host
-        if isinstance(h, Problem):
-            return h
-        parts.host = h
-    return Candidate(T.Url, parts.unsplit(), tuple(notes))
+        return canon if canon is not None else host
+    if host.endswith(".") and not host.endswith(".."):
+        host = host[:-1]
+    return idna_host(host) if host and not _HAS_SPACE(host) else host

@@ -102,6 +102,12 @@ _NOT_PUBLIC = [
 ]
 
 
+# The same networks as integers per IP version, in the same order: (network address, netmask, why).
+_NOT_PUBLIC_BY_VERSION: dict[int, list[tuple[int, int, str]]] = {
+    v: [(int(n.network_address), int(n.netmask), why) for n, why in _NOT_PUBLIC if n.version == v] for v in (4, 6)
+}
+
+
 # Shapes of a CIDR block and of an address range; any other `/` or `-` (a URL or a host name in an
 # IpAddress row) is simply not an address, and the reason must not speak of CIDR or ranges.
 _CIDR_SHAPE = re.compile(r"[0-9A-Fa-f:.]+/\d{1,3}").fullmatch
@@ -132,8 +138,9 @@ def ip_public(value: str) -> Iterator[Problem]:
     if canonical_ip(value) is None:
         return  # ip_single explains what is wrong
     addr = ipaddress.ip_address(value)
-    for net, why in _NOT_PUBLIC:
-        if addr.version == net.version and addr in net:
+    bits = int(addr)
+    for net, mask, why in _NOT_PUBLIC_BY_VERSION[addr.version]:
+        if bits & mask == net:  # `addr in network`, as ipaddress tests it, without its cost per network
             yield Problem("ip-not-public", f"{value} is not a public address: {why}")
             return
     if addr.version == 4 and addr == ipaddress.IPv4Address("255.255.255.255"):
@@ -368,14 +375,17 @@ def resolve_generate_alert(raw: str | None, defaults: RowDefaults, choice: Actio
     return value
 
 
+_SEVERITY_NAMES = {s.value.lower(): s for s in Severity}
+
+
 def resolve_severity(raw: str | None, defaults: RowDefaults) -> Severity | Problem:
+    """Row severity (case-insensitive, trimmed) or the default (DEFAULT_SEVERITY or the input's `severity`)."""
     text = raw.strip(TRIM) if raw else ""
     if not text:
         return defaults.severity
-    key = text.lower()
-    for s in Severity:
-        if s.value.lower() == key:
-            return s
+    found = _SEVERITY_NAMES.get(text.lower())  # one look-up, not a loop reading each member's `.value`
+    if found is not None:
+        return found
     return Problem("severity-unknown", f"unknown severity {text!r}; use {', '.join(s.value for s in Severity)}")
 
 

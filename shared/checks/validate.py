@@ -7,8 +7,10 @@ their final status; the rest have `status=None` and an `Indicator` ready to subm
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
 from shared.checks.normalise import normalise
 from shared.checks.rules import (
@@ -53,7 +55,10 @@ from shared.core.model import (
     Outcome,
     Problem,
     RawRow,
+    Severity,
     Status,
+    new_indicator,
+    new_outcome,
 )
 from shared.core.options import NO_OPTIONS, InputOptions, row_defaults
 from shared.core.settings import Settings
@@ -141,6 +146,42 @@ class DuplicateIndex:
         return len(self._first) + (self._spill.size if self._spill is not None else 0)
 
 
+_T = TypeVar("_T")
+MEMO_LIMIT = 512  # distinct raw spellings a field memo keeps (a column of unique texts fills it, then resolves)
+
+
+class _Memo(dict[str | None, _T]):
+    """A field's exact raw text → its resolved value or Problem (the validator's one speed trick).
+
+    A file repeats a handful of spellings of an action, a severity, a title or an expiry on every row;
+    `memo[raw]` resolves each of them once and is one dict look-up after that. An absent or empty field
+    (None, "") takes `default` without its resolver, as it always has. Keys are the raw strings as read
+    (untrimmed), so a memo never merges spellings that its resolver would tell apart; the first MEMO_LIMIT
+    spellings are kept. tests/unit/test_validate_property.py pins it to resolving every row.
+    """
+
+    __slots__ = ("_default", "_resolve")
+
+    def __init__(self, resolve: Callable[[str], _T], default: _T) -> None:
+        super().__init__()
+        self._resolve = resolve
+        self._default = default
+
+    def __missing__(self, raw: str | None) -> _T:
+        value = self._resolve(raw) if raw else self._default
+        if len(self) < MEMO_LIMIT:
+            self[raw] = value
+        return value
+
+
+# The row's action resolved, and the generateAlert that goes with it when the row gives none.
+_ActionAndAlert = tuple[ActionChoice, bool | None]
+# recommendedActions, rbacGroupNames, category, mitreTechniques, externalId, application, educateUrl.
+_RareValues = tuple[
+    str | None, tuple[str, ...] | None, str | None, tuple[str, ...] | None, str | None, str | None, str | None
+]
+
+
 class Validator:
     """Applies normalisation, rules and defaults; caches everything that depends only on the settings and
     the input's options (`core.options.row_defaults`)."""
@@ -157,17 +198,33 @@ class Validator:
         self._rbac = resolve_rbac(None, defaults)
         self._severity = defaults.severity
         self._longest = settings.max_value_length
-        self._default_action: dict[IndicatorType, ActionChoice | Problem] = {}
-        self._default_expiry: dict[IndicatorType, str | None] = {}
-        self._default_alert: dict[IndicatorType, bool | None] = {}
-        for t in IndicatorType:
-            choice = resolve_action(None, t, defaults)
-            self._default_action[t] = choice
-            self._default_expiry[t] = default_expiration(t, defaults, self.now)
-            if isinstance(choice, ActionChoice):
-                alert = resolve_generate_alert(None, defaults, choice)
-                assert not isinstance(alert, Problem)
-                self._default_alert[t] = alert
+        self._no_rare: _RareValues = (None, self._rbac, None, None, None, None, None)
+        # Per type: the default action (DEFAULT_ACTION or file metadata) with its generateAlert, the default
+        # expiry, and the memos of the row's raw action and expiry.
+        self._defaults = {t: self._resolve_action(None, t) for t in IndicatorType}
+        self._default_expiry = {t: default_expiration(t, defaults, self.now) for t in IndicatorType}
+        self._actions: dict[IndicatorType, _Memo[_ActionAndAlert | Problem]] = {
+            t: _Memo(partial(self._resolve_action, t=t), self._defaults[t]) for t in IndicatorType
+        }
+        self._expiries: dict[IndicatorType, _Memo[str | Problem | None]] = {
+            t: _Memo(partial(resolve_expiration, t=t, defaults=defaults, now=self.now), self._default_expiry[t])
+            for t in IndicatorType
+        }
+        self._severities: _Memo[Severity | Problem] = _Memo(
+            partial(resolve_severity, defaults=defaults), self._severity
+        )
+        self._titles: _Memo[str | Problem] = _Memo(
+            partial(resolve_text, default=self._title, field="title", limit=MAX_TITLE_LENGTH), self._title
+        )
+
+    def _resolve_action(self, raw: str | None, t: IndicatorType) -> _ActionAndAlert | Problem:
+        """The action (`rules.resolve_action`) and the generateAlert it implies when the row gives none."""
+        choice = resolve_action(raw, t, self.defaults)
+        if isinstance(choice, Problem):
+            return choice
+        alert = resolve_generate_alert(None, self.defaults, choice)
+        assert not isinstance(alert, Problem)  # no row value: nothing to reject
+        return choice, alert
 
     def row(self, row: RawRow) -> Outcome:
         fields = row.fields
@@ -189,136 +246,157 @@ class Validator:
         problem = None if c.checked else first_problem(t, value)
         if problem is not None:
             return self._invalid(row, value, type_name, fields.get(FIELD_ACTION), problem, notes)
-        built = self._indicator(t, value, fields, notes)
+        if len(fields) == 1 + (FIELD_TYPE in fields):  # only the value and maybe a type (most rows of big feeds)
+            built = self._defaulted(t, value, notes)
+        else:
+            built = self._indicator(t, value, fields, notes)
         if isinstance(built, Problem):
             return self._invalid(row, value, type_name, fields.get(FIELD_ACTION), built, notes, about_value=False)
         indicator, notes = built
         line = row.line
         first = self.dupes.first_line(t, value, line)
         if first is not None:
-            reason = "; ".join((*notes, f"duplicate of line {first}"))
-            return Outcome(
-                line,
-                value,
-                type_name,
-                _ACTION_NAME[indicator.action],
-                _DUPLICATE,
-                reason,
-                None,
-                indicator,
-                row.position,
-                notes,
-                first,
-                _DUPLICATE_CODE,
+            return new_outcome(
+                line=line,
+                value=value,
+                type=type_name,
+                action=_ACTION_NAME[indicator.action],
+                status=_DUPLICATE,
+                reason="; ".join((*notes, f"duplicate of line {first}")),
+                id=None,
+                indicator=indicator,
+                position=row.position,
+                notes=notes,
+                duplicate_of=first,
+                code=_DUPLICATE_CODE,
             )
-        return Outcome(
-            line, value, type_name, _ACTION_NAME[indicator.action], None, None, None, indicator, row.position, notes
+        return new_outcome(
+            line=line,
+            value=value,
+            type=type_name,
+            action=_ACTION_NAME[indicator.action],
+            status=None,
+            reason=None,
+            id=None,
+            indicator=indicator,
+            position=row.position,
+            notes=notes,
+            duplicate_of=None,
+            code=None,
         )
 
     def _indicator(
         self, t: IndicatorType, value: str, fields: Mapping[str, str], notes: tuple[str, ...]
     ) -> tuple[Indicator, tuple[str, ...]] | Problem:
-        if len(fields) == 1 + (FIELD_TYPE in fields):
-            # Only the value (present: normalise accepted it) and maybe a type: every field takes its
-            # default, as in the general path below (most rows of big feeds).
-            choice = self._default_action[t]
-            if isinstance(choice, Problem):
-                return choice
-            if choice.notes:
-                notes = (*notes, *choice.notes)
-            return Indicator(
-                value,
-                t,
-                choice.action,
-                self._title,
-                self._description,
-                self._severity,
-                self._default_expiry[t],
-                None,
-                self._rbac,
-                None,
-                None,
-                self._default_alert[t],
-            ), notes
+        """The row's fields resolved in a fixed order (the first problem found is the one reported)."""
         get = fields.get
-        s = self.defaults
         rare = not _RARE_FIELDS.isdisjoint(fields)  # without them, their look-ups and checks are skipped
-        raw_action = get(FIELD_ACTION)
-        raw_alert = get(FIELD_GENERATE_ALERT) if rare else None
-        if raw_action:
-            choice = resolve_action(raw_action, t, s)
-        else:
-            choice = self._default_action[t]
-        if isinstance(choice, Problem):
-            return choice
-        if choice.notes:
-            notes = (*notes, *choice.notes)
-        if raw_action or raw_alert:
-            alert = resolve_generate_alert(raw_alert, s, choice)
-            if type(alert) is Problem:
-                return alert
-        else:
-            alert = self._default_alert[t]
-        raw = get(FIELD_EXPIRATION)
-        expiry = resolve_expiration(raw, t, s, self.now) if raw else self._default_expiry[t]
-        if type(expiry) is Problem:
-            return expiry
-        raw = get(FIELD_SEVERITY)
-        severity = resolve_severity(raw, s) if raw else self._severity
-        if type(severity) is Problem:
-            return severity
-        raw = get(FIELD_TITLE)
-        title = resolve_text(raw, self._title, "title", MAX_TITLE_LENGTH) if raw else self._title
-        if type(title) is Problem:
-            return title
-        raw = get(FIELD_DESCRIPTION)
-        if raw:
-            description = resolve_text(raw, self._description, "description", MAX_DESCRIPTION_LENGTH)
-            if type(description) is Problem:
-                return description
-        else:
-            description = self._description
+        decided = self._actions[t][get(FIELD_ACTION)]
         if rare:
-            raw = get(FIELD_RECOMMENDED_ACTIONS)
-            recommended = None
-            if raw:
-                recommended = resolve_text(raw, "", "recommendedActions", MAX_RECOMMENDED_ACTIONS_LENGTH) or None
-                if type(recommended) is Problem:
-                    return recommended
-            raw = get(FIELD_RBAC_GROUPS)
-            rbac = resolve_rbac(raw, s) if raw else self._rbac
-            raw = get(FIELD_CATEGORY)
-            category = resolve_category(raw) if raw else None
-            if type(category) is Problem:
-                return category
-            raw = get(FIELD_MITRE)
-            mitre = resolve_mitre(raw) if raw else None
-            if type(mitre) is Problem:
-                return mitre
-            external_id = _opt(get(FIELD_EXTERNAL_ID))
-            application = _opt(get(FIELD_APPLICATION))
-            educate_url = _opt(get(FIELD_EDUCATE_URL))
-        else:
-            recommended = category = mitre = external_id = application = educate_url = None
-            rbac = self._rbac
-        indicator = Indicator(
-            value,
-            t,
-            choice.action,
-            title,  # type: ignore[arg-type]
-            description,  # type: ignore[arg-type]
-            severity,  # type: ignore[arg-type]
-            expiry,  # type: ignore[arg-type]
-            recommended,  # type: ignore[arg-type]
-            rbac,
-            category,  # type: ignore[arg-type]
-            mitre,  # type: ignore[arg-type]
-            alert,  # type: ignore[arg-type]
-            external_id,
-            application,
-            educate_url,
+            decided = self._alert(decided, get(FIELD_GENERATE_ALERT))
+        if isinstance(decided, Problem):
+            return decided
+        choice, alert = decided
+        expiry = self._expiries[t][get(FIELD_EXPIRATION)]
+        if isinstance(expiry, Problem):
+            return expiry
+        severity = self._severities[get(FIELD_SEVERITY)]
+        if isinstance(severity, Problem):
+            return severity
+        title = self._titles[get(FIELD_TITLE)]
+        if isinstance(title, Problem):
+            return title
+        raw = get(FIELD_DESCRIPTION)  # often unique to the row (`comment` columns): not memoised
+        description = (
+            resolve_text(raw, self._description, "description", MAX_DESCRIPTION_LENGTH) if raw else self._description
         )
-        return indicator, notes
+        if isinstance(description, Problem):
+            return description
+        extra = self._rare(get) if rare else self._no_rare
+        if isinstance(extra, Problem):
+            return extra
+        recommended, rbac, category, mitre, external_id, application, educate_url = extra
+        indicator = new_indicator(
+            indicatorValue=value,
+            indicatorType=t,
+            action=choice.action,
+            title=title,
+            description=description,
+            severity=severity,
+            expirationTime=expiry,
+            recommendedActions=recommended,
+            rbacGroupNames=rbac,
+            category=category,
+            mitreTechniques=mitre,
+            generateAlert=alert,
+            externalId=external_id,
+            application=application,
+            educateUrl=educate_url,
+        )
+        return indicator, notes + choice.notes
+
+    def _defaulted(
+        self, t: IndicatorType, value: str, notes: tuple[str, ...]
+    ) -> tuple[Indicator, tuple[str, ...]] | Problem:
+        """A row of only a value (and maybe a type): `_indicator` with every field taking its default."""
+        decided = self._defaults[t]
+        if isinstance(decided, Problem):
+            return decided
+        choice, alert = decided
+        indicator = new_indicator(
+            indicatorValue=value,
+            indicatorType=t,
+            action=choice.action,
+            title=self._title,
+            description=self._description,
+            severity=self._severity,
+            expirationTime=self._default_expiry[t],
+            recommendedActions=None,
+            rbacGroupNames=self._rbac,
+            category=None,
+            mitreTechniques=None,
+            generateAlert=alert,
+            externalId=None,
+            application=None,
+            educateUrl=None,
+        )
+        return indicator, notes + choice.notes
+
+    def _alert(self, decided: _ActionAndAlert | Problem, raw: str | None) -> _ActionAndAlert | Problem:
+        """The row's generateAlert beside its action, when it gives one (else the action's own stands)."""
+        if not raw or isinstance(decided, Problem):
+            return decided
+        choice = decided[0]
+        alert = resolve_generate_alert(raw, self.defaults, choice)
+        if isinstance(alert, Problem):
+            return alert
+        return choice, alert
+
+    def _rare(self, get: Callable[[str], str | None]) -> _RareValues | Problem:
+        """The fields most feeds never carry, resolved in the order their problems are reported."""
+        raw = get(FIELD_RECOMMENDED_ACTIONS)
+        recommended = resolve_text(raw, "", "recommendedActions", MAX_RECOMMENDED_ACTIONS_LENGTH) if raw else None
+        if isinstance(recommended, Problem):
+            return recommended
+        raw = get(FIELD_RBAC_GROUPS)
+        rbac = resolve_rbac(raw, self.defaults) if raw else self._rbac
+        raw = get(FIELD_CATEGORY)
+        category = resolve_category(raw) if raw else None
+        if isinstance(category, Problem):
+            return category
+        raw = get(FIELD_MITRE)
+        mitre = resolve_mitre(raw) if raw else None
+        if isinstance(mitre, Problem):
+            return mitre
+        return (
+            recommended or None,
+            rbac,
+            category,
+            mitre,
+            _opt(get(FIELD_EXTERNAL_ID)),
+            _opt(get(FIELD_APPLICATION)),
+            _opt(get(FIELD_EDUCATE_URL)),
+        )
 
     def _invalid(
         self,
@@ -335,8 +413,19 @@ class Validator:
         if row.where is not None and about_value:
             reason = f"{reason} ({row.where})"  # every reason names the input's column or key (issue "recall")
         action = raw_action.strip(TRIM) or None if raw_action else None
-        return Outcome(
-            row.line, value, type_name, action, _INVALID, reason, None, None, row.position, notes, None, problem.code
+        return new_outcome(
+            line=row.line,
+            value=value,
+            type=type_name,
+            action=action,
+            status=_INVALID,
+            reason=reason,
+            id=None,
+            indicator=None,
+            position=row.position,
+            notes=notes,
+            duplicate_of=None,
+            code=problem.code,
         )
 
     def _too_long(self, row: RawRow, raw_value: str, hint: str | None) -> Outcome:
@@ -352,11 +441,12 @@ class Validator:
 
     def _decided_by_reader(self, row: RawRow, raw_value: str, hint: str | None) -> Outcome:
         """A reader's own verdict (bad NDJSON line, inexpressible STIX pattern, MISP to_ids false) stands."""
-        status = _INVALID if row.invalid is not None else _SKIPPED
         if row.invalid is not None:
+            status = _INVALID
             reason = row.invalid.strip() or "rejected by the reader"
             code = row.code or "reader-invalid"
         else:
+            status = _SKIPPED
             reason = (row.skip or "").strip() or "skipped by the reader"
             code = row.code or "reader-skipped"
         notes = (row.note,) if row.note else ()
@@ -365,10 +455,16 @@ class Validator:
         if row.where is not None and status is _INVALID:
             reason = f"{reason} ({row.where})"
         raw_action = row.fields.get(FIELD_ACTION)
-        action = raw_action.strip(TRIM) or None if raw_action else None
-        value = raw_value.strip(TRIM)
         return Outcome(
-            row.line, value, _hint_name(hint), action, status, reason, None, None, row.position, notes, None, code
+            line=row.line,
+            value=raw_value.strip(TRIM),
+            type=_hint_name(hint),
+            action=raw_action.strip(TRIM) or None if raw_action else None,
+            status=status,
+            reason=reason,
+            position=row.position,
+            notes=notes,
+            code=code,
         )
 
 

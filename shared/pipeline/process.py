@@ -21,7 +21,7 @@ from shared.core.errors import (
     IdentityUnavailable,
     InputChanged,
 )
-from shared.core.model import FileProblem, Ignored, Outcome, RawRow, ReaderItem, Status, Summary
+from shared.core.model import FileProblem, Ignored, Outcome, RawRow, ReaderItem, Status, Summary, new_outcome
 from shared.core.options import NO_OPTIONS, InputOptions
 from shared.core.settings import Settings
 from shared.core.telemetry import RunTally
@@ -314,8 +314,19 @@ class _Run:
 def _skipped(o: Outcome, reason: str, code: str) -> Outcome:
     """`o.final(Status.skipped, reason, code=code)` without `dataclasses.replace` (hot path of validation-only runs)."""
     full = "; ".join((*o.notes, reason)) if o.notes else reason
-    return Outcome(
-        o.line, o.value, o.type, o.action, Status.skipped, full, None, o.indicator, o.position, o.notes, None, code
+    return new_outcome(
+        line=o.line,
+        value=o.value,
+        type=o.type,
+        action=o.action,
+        status=Status.skipped,
+        reason=full,
+        id=None,
+        indicator=o.indicator,
+        position=o.position,
+        notes=o.notes,
+        duplicate_of=None,
+        code=code,
     )
 
 

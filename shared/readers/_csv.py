@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, BinaryIO
 
 from shared.core.model import (
@@ -56,6 +57,16 @@ class Layout:
     longest: int = 8192  # cells longer than this are one value: no list pattern is run over them
     rule: str | None = None  # how the value columns were chosen, when not by name
     wheres: dict[int, str] = field(default_factory=dict)  # value columns -> `column 'name'`, for reasons
+    # Set by `_prepare` once the columns are settled, for `_record`, which pads each record to `width` cells and
+    # appends one empty cell: `value_at` / `type_at` index the value and type cells, -1 (that empty cell) when
+    # there is no such column; `sources`: the cells that hold values, in order, with the type hint each gives
+    # (None: the row's type cell) and the column named in reasons; `plain_types`: type cells seen not to mark a
+    # pseudo-record (a file repeats a handful of them on every row).
+    width: int = 0
+    value_at: int = -1
+    type_at: int = -1
+    sources: list[tuple[int, str | None, str | None]] = field(default_factory=list)
+    plain_types: set[str] = field(default_factory=lambda: {""})
 
 
 def layout_of(header: list[str]) -> Layout | None:
@@ -71,6 +82,17 @@ def layout_of(header: list[str]) -> Layout | None:
             "misp-csv", value=index["value"], type=index["type"], to_ids=index["toids"], comment=index.get("comment")
         )
     kind = "defender-csv" if "indicatorvalue" in index and len(index.keys() & cols.DEFENDER_TEMPLATE) >= 2 else "csv"
+    value, type_col = _value_and_type_columns(index)
+    typed = _typed_columns(names, value)
+    if value is None and not typed:
+        return None
+    lay = Layout(kind, value=value, type=type_col if value is not None else None, typed=typed)
+    lay.fields = _field_columns(index, kind, {lay.value, lay.type, *(i for i, _ in lay.typed)})
+    return lay
+
+
+def _value_and_type_columns(index: dict[str, int]) -> tuple[int | None, int | None]:
+    """The value column and the column stating its type (best alias first), by normalised name."""
     value_aliases = list(cols.VALUE_ALIASES)
     type_aliases = list(cols.TYPE_ALIASES)
     if "indicator" in index and "data" in index:
@@ -79,26 +101,34 @@ def layout_of(header: list[str]) -> Layout | None:
         type_aliases.insert(0, "indicator")
     value = next((index[a] for a in value_aliases if a in index), None)
     type_col = next((index[a] for a in type_aliases if a in index and index[a] != value), None)
-    # Beside a value column only the EXTRA typed columns add indicators; without one, every
-    # column named after a type does (Mandiant's `md5,sha1,sha256`).
-    typed = [
+    return value, type_col
+
+
+def _typed_columns(names: list[str], value: int | None) -> list[tuple[int, str]]:
+    """Columns named after a type, with the hint each gives.
+
+    Beside a value column only the EXTRA typed columns add indicators; without one, every column named after a
+    type does (Mandiant's `md5,sha1,sha256`).
+    """
+    return [
         (i, cols.TYPED_COLUMNS[n])
         for i, n in enumerate(names)
         if n in cols.TYPED_COLUMNS and i != value and (value is None or n in cols.EXTRA_TYPED_COLUMNS)
     ]
-    if value is None and not typed:
-        return None
-    lay = Layout(kind, value=value, type=type_col if value is not None else None, typed=typed)
+
+
+def _field_columns(index: dict[str, int], kind: str, used: set[int | None]) -> list[tuple[int, str]]:
+    """(column, canonical field) for the other fields: the first alias present that no other use took."""
     aliases = dict(cols.FIELD_ALIASES)
     if kind == "defender-csv":
         aliases.update(cols.DEFENDER_ONLY_FIELDS)
-    used = {lay.value, lay.type, *(i for i, _ in lay.typed)}
+    found: list[tuple[int, str]] = []
     for canonical, names_for in aliases.items():
         col = next((index[a] for a in names_for if a in index and index[a] not in used), None)
         if col is not None:
-            lay.fields.append((col, canonical))
+            found.append((col, canonical))
             used.add(col)
-    return lay
+    return found
 
 
 def header_like(cells: list[str]) -> bool:
@@ -217,15 +247,17 @@ def read_csv(
     elif sample:
         _drop_references(lay, head.header, sample)
     _prepare(lay, head.header, limits, details)
+    items_of = _misp_record if lay.kind == "misp-csv" else _record  # chosen once, not per record
     if head.pending is not None:
-        yield from _noted(text, head.pending[0], head.pending[0], _record(lay, *head.pending))
+        line, cells = head.pending  # a copy: `_record` pads the list it is given
+        yield from _noted(text, line, line, items_of(lay, line, list(cells)))
     for start, record in sample:
         yield from (
-            _noted(text, start, start, _record(lay, start, record))
+            _noted(text, start, start, items_of(lay, start, record))
             if isinstance(record, list)
             else [_unreadable(start, record)]
         )
-    yielded = yield from _body(head.reader, lines, text, lay)
+    yielded = yield from _body(head.reader, lines, text, lay, items_of)
     if not (yielded or sample or head.pending):
         yield _no_rows(head.header, head.line)
     if lines.unclosed_quote(head.delimiter):
@@ -241,7 +273,7 @@ def _head(lines: _Lines, name: str, delimiter: str | None) -> _Head | FileProble
     try:
         first = next(lines)
         delimiter = delimiter or sniff_delimiter(first, name)
-        reader = csv.reader(_prepend(first, lines), delimiter=delimiter)
+        reader = csv.reader(chain((first,), lines), delimiter=delimiter)  # chain: no Python frame per line
         header = next(reader)
         head = _Head(reader, header, lines.record_start or 1, layout_of(header), None, delimiter)
         lines.at_record_start = True
@@ -263,17 +295,30 @@ def _head(lines: _Lines, name: str, delimiter: str | None) -> _Head | FileProble
 
 
 def _prepare(lay: Layout, header: list[str], limits: ReadLimits | None, details: dict[str, Any] | None) -> None:
+    """The layout's columns settled: what reasons name them, and the plan `_record` reads cells by."""
     _describe(lay, header, details)
     lay.longest = (limits or ReadLimits()).max_value_length
     columns = (lay.value, *(j for j, _ in lay.typed))
     lay.wheres = {i: f"column {header[i].strip()!r}" for i in columns if i is not None and i < len(header)}
+    used = [i for i in (lay.value, lay.type, lay.to_ids, lay.comment) if i is not None]
+    lay.width = 1 + max((*used, *(i for i, _ in lay.fields), *(i for i, _ in lay.typed)), default=-1)
+    lay.value_at = -1 if lay.value is None else lay.value
+    lay.type_at = -1 if lay.type is None else lay.type
+    lay.sources = [(lay.value, None, lay.wheres.get(lay.value))] if lay.value is not None else []
+    lay.sources.extend((i, hint, lay.wheres.get(i)) for i, hint in lay.typed)
 
 
 def _unreadable(start: int, error: csv.Error) -> RawRow:
     return RawRow(start, {FIELD_VALUE: ""}, invalid=f"this record cannot be read as CSV: {error}", code="csv-record")
 
 
-def _body(reader: Any, lines: _Lines, text: TextLines, lay: Layout) -> Generator[RawRow | Ignored, None, bool]:
+# `_record` or `_misp_record`: one record's items, by the layout.
+_Items = Callable[[Layout, int, list[str]], list[RawRow | Ignored]]
+
+
+def _body(
+    reader: Any, lines: _Lines, text: TextLines, lay: Layout, items_of: _Items
+) -> Generator[RawRow | Ignored, None, bool]:
     """The records after the header (and the sample); returns whether there was any."""
     yielded = False
     while True:
@@ -282,7 +327,7 @@ def _body(reader: Any, lines: _Lines, text: TextLines, lay: Layout) -> Generator
                 yielded = True
                 start = lines.record_start
                 lines.at_record_start = True
-                items = _record(lay, start, record)
+                items = items_of(lay, start, record)
                 if text.fallback:
                     items = _noted(text, start, lines.number, items)
                 yield from items
@@ -383,63 +428,76 @@ def _noted(text: TextLines, first: int, last: int, items: list[RawRow | Ignored]
     ]
 
 
-def _prepend(first: str, rest: _Lines) -> Iterator[str]:
-    yield first
-    yield from rest
-
-
 def _cell(record: list[str], i: int | None) -> str:
     return record[i] if i is not None and i < len(record) else ""
 
 
 def _record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]:
-    """The items of one record, as a list (cheaper than a generator per record)."""
-    if not "".join(record).strip():  # every cell blank
-        return []
-    if lay.kind == "misp-csv":
-        return list(
-            attribute_rows(
-                line,
-                _cell(record, lay.type),
-                _cell(record, lay.value),
-                to_ids=_cell(record, lay.to_ids),
-                comment=_cell(record, lay.comment) or None,
-            )
-        )
+    """The items of one record, as a list (cheaper than a generator per record); `_prepare` made the plan."""
     n = len(record)
+    if n < lay.width:  # a short record: the cells it lacks are empty
+        record.extend([""] * (lay.width - n))
+    record.append("")  # record[-1]: the cell of a column the layout lacks (`Layout.value_at`, `type_at`)
     common: dict[str, str] = {}
     for col, canonical in lay.fields:  # a loop: a comprehension costs a function call per record
-        if col < n and record[col] != "":
-            common[canonical] = record[col]
-    i = lay.type
-    type_cell = record[i] if i is not None and i < n else ""
-    if type_cell and cols.norm(type_cell) in cols.PSEUDO_RECORD_TYPES:
-        return [Ignored(line, f"not an indicator record: {type_cell.strip()}", ",".join(record)[:80])]
+        cell = record[col]
+        if cell:
+            common[canonical] = cell
+    type_cell = record[lay.type_at]
+    if type_cell not in lay.plain_types and _pseudo_record(lay, type_cell):
+        return [Ignored(line, f"not an indicator record: {type_cell.strip()}", ",".join(record[:n])[:80])]
     out: list[RawRow | Ignored] = []
-    i = lay.value
-    value = record[i] if i is not None and i < n else ""
-    if i is not None and value.strip():
-        for part in _split(value, lay.longest):
-            fields = {**common, FIELD_VALUE: part}
-            if type_cell:
-                fields[FIELD_TYPE] = type_cell
-            out.append(RawRow(line, fields, False, None, None, None, None, lay.wheres.get(i)))
-    for i, hint in lay.typed:
-        cell = record[i] if i < n else ""
+    for col, hint, where in lay.sources:
+        cell = record[col]
         if not cell.strip():
             continue
-        where = lay.wheres.get(i)
-        for part in _split(cell, lay.longest):
-            out.append(
-                RawRow(line, {**common, FIELD_VALUE: part, FIELD_TYPE: hint}, False, None, None, None, None, where)
-            )
-    if not out:
-        fields = {**common, FIELD_VALUE: value}
-        if type_cell:
-            fields[FIELD_TYPE] = type_cell
-        where = lay.wheres.get(lay.value)  # type: ignore[arg-type]  # None when there is no value column
-        out.append(RawRow(line, fields, invalid="no indicator value in this row", code="no-value", where=where))
-    return out
+        if hint is None:  # the value column: typed by the row's type cell, when it has one
+            hint = type_cell or None
+        # `_split` only when the cell may hold several values (the tests it starts with, without its call).
+        for part in _split(cell, lay.longest) if len(cell) >= _MIN_HASH_LIST or ";" in cell else (cell,):
+            fields = {**common, FIELD_VALUE: part} if hint is None else {**common, FIELD_VALUE: part, FIELD_TYPE: hint}
+            out.append(RawRow(line, fields, False, None, None, None, None, where))
+    return out or _without_value(lay, line, record, common, type_cell)
+
+
+def _pseudo_record(lay: Layout, type_cell: str) -> bool:
+    """A type cell holding a label such as `Description` marks a pseudo-record (`cols.PSEUDO_RECORD_TYPES`)."""
+    if cols.norm(type_cell) in cols.PSEUDO_RECORD_TYPES:
+        return True
+    if len(lay.plain_types) < _MAX_PLAIN_TYPES:
+        lay.plain_types.add(type_cell)
+    return False
+
+
+_MAX_PLAIN_TYPES = 256
+
+
+def _without_value(
+    lay: Layout, line: int, record: list[str], common: dict[str, str], type_cell: str
+) -> list[RawRow | Ignored]:
+    """A record without a value: nothing when every cell is blank, else an invalid entry saying so."""
+    if not "".join(record).strip():
+        return []
+    fields = {**common, FIELD_VALUE: record[lay.value_at]}
+    if type_cell:
+        fields[FIELD_TYPE] = type_cell
+    where = lay.wheres.get(lay.value) if lay.value is not None else None
+    return [RawRow(line, fields, invalid="no indicator value in this row", code="no-value", where=where)]
+
+
+def _misp_record(lay: Layout, line: int, record: list[str]) -> list[RawRow | Ignored]:
+    """The items of one MISP CSV record (`_misp.attribute_rows`)."""
+    if not "".join(record).strip():  # every cell blank
+        return []
+    return list(
+        attribute_rows(
+            line,
+            _cell(record, lay.type),
+            _cell(record, lay.value),
+            to_ids=_cell(record, lay.to_ids),
+            comment=_cell(record, lay.comment) or None,
+        )
+    )
 
 
 def _split(cell: str, longest: int = 8192) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from shared.core.jsonerrors import explain
@@ -323,10 +323,7 @@ def _rows(events: Iterator[Event]) -> Iterator[RawRow | FileProblem]:
     array_mode: dict[tuple[str, ...], bool] = {}
     for path, obj, line in events:
         if path == ():
-            if isinstance(obj, str):  # a document that is one string
-                yield RawRow(line, {FIELD_VALUE: obj})
-            else:
-                yield FileProblem("JSON document holds no indicators (expected an object or an array)", line=line)
+            yield _document_row(line, obj)
             continue
         if path[-1] != "[]":
             if len(path) == 1 and not isinstance(obj, dict | list):
@@ -334,30 +331,44 @@ def _rows(events: Iterator[Event]) -> Iterator[RawRow | FileProblem]:
                 top_scalars.setdefault("__line__", line)
             continue
         saw_list = True
-        parent = path[:-1]
-        if len(parent) >= 2 and parent[-2] == "Event":
-            if parent[-1] == "Attribute" and isinstance(obj, dict):
-                yield from _misp.json_attribute_rows(line, obj)
-            elif parent[-1] == "Object" and isinstance(obj, dict):
-                yield from _misp_object(line, obj)
-            continue
-        if parent == ():
-            yield from element_rows(line, obj, strict=True)
-            continue
-        if len(parent) == 1:
-            key = cols.norm(parent[0])
-            if key == "response":
-                continue
-            if parent not in array_mode:
-                # The first element decides whether an array under an unknown key holds indicators.
-                array_mode[parent] = key == "indicators" or _indicator_like(obj, key)
-            if array_mode[parent]:
-                yield from element_rows(line, obj, strict=key == "indicators", key=key)
+        yield from _element_rows(path[:-1], line, obj, array_mode)
     if not saw_list and top_scalars:
         line = top_scalars.pop("__line__", 1)
         obj = {k: v for k, v in top_scalars.items()}
         if _indicator_like(obj, ""):
             yield from element_rows(line, obj, strict=True)
+
+
+def _document_row(line: int, obj: Any) -> RawRow | FileProblem:
+    """A document that is one value: a string is an indicator, anything else holds none."""
+    if isinstance(obj, str):
+        return RawRow(line, {FIELD_VALUE: obj})
+    return FileProblem("JSON document holds no indicators (expected an object or an array)", line=line)
+
+
+def _element_rows(
+    parent: tuple[str, ...], line: int, obj: Any, array_mode: dict[tuple[str, ...], bool]
+) -> Iterable[RawRow]:
+    """The rows of one element of the array at `parent`: a MISP event's attribute or object, an element of a
+    top-level array, or of an array under a key (`array_mode`: whether that array holds indicators, as its first
+    element decides)."""
+    if len(parent) >= 2 and parent[-2] == "Event":
+        if parent[-1] == "Attribute" and isinstance(obj, dict):
+            return _misp.json_attribute_rows(line, obj)
+        if parent[-1] == "Object" and isinstance(obj, dict):
+            return _misp_object(line, obj)
+        return ()
+    if parent == ():
+        return element_rows(line, obj, strict=True)
+    if len(parent) != 1:
+        return ()
+    key = cols.norm(parent[0])
+    if key == "response":
+        return ()
+    if parent not in array_mode:
+        # The first element decides whether an array under an unknown key holds indicators.
+        array_mode[parent] = key == "indicators" or _indicator_like(obj, key)
+    return element_rows(line, obj, strict=key == "indicators", key=key) if array_mode[parent] else ()
 
 
 def _indicator_like(obj: Any, key: str) -> bool:
@@ -566,19 +577,29 @@ def _generic(line: int, obj: Mapping[str, Any]) -> RawRow:
         plan = _plan(keys)
         if len(_PLANS) < _MAX_PLANS and len(keys) <= _MAX_PLAN_KEYS:
             _PLANS[keys] = plan
-    defender, value_key, type_keys, aliases = plan
     fields: dict[str, str] = {}
-    for key, canonical in defender:
+    for key, canonical in plan[0]:  # Defender's own names first
         if canonical not in fields:
             text = _text(obj[key])
             if text is not None:
                 fields[canonical] = text
+    where = _fill_by_alias(fields, obj, plan)
+    if FIELD_VALUE not in fields:
+        fields[FIELD_VALUE] = ""
+        return RawRow(line, fields, invalid=NOT_INDICATOR_OBJECT, code="no-value")
+    return RawRow(line, fields, where=where) if where is not None else RawRow(line, fields)
+
+
+def _fill_by_alias(fields: dict[str, str], obj: Mapping[str, Any], plan: _Plan) -> str | None:
+    """Fields Defender's names left unset, from the value, type and field aliases (ThreatFox `ioc`/`type`); the
+    value's key when an alias gave it (`key 'ioc'`, named in an invalid entry's reason; Defender's own is not)."""
+    _, value_key, type_keys, aliases = plan
     where = None
     if FIELD_VALUE not in fields and value_key is not None:
         text = _text(obj[value_key])
         if text is not None:
             fields[FIELD_VALUE] = text
-            where = f"key {value_key!r}"  # named in an invalid entry's reason (Defender's own key is not)
+            where = f"key {value_key!r}"
     if FIELD_TYPE not in fields:
         for key in type_keys:
             text = _text(obj[key])
@@ -592,10 +613,7 @@ def _generic(line: int, obj: Mapping[str, Any]) -> RawRow:
                 if text:
                     fields[canonical] = text
                     break
-    if FIELD_VALUE not in fields:
-        fields[FIELD_VALUE] = ""
-        return RawRow(line, fields, invalid=NOT_INDICATOR_OBJECT, code="no-value")
-    return RawRow(line, fields, where=where) if where is not None else RawRow(line, fields)
+    return where
 
 
 # Which key of an object may fill which field, in the order `_generic` tries them: Defender's names,

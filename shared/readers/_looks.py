@@ -43,6 +43,11 @@ def kind(token: str) -> str | None:
         return "url"
     if _EMAIL.fullmatch(t):
         return "email"
+    return _host_kind(t)
+
+
+def _host_kind(t: str) -> str | None:
+    """'host', 'url' (a host with a path), 'path' or None for a token that is no hash, IP, URL or email."""
     if t.startswith("*.") and _HOST_REST.fullmatch(t[2:]):
         # A wildcard domain is meant as an indicator: pass it on so validation rejects it with a
         # reason (Defender takes no wildcards; `example.com` already covers its sub-domains).

@@ -32,6 +32,8 @@ _MAGIC = (
     (b"GIF8", 0, "GIF image"),
     (b"{\\rtf", 0, "RTF document"),
 )
+# Control characters that do not occur in text (tab, LF, FF and CR do).
+_CONTROL_BYTES = bytes(b for b in range(0x20) if b not in (9, 10, 12, 13))
 _OFFICE_ZIP = {".docx": "Word", ".xlsx": "Excel", ".pptx": "PowerPoint", ".xlsm": "Excel", ".docm": "Word"}
 _XML_TAG = re.compile(r"<(?:\?xml|!DOCTYPE|[A-Za-z][\w:.-]*[\s>/])", re.I)
 _JSON_START = re.compile(r"[\[{]\s*(?:[\[{\"\]}\-0-9]|true|false|null|$)")
@@ -52,6 +54,12 @@ def extension(name: str) -> str:
 
 def sniff(name: str, prefix: bytes) -> Detected:
     ext = extension(name)
+    return _by_magic(prefix, ext) or _by_text(name, prefix, ext)
+
+
+def _by_magic(prefix: bytes, ext: str) -> Detected | None:
+    """Compressed, archived, binary and DER input, told by its first bytes (and the name, for Office zips);
+    None for text."""
     if prefix[:2] == b"\x1f\x8b":
         return Detected("gzip")
     if prefix[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -64,6 +72,11 @@ def sniff(name: str, prefix: bytes) -> Detected:
         return Detected("certificate")
     if _binary(prefix):
         return Detected("unsupported", "binary data")
+    return None
+
+
+def _by_text(name: str, prefix: bytes, ext: str) -> Detected:
+    """PEM, XML, JSON, NDJSON, Markdown, CSV or plain text, told by the name and the text."""
     text = prefix.decode("utf-8", "replace").lstrip("\ufeff")
     head = text.lstrip()
     if ext in CERT_EXTENSIONS or head.startswith("-----BEGIN"):
@@ -91,7 +104,7 @@ def _binary(prefix: bytes) -> bool:
         return False
     if b"\x00" in prefix:
         return True
-    controls = sum(1 for b in prefix if b < 0x20 and b not in (9, 10, 12, 13))
+    controls = len(prefix) - len(prefix.translate(None, _CONTROL_BYTES))  # in C, not a loop over 64 KiB
     return controls > len(prefix) // 20
 
 
@@ -130,10 +143,34 @@ def _json_kind(head: str, ext: str) -> Detected:
 
 def _csv_kind(text: str, name: str, ext: str) -> Detected | None:
     """A CSV/TSV whose header (or `#`-commented header, abuse.ch) names an indicator column."""
+    first, second, comments = _first_records(text)
+    if first is None:
+        return None
+    delimiter = sniff_delimiter(first, name)
+    is_csv_name = ext in (".csv", ".tsv")
+    for i, candidate in enumerate([first, *reversed(comments)]):
+        cells = next(csv.reader([candidate], delimiter=delimiter), [])
+        lay = layout_of(cells)
+        if lay is None or not header_like(cells) or (len(cells) < 2 and not is_csv_name):
+            continue
+        # A commented header must match the data below it; 3+ columns keeps LOKI's `# SHA256;COMMENT` legend
+        # from passing for one. A first-line header of a file not named .csv needs data below it.
+        data = first if i > 0 else None if is_csv_name else second
+        if data is not None and not _fits(cells, data, delimiter, commented=i > 0):
+            continue
+        fmt = lay.kind
+        if fmt == "csv" and delimiter == "\t":
+            fmt = "tsv"
+        return Detected(fmt, delimiter=delimiter)
+    return _unlisted_header(first, delimiter) if is_csv_name else None
+
+
+def _first_records(text: str) -> tuple[str | None, str | None, list[str]]:
+    """The first two non-blank, non-comment lines of the prefix (its last line may be cut off, so it is left out
+    unless it is the only one) and the comments before the first."""
     lines = text.splitlines()
     comments: list[str] = []
     first: str | None = None
-    second: str | None = None
     for ln in lines[:-1] if len(lines) > 1 else lines:
         s = ln.strip()
         if not s:
@@ -142,38 +179,19 @@ def _csv_kind(text: str, name: str, ext: str) -> Detected | None:
             if first is None:
                 comments.append(s.lstrip("#").strip())
             continue
-        if first is None:
-            first = ln
-        else:
-            second = ln
-            break
-    if first is None:
-        return None
-    delimiter = sniff_delimiter(first, name)
-    is_csv_name = ext in (".csv", ".tsv")
-    candidates = [first, *reversed(comments)]
-    for i, candidate in enumerate(candidates):
-        cells = next(csv.reader([candidate], delimiter=delimiter), [])
-        lay = layout_of(cells)
-        if lay is None or not header_like(cells):
-            continue
-        if len(cells) < 2 and not is_csv_name:
-            continue
-        if i > 0:
-            # A commented header must match the data below it; 3+ columns keeps LOKI's
-            # `# SHA256;COMMENT` legend from passing for one.
-            data = next(csv.reader([first], delimiter=delimiter), [])
-            if len(cells) < 3 or len(data) != len(cells):
-                continue
-        elif not is_csv_name and second is not None:
-            data = next(csv.reader([second], delimiter=delimiter), [])
-            if len(data) < 2:
-                continue
-        fmt = lay.kind
-        if fmt == "csv" and delimiter == "\t":
-            fmt = "tsv"
-        return Detected(fmt, delimiter=delimiter)
-    return _unlisted_header(first, delimiter) if is_csv_name else None
+        if first is not None:
+            return first, ln, comments
+        first = ln
+    return first, None, comments
+
+
+def _fits(cells: list[str], data: str, delimiter: str, *, commented: bool) -> bool:
+    """Does a data line fit a candidate header: as many cells for a commented one (with 3+ columns), at least two
+    for a first-line one?"""
+    row = next(csv.reader([data], delimiter=delimiter), [])
+    if commented:
+        return len(cells) >= 3 and len(row) == len(cells)
+    return len(row) >= 2
 
 
 def _unlisted_header(first: str, delimiter: str) -> Detected | None:

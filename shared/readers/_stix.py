@@ -133,39 +133,48 @@ def _express(group: list[Cmp]) -> list[tuple[str, IndicatorType, str | None]]:
     """
     for c in group:
         if c.op != "=":
-            what = {"MATCHES": "a regular expression (MATCHES)", "LIKE": "a wildcard (LIKE)"}.get(
-                c.op.replace("NOT ", ""), f"operator {c.op}"
-            )
-            if c.op.startswith("NOT") or c.op == "!=":
-                what = f"a negated comparison ({c.op})"
-            if c.op.endswith("ISSUBSET"):
-                what = "an address range (ISSUBSET)"
-            raise _Unexpressible(f"STIX {c.name} with {what} cannot be expressed as a Defender indicator")
+            raise _Unexpressible(f"STIX {c.name} with {_operator(c.op)} cannot be expressed as a Defender indicator")
     objects = {c.obj for c in group}
     if len(objects) > 1:
         raise _Unexpressible(f"STIX AND of different objects ({', '.join(sorted(objects))}) cannot be expressed")
-    obj = group[0].obj
-    if obj == "network-traffic":
+    if group[0].obj == "network-traffic":
         return _network_traffic(group)
+    return _one_object(group)
+
+
+def _one_object(group: list[Cmp]) -> list[tuple[str, IndicatorType, str | None]]:
+    """Equality comparisons on one object (not network traffic): one that Defender can match, or a file's hashes
+    beside conditions the hashes make redundant."""
     usable = [(c, _single(c)) for c in group]
     good = [(c, t) for c, t in usable if t is not None]
     if len(group) == 1:
         if not good:
             raise _Unexpressible(_why(group[0]))
         c, t = good[0]
-        return [(_value(c, t), t, None)]  # type: ignore[list-item]
-    if obj == "file" and len(good) == 1:
+        return [(_value(c, t), t, None)]
+    if group[0].obj == "file" and len(good) == 1:
         c, t = good[0]
         dropped = ", ".join(x.name for x, tt in usable if tt is None)
-        return [(_value(c, t), t, f"STIX condition {dropped} dropped: the hash identifies the file")]  # type: ignore[list-item]
-    if obj == "file" and len(good) > 1:
-        return _file_hashes(usable, good)  # type: ignore[arg-type]
+        return [(_value(c, t), t, f"STIX condition {dropped} dropped: the hash identifies the file")]
+    if group[0].obj == "file" and len(good) > 1:
+        return _file_hashes(usable, good)
     names = " AND ".join(c.name for c in group)
     raise _Unexpressible(f"STIX {names} cannot be expressed as one Defender indicator")
 
 
+def _operator(op: str) -> str:
+    """What a comparison operator other than `=` asks for, in the words of the reason."""
+    if op.endswith("ISSUBSET"):
+        return "an address range (ISSUBSET)"
+    if op.startswith("NOT") or op == "!=":
+        return f"a negated comparison ({op})"
+    return {"MATCHES": "a regular expression (MATCHES)", "LIKE": "a wildcard (LIKE)"}.get(
+        op.replace("NOT ", ""), f"operator {op}"
+    )
+
+
 def _file_hashes(
-    usable: list[tuple[Cmp, IndicatorType | None]], good: list[tuple[Cmp, IndicatorType | None]]
+    usable: list[tuple[Cmp, IndicatorType | None]], good: list[tuple[Cmp, IndicatorType]]
 ) -> list[tuple[str, IndicatorType, str | None]]:
     """An AND of one file's hashes: each hash imported, with a note (other conditions on the file dropped)."""
     hashes = " AND ".join(c.name for c, _ in good)
@@ -173,7 +182,7 @@ def _file_hashes(
     note = f"STIX AND of one file's hashes ({hashes}): each hash imported"
     if others:
         note += f"; condition {', '.join(others)} dropped"
-    return [(_value(c, t), t, note) for c, t in good]  # type: ignore[misc]
+    return [(_value(c, t), t, note) for c, t in good]
 
 
 def _value(c: Cmp, t: IndicatorType | None) -> str:

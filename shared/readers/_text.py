@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from shared.core.model import FIELD_VALUE, FileProblem, Ignored, RawRow, ReadLimits
-from shared.core.text import WRAP_OPENERS, refang, unwrap
+from shared.core.text import WRAP_OPENERS, hex_digits, refang, unwrap
 from shared.readers._looks import kind
 from shared.readers._stream import CP1252_NOTE, binary_lines, decode_line
 
@@ -41,7 +41,6 @@ _INDICATOR_LABEL = re.compile(
 )
 
 _HASH_LENGTHS = frozenset({32, 40, 64})
-_DROP_HEX = str.maketrans("", "", "0123456789abcdefABCDEF")  # `not s.translate(_DROP_HEX)`: s is all hex
 _INDICATOR_KINDS = frozenset({"hash", "ip", "url", "host"})
 SHOWN = 80  # characters of an ignored line the report shows
 EMAIL_REASON = "an email address is not a Defender indicator type"
@@ -60,10 +59,8 @@ def read_text(
     says so; a line longer than `limits.max_value_length` holds no indicator line's token (no pattern
     is tried on it), unless it starts like a URL: then it is an entry that validation refuses for its length.
     """
-    state = _State()
+    doc = _Document(markdown=markdown, separators=separators)
     longest = (limits or ReadLimits()).max_value_length
-    entries = 0  # RawRows yielded
-    seen = _Seen()  # until the first entry: prose lines that mention what looks like an indicator
     for number, raw, truncated in binary_lines(stream):
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
@@ -78,52 +75,58 @@ def read_text(
         if truncated or len(s) > longest:
             yield _overlong(number, s, longest)
             continue
-        if len(s) in _HASH_LENGTHS and not s.translate(_DROP_HEX):
+        if len(s) in _HASH_LENGTHS and hex_digits(s):
             # A bare hash (most lines of big hash lists): no marker, bullet, comment, label or defanging
             # to look through, so the steps below would pass it on as it is.
-            if state.in_references and not state.in_fence:
+            if doc.in_references and not doc.in_fence:
                 yield Ignored(number, "reference section", s[:SHOWN])
             else:
-                entries += 1
-                yield RawRow(number, {FIELD_VALUE: s}) if note is None else RawRow(number, {FIELD_VALUE: s}, note=note)
+                doc.entries += 1
+                yield RawRow(number, {FIELD_VALUE: s}, False, None, None, note)
             continue
-        if s[0] in _MARKS:
-            handled, marked = state.marked(number, s, markdown)
-            if marked is not None:
-                yield marked
-            if handled:
-                continue
-        if s.startswith("|"):
-            for item in _table_row(number, s, note):
-                entries += type(item) is RawRow
-                yield item
-            continue
-        body = _BULLET.sub("", s, count=1)
-        section = state.section(number, s, body)
-        if section is not None:
-            yield section
-            continue
-        item = _line_item(number, body, markdown=markdown, separators=separators, note=note, shown=s)
-        if type(item) is RawRow:
-            entries += 1
-        elif not entries:
-            seen.prose(s)
-        yield item
-    if not entries and seen.lines:
-        yield seen.problem()
+        yield from doc.items(number, s, note)
+    if not doc.entries and doc.seen.lines:
+        yield doc.seen.problem()
 
 
 _MARKS = frozenset("`~/#<")  # first characters of fences, comments, headings and HTML comments
 
 
-class _State:
-    """Where the reader is: inside a fenced code block, under a references heading."""
+class _Document:
+    """Where a line stands in its document (inside a fenced code block, under a references heading), what it holds,
+    and what the document gave so far: `entries` (RawRows yielded) and, until the first, the prose lines that
+    mention what looks like an indicator (`seen`)."""
 
-    __slots__ = ("in_fence", "in_references")
+    __slots__ = ("entries", "in_fence", "in_references", "markdown", "seen", "separators")
 
-    def __init__(self) -> None:
+    def __init__(self, *, markdown: bool, separators: str) -> None:
+        self.markdown = markdown
+        self.separators = separators
         self.in_fence = False
         self.in_references = False
+        self.entries = 0
+        self.seen = _Seen()
+
+    def items(self, number: int, s: str, note: str | None) -> list[RawRow | Ignored]:
+        """The items of one stripped, non-blank line that is not a bare hash (`note`: how it was decoded)."""
+        if s[0] in _MARKS:
+            handled, marked = self.marked(number, s, self.markdown)
+            if handled:
+                return [marked] if marked is not None else []
+        if s.startswith("|"):
+            items = list(_table_row(number, s, note))
+            self.entries += sum(1 for item in items if type(item) is RawRow)
+            return items
+        body = _BULLET.sub("", s, count=1)
+        section = self.section(number, s, body)
+        if section is not None:
+            return [section]
+        item = _line_item(number, body, markdown=self.markdown, separators=self.separators, note=note, shown=s)
+        if type(item) is RawRow:
+            self.entries += 1
+        elif not self.entries:
+            self.seen.prose(s)
+        return [item]
 
     def marked(self, number: int, s: str, markdown: bool) -> tuple[bool, Ignored | None]:
         """A fence, comment, heading or HTML comment line: (handled, the item to yield, if any)."""

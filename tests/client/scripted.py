@@ -183,6 +183,21 @@ def outcomes(n: int, prefix: str = "") -> list[Outcome]:
     out = []
     for i in range(n):
         value = hashlib.sha256(f"{prefix}{i}".encode()).hexdigest()
-        ind = Indicator(value, IndicatorType.FileSha256, Action.Block, "t", "d")
-        out.append(Outcome(i + 1, value, ind.indicatorType.value, ind.action.value, None, indicator=ind))
+        ind = Indicator(
+            indicatorValue=value,
+            indicatorType=IndicatorType.FileSha256,
+            action=Action.Block,
+            title="t",
+            description="d",
+        )
+        out.append(
+            Outcome(
+                line=i + 1,
+                value=value,
+                type=ind.indicatorType.value,
+                action=ind.action.value,
+                status=None,
+                indicator=ind,
+            )
+        )
     return out

@@ -104,8 +104,10 @@ def test_at_most_20_values_a_look_up(session):
     ],
 )
 def test_filter_values_are_odata_quoted_and_url_encoded(session, value):
-    ind = Indicator(value, IndicatorType.Url, Action.Block, "t", "d")
-    batch = [Outcome(1, value, "Url", "Block", None, indicator=ind)]
+    ind = Indicator(
+        indicatorValue=value, indicatorType=IndicatorType.Url, action=Action.Block, title="t", description="d"
+    )
+    batch = [Outcome(line=1, value=value, type="Url", action="Block", status=None, indicator=ind)]
     client = make(session.script(lambda c: response(200, {"value": []}), stored([value], type_="Url")))
     out = client.submit(batch)
     assert out[0].status is Status.submitted

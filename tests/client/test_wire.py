@@ -56,20 +56,32 @@ def test_same_value_under_two_types_matches_each_once() -> None:
     value = "a" * 40
     batch = [
         Outcome(
-            1,
-            value,
-            "FileSha1",
-            "Block",
-            None,
-            indicator=Indicator(value, IndicatorType.FileSha1, Action.Block, "t", "d"),
+            line=1,
+            value=value,
+            type="FileSha1",
+            action="Block",
+            status=None,
+            indicator=Indicator(
+                indicatorValue=value,
+                indicatorType=IndicatorType.FileSha1,
+                action=Action.Block,
+                title="t",
+                description="d",
+            ),
         ),
         Outcome(
-            2,
-            value,
-            "CertificateThumbprint",
-            "Allowed",
-            None,
-            indicator=Indicator(value, IndicatorType.CertificateThumbprint, Action.Allowed, "t", "d"),
+            line=2,
+            value=value,
+            type="CertificateThumbprint",
+            action="Allowed",
+            status=None,
+            indicator=Indicator(
+                indicatorValue=value,
+                indicatorType=IndicatorType.CertificateThumbprint,
+                action=Action.Allowed,
+                title="t",
+                description="d",
+            ),
         ),
     ]
     out, extra = wire.match_results(batch, results((value, "1", False, None), (value, "2", False, None)))
@@ -84,7 +96,15 @@ def test_a_recased_value_still_matches() -> None:
 
 def test_notes_stay_in_front_of_the_reason() -> None:
     o = outcomes(1)[0]
-    o = Outcome(o.line, o.value, o.type, o.action, None, indicator=o.indicator, notes=("scheme added",))
+    o = Outcome(
+        line=o.line,
+        value=o.value,
+        type=o.type,
+        action=o.action,
+        status=None,
+        indicator=o.indicator,
+        notes=("scheme added",),
+    )
     out, _ = wire.match_results([o], [])
     assert out[0].reason == "scheme added; no result returned"
 

@@ -85,8 +85,14 @@ def outcomes(n: int, seed: str = "e2e") -> list[Outcome]:
     out = []
     for i in range(n):
         value = hex_value(f"{seed}-{i}")
-        ind = Indicator(value, IndicatorType.FileSha256, Action.Block, "Test", "End to end")
-        out.append(Outcome(i + 1, value, "FileSha256", "Block", None, indicator=ind))
+        ind = Indicator(
+            indicatorValue=value,
+            indicatorType=IndicatorType.FileSha256,
+            action=Action.Block,
+            title="Test",
+            description="End to end",
+        )
+        out.append(Outcome(line=i + 1, value=value, type="FileSha256", action="Block", status=None, indicator=ind))
     return out
 
 
@@ -278,8 +284,21 @@ def test_whole_batch_400_isolates_the_bad_rows(scaled: Any, client: DefenderClie
     for i in (3, 29):
         bad = items[i].indicator
         assert bad is not None
-        broken = Indicator("zz" + bad.indicatorValue[2:], bad.indicatorType, bad.action, bad.title, bad.description)
-        items[i] = Outcome(items[i].line, broken.indicatorValue, "FileSha256", "Block", None, indicator=broken)
+        broken = Indicator(
+            indicatorValue="zz" + bad.indicatorValue[2:],
+            indicatorType=bad.indicatorType,
+            action=bad.action,
+            title=bad.title,
+            description=bad.description,
+        )
+        items[i] = Outcome(
+            line=items[i].line,
+            value=broken.indicatorValue,
+            type="FileSha256",
+            action="Block",
+            status=None,
+            indicator=broken,
+        )
     got = submit_all(client, items, size=40)
     failed = [o.line for o in got if o.status is Status.failed]
     assert failed == [4, 30]
@@ -301,8 +320,16 @@ def test_a_whole_batch_400_with_an_unlisted_code_for_one_row_is_bisected(
     items = outcomes(500)
     bad = items[bad_at].indicator
     assert bad is not None
-    broken = Indicator("zz" + bad.indicatorValue[2:], bad.indicatorType, bad.action, bad.title, bad.description)
-    items[bad_at] = Outcome(bad_at + 1, broken.indicatorValue, "FileSha256", "Block", None, indicator=broken)
+    broken = Indicator(
+        indicatorValue="zz" + bad.indicatorValue[2:],
+        indicatorType=bad.indicatorType,
+        action=bad.action,
+        title=bad.title,
+        description=bad.description,
+    )
+    items[bad_at] = Outcome(
+        line=bad_at + 1, value=broken.indicatorValue, type="FileSha256", action="Block", status=None, indicator=broken
+    )
     got = submit_all(client, items, size=500)
     assert [o.line for o in got if o.status is Status.failed] == [bad_at + 1]
     assert "InvalidIndicatorProperties" in (got[bad_at].reason or "")
@@ -314,8 +341,16 @@ def test_partial_is_failed_items(scaled: Any, client: DefenderClient) -> None:
     items = outcomes(10)
     bad = items[5].indicator
     assert bad is not None
-    broken = Indicator("q" * 64, bad.indicatorType, bad.action, bad.title, bad.description)
-    items[5] = Outcome(6, broken.indicatorValue, "FileSha256", "Block", None, indicator=broken)
+    broken = Indicator(
+        indicatorValue="q" * 64,
+        indicatorType=bad.indicatorType,
+        action=bad.action,
+        title=bad.title,
+        description=bad.description,
+    )
+    items[5] = Outcome(
+        line=6, value=broken.indicatorValue, type="FileSha256", action="Block", status=None, indicator=broken
+    )
     got = submit_all(client, items)
     assert [o.line for o in got if o.status is Status.failed] == [6]
     assert "q" * 64 in (got[5].reason or "")

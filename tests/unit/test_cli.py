@@ -6,10 +6,14 @@ import csv
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
-from shared.app.cli import main, run_files
-from shared.core.model import Status
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.app.cli import SHOW_REJECTED, Tally, main, run_files
+from shared.core.model import Outcome, Status
 from shared.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,3 +139,30 @@ def test_python_dash_m_entry_point(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["files"][0]["status"] == "completed"
+
+
+_entries = st.lists(
+    st.builds(
+        Outcome,
+        line=st.integers(1, 100),
+        value=st.just("v"),
+        type=st.sampled_from([None, "FileSha256", "Url", "mystery"]),
+        action=st.none(),
+        status=st.sampled_from(list(Status)),
+    ),
+    max_size=40,
+)
+
+
+@given(_entries)
+def test_the_tally_counts_what_counters_of_the_names_count(entries):
+    """The per-entry tally (plain dicts keyed by the status object, named at the end) says what Counters of
+    the names say, in the same first-seen order."""
+    tally = Tally()
+    for o in entries:
+        tally.add(o)
+    by_status = Counter(o.status.value for o in entries)
+    assert list(tally.by_status.items()) == list(by_status.items())
+    assert list(tally.by_type.items()) == list(Counter(o.type or "unknown" for o in entries).items())
+    rejected = [o for o in entries if o.status in (Status.invalid, Status.failed)][:SHOW_REJECTED]
+    assert [(r["line"], r["status"]) for r in tally.rejected] == [(o.line, o.status.value) for o in rejected]

@@ -106,7 +106,7 @@ def test_http_body_with_a_surrogate():
 def test_report_writer_scrubs_what_reaches_it():
     j, c = io.StringIO(), io.StringIO()
     w = ReportWriter(j, c, source={"name": "bad\udcffname"}, started_at=NOW, dry_run=True)
-    w.add(Outcome(1, "x\ud800", "Url", None, Status.invalid, "reason \ud800"))
+    w.add(Outcome(line=1, value="x\ud800", type="Url", action=None, status=Status.invalid, reason="reason \ud800"))
     from shared.core.model import Summary
 
     w.finish(Summary(), "completed", finished_at=NOW)

@@ -95,7 +95,15 @@ def finish(w: ReportWriter, entries: list[Outcome], **kw: Any) -> Summary:
 
 
 def invalid(line: int, value: str, code: str, reason: str | None = None, typ: str | None = "DomainName") -> Outcome:
-    return Outcome(line, value, typ, "Block", Status.invalid, reason or f"{code}: {value}", code=code)
+    return Outcome(
+        line=line,
+        value=value,
+        type=typ,
+        action="Block",
+        status=Status.invalid,
+        reason=reason or f"{code}: {value}",
+        code=code,
+    )
 
 
 def test_writer_without_html_out_writes_no_page_and_keeps_no_aggregate():
@@ -117,7 +125,17 @@ def test_input_values_are_text_never_markup():
     name = 'x"><img src=x onerror=alert(1)>.csv'
     w, _, h = writer(source={"container": "<b>c</b>", "name": name, "etag": "\"'><x>", "size": 10, "format": "<i>"})
     entries = [invalid(i, v, f"rule-{i}", reason=f"{v} is not an indicator", typ=v) for i, v in enumerate(HOSTILE, 1)]
-    entries.append(Outcome(99, HOSTILE[2], "Url", HOSTILE[1], Status.skipped, HOSTILE[0], code="dry-run"))
+    entries.append(
+        Outcome(
+            line=99,
+            value=HOSTILE[2],
+            type="Url",
+            action=HOSTILE[1],
+            status=Status.skipped,
+            reason=HOSTILE[0],
+            code="dry-run",
+        )
+    )
     w.error(FileProblem(f"bad JSON near {HOSTILE[3]}", line=3, column=HOSTILE[1]))  # type: ignore[arg-type]
     finish(w, entries, extra={"tenant": {"error": f"could not read: {HOSTILE[4]}"}})
     page = h.getvalue()
@@ -162,15 +180,53 @@ def test_csp_allows_exactly_the_inline_style():
 def test_numbers_are_the_json_reports():
     w, j, h = writer()
     entries = [
-        Outcome(1, "a.example.com", "DomainName", "Block", Status.submitted, id="1", code="submitted"),
-        Outcome(2, "b.example.com", "DomainName", "Block", Status.unchanged, id="2", code="unchanged"),
-        Outcome(3, "a.example.com", "DomainName", "Block", Status.duplicate, "duplicate of line 1", code="duplicate"),
         Outcome(
-            4, "c.example.com", "DomainName", "Block", Status.failed, "InvalidDomainName", code="defender-rejected"
+            line=1,
+            value="a.example.com",
+            type="DomainName",
+            action="Block",
+            status=Status.submitted,
+            id="1",
+            code="submitted",
+        ),
+        Outcome(
+            line=2,
+            value="b.example.com",
+            type="DomainName",
+            action="Block",
+            status=Status.unchanged,
+            id="2",
+            code="unchanged",
+        ),
+        Outcome(
+            line=3,
+            value="a.example.com",
+            type="DomainName",
+            action="Block",
+            status=Status.duplicate,
+            reason="duplicate of line 1",
+            code="duplicate",
+        ),
+        Outcome(
+            line=4,
+            value="c.example.com",
+            type="DomainName",
+            action="Block",
+            status=Status.failed,
+            reason="InvalidDomainName",
+            code="defender-rejected",
         ),
         invalid(5, "10.0.0.1", "ip-not-public", typ="IpAddress"),
         invalid(6, "10.0.0.2", "ip-not-public", typ="IpAddress"),
-        Outcome(7, "d.example.com", "DomainName", "Block", Status.skipped, "tenant capacity", code="tenant-capacity"),
+        Outcome(
+            line=7,
+            value="d.example.com",
+            type="DomainName",
+            action="Block",
+            status=Status.skipped,
+            reason="tenant capacity",
+            code="tenant-capacity",
+        ),
     ]
     tenant = {"countBefore": 14210, "countAfter": 14211, "max": 15000, "reserve": 500, "roomBefore": 290,
               "roomLeft": 289, "capacitySkipped": 1, "deleted": 0, "dryRun": False}  # fmt: skip
@@ -230,7 +286,16 @@ def test_a_million_entries_keep_the_aggregate_and_the_page_small():
     ]  # fmt: skip
     pool += [invalid(i, f"<{i}>" * 40, f"code-{i % 7}", reason="<" * 300) for i in range(600)]
     pool += [
-        Outcome(i, f"{i:064x}", "FileSha256", "Audit", Status.skipped, "dry run", code="dry-run") for i in range(1200)
+        Outcome(
+            line=i,
+            value=f"{i:064x}",
+            type="FileSha256",
+            action="Audit",
+            status=Status.skipped,
+            reason="dry run",
+            code="dry-run",
+        )
+        for i in range(1200)
     ]
     sink = Null()
     h = io.StringIO()

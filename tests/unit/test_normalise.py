@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.checks.normalise import TRIM, Candidate, clean, normalise, refang, split_url
+from shared.checks.normalise import TRIM, Candidate, canonical_ip, clean, normalise, refang, split_url
 from shared.core.model import IndicatorType as T
 from shared.core.model import Problem
+from shared.core.text import hex_digits
 
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
@@ -247,3 +252,62 @@ def test_split_url_keeps_path_and_query_exactly():
         "8443",
         "/a/../B?x=%2F&y#frag",
     )
+
+
+_HEXISH = st.sampled_from("0123456789abcdefABCDEFgG \t\n\u0660\uff10x-:")
+
+
+@given(st.text(_HEXISH, max_size=70) | st.sampled_from(["", " a", "a ", "ab cd", SHA256, SHA256.upper(), SHA1[:-1]]))
+def test_hex_digits_is_a_full_match_of_hex(value):
+    """The fast hex check (bytes.fromhex) says what `[0-9a-fA-F]+` says, whitespace and look-alike digits too."""
+    assert hex_digits(value) == bool(re.fullmatch(r"[0-9a-fA-F]+", value))
+
+
+def _ipaddress_canonical(text):
+    """canonical_ip the plain way: whatever `ipaddress.ip_address` makes of the text, zones refused."""
+    if "%" in text:
+        return None
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return str(addr) if addr.version == 4 else ":".join(f"{int(g, 16):x}" for g in addr.exploded.split(":"))
+
+
+_addresses = st.integers(0, 2**32 - 1).map(lambda i: str(ipaddress.IPv4Address(i))) | st.integers(0, 2**128 - 1).map(
+    lambda i: str(ipaddress.IPv6Address(i))
+)
+
+
+@given(
+    st.text(st.sampled_from("0123456789abcdefABCDEF.:%gx/ -\u0660\uff10"), max_size=45)
+    | _addresses
+    | _addresses.map(lambda a: f" {a}")
+    | _addresses.map(str.upper)
+)
+def test_canonical_ip_says_what_ipaddress_says(text):
+    """Its quick refusal of text with other characters, and its cache of the last answers, change no answer of
+    `ipaddress.ip_address`."""
+    assert canonical_ip(text) == _ipaddress_canonical(text)
+    assert canonical_ip(text) == _ipaddress_canonical(text)  # asked again: from the cache
+
+
+_hints = st.sampled_from(
+    ["FileSha256", " sha256 ", "md5", "hash", "Bogus", "", " ", "ip", "URL", "link", "\u200bdomain"]
+)
+
+
+@given(st.sampled_from([SHA256, SHA1.upper(), "evil.example", "8.8.8.8", "x"]), st.none() | _hints)
+def test_the_type_hint_memo_changes_no_answer(value, hint):
+    """The memo of raw type hints (`_HINTS`, unknown names kept as unsupported) answers as a fresh look-up does."""
+    from shared.checks import normalise as module
+
+    memoised = (normalise(value, hint), normalise(value, hint))
+    saved = dict(module._HINTS)
+    module._HINTS.clear()
+    try:
+        fresh = normalise(value, hint)
+    finally:
+        module._HINTS.clear()
+        module._HINTS.update(saved)
+    assert memoised[0] == memoised[1] == fresh

@@ -597,8 +597,14 @@ class FakeTenant:
 
 
 def pending(line: int, indicator: Indicator) -> Outcome:
-    return Outcome(line, indicator.indicatorValue, indicator.indicatorType.value, indicator.action.value, None,
-                   indicator=indicator)  # fmt: skip
+    return Outcome(
+        line=line,
+        value=indicator.indicatorValue,
+        type=indicator.indicatorType.value,
+        action=indicator.action.value,
+        status=None,
+        indicator=indicator,
+    )
 
 
 def settings_(**kw: Any) -> Settings:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.core.model import FileProblem, Ignored, RawRow
-from shared.readers import FORMATS, read
+from shared.readers import FORMATS, _sniff, read
 
 NAMES = [
     "x.csv",
@@ -118,3 +118,20 @@ def test_arbitrary_stix_patterns(pattern):
         "objects": [{"type": "indicator", "id": "indicator--1", "pattern": pattern}],
     }
     check(json.dumps(doc).encode("utf-8", "surrogatepass"), "b.json")
+
+
+def _binary_by_loop(prefix: bytes) -> bool:
+    """`_sniff._binary` the plain way: a NUL, or more than one byte in twenty a control that text never holds."""
+    if not prefix:
+        return False
+    if b"\x00" in prefix:
+        return True
+    return sum(1 for b in prefix if b < 0x20 and b not in (9, 10, 12, 13)) > len(prefix) // 20
+
+
+@given(
+    st.binary(max_size=300) | st.lists(st.sampled_from([b"a", b"\x01", b"\t", b"\x1f", b"\r\n", b"\x7f"])).map(b"".join)
+)
+def test_binary_sniffing_counts_control_bytes_as_the_plain_loop_does(prefix):
+    """The control-byte count with bytes.translate says what a loop over the bytes says."""
+    assert _sniff._binary(prefix) == _binary_by_loop(prefix)

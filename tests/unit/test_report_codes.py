@@ -117,7 +117,7 @@ def test_failed_batches_carry_the_errors_code(error, code):
 
 def test_defender_answers_give_submitted_rejected_or_no_result():
     batch = [
-        Outcome(i, v, "DomainName", "Block", None)
+        Outcome(line=i, value=v, type="DomainName", action="Block", status=None)
         for i, v in enumerate(("ok.example.com", "bad.example.com", "lost.example.com"), 1)
     ]
     results = wire.parse_import_response(

@@ -24,7 +24,7 @@ def writer(**kw):
 
 
 def outcome(line, status, value="evil.example", **kw):
-    return Outcome(line, value, "DomainName", "Block", status, **kw)
+    return Outcome(line=line, value=value, type="DomainName", action="Block", status=status, **kw)
 
 
 def test_json_report_has_the_contract_shape():

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from shared.checks import rules
+from shared.checks.normalise import canonical_ip
 from shared.checks.rules import (
     MAX_URL_LENGTH,
     ActionChoice,
@@ -26,6 +31,7 @@ from shared.core.model import Action, IndicatorType, Problem, Severity
 from shared.core.model import IndicatorType as T
 from shared.core.options import InputOptions, RowDefaults, row_defaults
 from shared.core.settings import Settings
+from shared.core.text import TRIM
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -291,6 +297,27 @@ def test_severity(raw, want):
     assert (got.code if isinstance(got, Problem) else got) == want
 
 
+def _severity_by_loop(raw, defaults):
+    """resolve_severity the plain way: every member's name compared, lower-cased."""
+    text = raw.strip(TRIM) if raw else ""
+    if not text:
+        return defaults.severity
+    for s in Severity:
+        if s.value.lower() == text.lower():
+            return s
+    return "severity-unknown"
+
+
+_severity_spellings = st.sampled_from(["High", "high", " LOW ", "Medium", "informational", "İnformational", "urgent"])
+
+
+@given(st.none() | _severity_spellings | st.text(max_size=15) | st.builds(str.swapcase, _severity_spellings))
+def test_severity_look_up_says_what_comparing_every_name_says(raw):
+    """The one dict look-up of the lower-cased name gives what a loop over the members gives."""
+    got = resolve_severity(raw, defaults_of(Settings()))
+    assert (got.code if isinstance(got, Problem) else got) == _severity_by_loop(raw, defaults_of(Settings()))
+
+
 def test_description_template_is_safe_and_deterministic():
     assert default_description("Imported from {source}", "a/b.csv") == "Imported from a/b.csv"
     assert default_description("{unknown} {0} {source} {", "x") == "{unknown} {0} x {"
@@ -343,3 +370,38 @@ def test_category(raw, want):
 def test_mitre(raw, want):
     got = resolve_mitre(raw)
     assert (got.code if isinstance(got, Problem) else got) == want
+
+
+def _not_public_by_ipaddress(value: str) -> str | None:
+    """ip_public's verdict the plain way: `addr in network` over the table."""
+    addr = ipaddress.ip_address(value)
+    for net, why in rules._NOT_PUBLIC:
+        if addr.version == net.version and addr in net:
+            return why
+    return "broadcast" if addr == ipaddress.IPv4Address("255.255.255.255") else None
+
+
+# Addresses anywhere, and at and next to both edges of every network in the table.
+_edges = [
+    str(ipaddress.ip_address(int(a) + d) if n.version == 4 else ipaddress.IPv6Address(int(a) + d))
+    for n, _ in rules._NOT_PUBLIC
+    for a in (n.network_address, n.broadcast_address)
+    for d in (-1, 0, 1)
+    if 0 <= int(a) + d < 2**n.max_prefixlen
+]
+_addresses = (
+    st.integers(0, 2**32 - 1).map(lambda i: str(ipaddress.IPv4Address(i)))
+    | st.integers(0, 2**128 - 1).map(lambda i: str(ipaddress.IPv6Address(i)))
+    | st.sampled_from(_edges)
+)
+
+
+@given(_addresses)
+def test_ip_public_says_what_membership_in_the_networks_says(value):
+    """The integer mask test over the table gives the verdict `ipaddress`'s own `in` gives."""
+    value = canonical_ip(value) or value
+    problems = list(rules.ip_public(value))
+    why = _not_public_by_ipaddress(value)
+    assert (problems == []) == (why is None)
+    if why is not None:
+        assert problems[0].message.endswith(why if why != "broadcast" else "the broadcast address")

@@ -54,7 +54,7 @@ def test_on_the_run_tallies_every_entry_once_by_status_type_and_code(telemetry_o
 )
 def test_labels_are_defenders_types_and_code_shaped_codes(type_, code, want) -> None:
     tally = names.RunTally()
-    tally.add(Outcome(1, "v", type_, None, Status.invalid, code=code))
+    tally.add(Outcome(line=1, value="v", type=type_, action=None, status=Status.invalid, code=code))
     assert tally.labelled() == {("invalid", *want): 1}
 
 

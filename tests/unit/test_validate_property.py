@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.checks import validate as validate_module
 from shared.checks.normalise import normalise
-from shared.checks.validate import validate
-from shared.core.model import KNOWN_FIELDS, FileProblem, Ignored, Outcome, RawRow, Status
+from shared.checks.validate import Validator, validate
+from shared.core.model import KNOWN_FIELDS, FileProblem, Ignored, IndicatorType, Outcome, RawRow, Status
+from shared.core.options import NO_OPTIONS, InputOptions
 from shared.core.settings import Settings
 
 NOW = datetime(2026, 1, 15, tzinfo=UTC)
@@ -67,3 +69,58 @@ def test_duplicates_always_point_back_to_an_earlier_pending_line(values):
             pending_lines.add(o.line)
         elif o.status is Status.duplicate:
             assert o.duplicate_of in pending_lines and o.duplicate_of < o.line
+
+
+# Spellings a file repeats row after row, good and bad, so that the memos are hit as well as missed.
+_repeated = st.sampled_from(
+    ["Block", " audit ", "Alert", "alert", "Bogus", "", " ", "High", "low", "x" * 4001, "2099-01-01", "1/2/2000", "no"]
+)
+_memoised = ("action", "severity", "title", "description", "expirationTime", "generateAlert", "category")
+field_rows = st.lists(
+    st.builds(
+        RawRow,
+        line=st.integers(1, 10**6),
+        fields=st.fixed_dictionaries(
+            {"value": st.sampled_from(["evil.example", "8.8.8.8", "a" * 40, "http://evil.example/x"])},
+            optional={"type": st.sampled_from(["CertificateThumbprint", "FileSha1", "Url"])}
+            | {name: _repeated for name in _memoised},
+        ),
+    ),
+    max_size=20,
+)
+# The defaults the memos fall back on vary with the settings and the file's metadata (its options).
+_settings = st.sampled_from(
+    [
+        NO_OPTIONS,
+        InputOptions.parse({"action": "AlertAndBlock", "generate_alert": "false"}),
+        InputOptions.parse({"action": "Allowed", "severity": "High", "expiration_days": "0"}),
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field_rows, _settings)
+def test_memoised_field_resolution_equals_resolving_every_row(batch, options):
+    """The field memos (validate._Memo: raw text → resolved value) change nothing but the speed."""
+    s = Settings()
+    memoised = list(validate(batch, s, options=options, source="p", now=NOW))
+    saved = validate_module.MEMO_LIMIT
+    validate_module.MEMO_LIMIT = 0  # every look-up misses and resolves afresh
+    try:
+        unmemoised = list(validate(batch, s, options=options, source="p", now=NOW))
+    finally:
+        validate_module.MEMO_LIMIT = saved
+    assert memoised == unmemoised
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(list(IndicatorType)),
+    st.text(max_size=10),
+    st.lists(st.text(max_size=5), max_size=2).map(tuple),
+    _settings,
+)
+def test_the_defaults_only_row_is_the_general_path_with_every_field_absent(t, value, notes, options):
+    """`Validator._defaulted` (a row of only a value, and maybe a type) builds what `_indicator` builds."""
+    v = Validator(Settings(), options=options, source="p", now=NOW)
+    assert v._defaulted(t, value, notes) == v._indicator(t, value, {"value": value, "type": t.value}, notes)
