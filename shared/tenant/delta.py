@@ -171,36 +171,18 @@ def compare(
         return Decision(Kind.new)
     ids = tuple(identities)
     action = indicator.action.value
-    same = [r for r in existing if r.action == action]
     others = [r for r in existing if r.action != action]
     mine = [r for r in others if owned_by_app(r, ids)]
     conflicts = tuple(Conflict(r.id, r.action, r.type, r.createdBy) for r in others if not owned_by_app(r, ids))
-
-    def diff(r: TenantRecord) -> list[str]:
-        return _differences(indicator, r, now=now, window_days=expiry_window_days, explicit=explicit_expiry)
-
-    target: TenantRecord | None = None
-    target_diff: list[str] = []
-    for r in same:
-        d = diff(r)
-        if not d:
-            target, target_diff = r, []
-            break
-        if target is None:
-            target, target_diff = r, d
-    # A differing same-action twin is superseded too, but only when it is ours.
-    stale_target = (target.id,) if target is not None and target_diff and owned_by_app(target, ids) else ()
-
+    target, target_diff = _same_action_target(
+        indicator,
+        [r for r in existing if r.action == action],
+        now=now,
+        window_days=expiry_window_days,
+        explicit=explicit_expiry,
+    )
     if mine:
-        return Decision(
-            Kind.replace,
-            existing_id=target.id if target else None,
-            old_id=mine[0].id,
-            old_action=mine[0].action,
-            supersedes=(*(r.id for r in mine), *stale_target),
-            differences=("action", *target_diff),
-            conflicts=conflicts,
-        )
+        return _replacement(target, target_diff, mine, ids, conflicts)
     if target is None:
         return Decision(Kind.new, conflicts=conflicts)
     if not target_diff:
@@ -208,10 +190,49 @@ def compare(
     return Decision(
         Kind.update,
         existing_id=target.id,
-        supersedes=stale_target,
+        supersedes=_stale(target, target_diff, ids),
         differences=tuple(target_diff),
         conflicts=conflicts,
     )
+
+
+def _stale(target: TenantRecord | None, target_diff: list[str], ids: tuple[str, ...]) -> tuple[str, ...]:
+    """A differing same-action twin is superseded too, but only when it is ours."""
+    return (target.id,) if target is not None and target_diff and owned_by_app(target, ids) else ()
+
+
+def _replacement(
+    target: TenantRecord | None,
+    target_diff: list[str],
+    mine: list[TenantRecord],
+    ids: tuple[str, ...],
+    conflicts: tuple[Conflict, ...],
+) -> Decision:
+    """`replace`: our records with another action go once the import took (the same-action twin updated)."""
+    return Decision(
+        Kind.replace,
+        existing_id=target.id if target else None,
+        old_id=mine[0].id,
+        old_action=mine[0].action,
+        supersedes=(*(r.id for r in mine), *_stale(target, target_diff, ids)),
+        differences=("action", *target_diff),
+        conflicts=conflicts,
+    )
+
+
+def _same_action_target(
+    indicator: Indicator, same: Sequence[TenantRecord], *, now: datetime, window_days: int, explicit: bool
+) -> tuple[TenantRecord | None, list[str]]:
+    """The same-action record to compare with and its differences: the first identical one, else the first."""
+    target: TenantRecord | None = None
+    target_diff: list[str] = []
+    for r in same:
+        d = _differences(indicator, r, now=now, window_days=window_days, explicit=explicit)
+        if not d:
+            return r, []
+        if target is None:
+            target, target_diff = r, d
+    return target, target_diff
 
 
 def superseded_to_delete(decision: Decision, returned_id: str | None) -> list[str]:

@@ -18,7 +18,6 @@ PENDING = "pending split"  # being split along with the job pipeline's other cha
 
 # "module:qualname" (as radon names functions, methods and closures) -> why it may stay above the limit.
 ALLOWED = {
-    "shared.tenant.delta:compare": PENDING,
     "shared.tenant.steward:Steward.after_submit": PENDING,
     "shared.tenant.steward:Steward.classify": PENDING,
 }
