@@ -162,14 +162,20 @@ class Coalescer:
         try:
             retries0 = self._client.retries
             results: list[Outcome | None]
+            self._drain.before_change()  # the tenant mirror hears of the turn's first change before it is made
             try:
                 results = list(self._client.submit([e.outcome for e in body]))
                 error: DefenderError | None = None
             except DefenderError as failure:
                 results, error = _settled(body, failure.partial), failure
+            except BaseException as failure:
+                self._drain.import_failed(failure)
+                raise
             retries = self._client.retries - retries0
             if error is None or error.partial:
                 self._drain.imported([r for r in results if r is not None], self._created_by)
+            if error is not None:
+                self._drain.import_failed(error)
         finally:
             self._cond.acquire()
             self._sending = False
