@@ -287,7 +287,8 @@ def test_state_container_is_created_and_named_to_the_app_in_both() -> None:
     the data account, in both stacks; the default is the code's."""
     main = bicep("main.bicep")
     data = main["modules"]["dataStorage"]["config"]["params"]
-    assert bicep_contract()["STATE_CONTAINER"] == "stateContainerName" and "stateContainerName" in data["containerNames"]
+    assert bicep_contract()["STATE_CONTAINER"] == "stateContainerName"
+    assert "stateContainerName" in data["containerNames"]
     container = terraform()["resource"]["azurerm_storage_container"]["state"]
     assert tf_contract()["STATE_CONTAINER"] == "${var.state_container_name}" == container["name"]
     assert container["storage_account_id"] == "${azurerm_storage_account.data.id}"
