@@ -102,6 +102,13 @@ class DrainTenant:
         self.changed = False  # the view followed an import or a delete
         self.drift: list[str] = []  # drift signals of this turn: the next one lists first
         self.identity_checked = False  # the steward's check of who made the marked records, once per listing
+        self.list_calls = 0  # List calls made to build the view (the first job of the turn reports them)
+
+    def claim_list_calls(self) -> int:
+        """The List calls the view cost, once: for the report of the first job that takes the view."""
+        with self._lock:
+            n, self.list_calls = self.list_calls, 0
+            return n
 
     # ------------------------------------------------------------------------------------------ capacity
 

@@ -99,6 +99,7 @@ class TenantMirror:
         if self._tenant is not None:
             return self._tenant
         now = self._clock()
+        calls0 = getattr(self.client, "list_calls", 0)
         mirror, problem = self._read()
         reason = refresh_reason(mirror, problem, now=now, refresh_minutes=self.settings.tenant_refresh_minutes)
         if reason is None and mirror is not None:
@@ -110,6 +111,7 @@ class TenantMirror:
             log.info("tenant %s: listing its indicators: %s", self.tenant_key, reason)
             view = TenantView(self.client.list_indicators(), now=now)
             listed_at = now
+        calls = getattr(self.client, "list_calls", 0) - calls0
         self._tenant = DrainTenant(
             view,
             max_tenant_indicators=self.settings.max_tenant_indicators,
@@ -120,6 +122,7 @@ class TenantMirror:
             clock=self._clock,
             on_change=self._mark_changing,
         )
+        self._tenant.list_calls = calls
         return self._tenant
 
     def _read(self) -> tuple[Mirror | None, str | None]:

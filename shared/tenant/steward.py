@@ -105,6 +105,8 @@ class Steward:
         self._drain_source = drain if callable(drain) else None
         self.drain: DrainTenant | None = None if callable(drain) else drain
         self._count_before = 0
+        self._loaded = False
+        self._view_list_calls = 0  # the List the turn made for its view, when this job is the first to take it
         self._ids_before: set[str] = set()
         self._view_report: dict[str, object] = {}
         self._list_calls0 = getattr(client, "list_calls", 0)
@@ -136,6 +138,10 @@ class Steward:
         earlier jobs left; without one, read every indicator of the tenant (List, paged by the client, §5)."""
         if self.drain is None and self._drain_source is not None:
             self.drain = self._drain_source()
+            self.drain.claim_list_calls()  # made since this steward was built: counted in `list_calls` already
+        elif self.drain is not None and not self._loaded:
+            self._view_list_calls = self.drain.claim_list_calls()  # the turn's List, made before this job began
+        self._loaded = True
         if self.drain is None:
             listed_at = self.now()
             view = TenantView(self.client.list_indicators(), now=listed_at)
@@ -181,7 +187,7 @@ class Steward:
 
     @property
     def list_calls(self) -> int:
-        return getattr(self.client, "list_calls", 0) - self._list_calls0
+        return getattr(self.client, "list_calls", 0) - self._list_calls0 + self._view_list_calls
 
     @property
     def delete_calls(self) -> int:
