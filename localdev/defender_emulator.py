@@ -653,6 +653,8 @@ class DefenderEmulator(HttpEmulator):
                 record["id"] = str(record.get("id") or existing or self._new_id())
                 if existing and existing != record["id"]:
                     self._remove(existing)
+                if record["id"] in self._records:
+                    self._remove(record["id"])  # an id seeded again is that record changed (its old key goes)
                 self._put(record)
                 stored.append(copy.deepcopy(record))
         return stored

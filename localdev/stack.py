@@ -145,6 +145,7 @@ class LocalStack:
             "INDICATORS_CONTAINER": "indicators",
             "REPORTS_CONTAINER": "indicator-reports",
             "LOCK_CONTAINER": "indicator-locks",
+            "STATE_CONTAINER": "indicator-state",
             # settings.py allows plain http on loopback only.
             "DEFENDER_API_URL": self.defender.base_url,
             "IDENTITY_ENDPOINT": self.identity.endpoint,

@@ -51,6 +51,11 @@ param deadLetterContainerName string = 'eventgrid-deadletter'
 @maxLength(63)
 param jobsContainerName string = 'indicator-jobs'
 
+@description('Container of the tenant mirror (STATE_CONTAINER): <tenant key>/mirror.ndjson.gz, what the app keeps of the tenant between drains so it lists the tenant only when that view is old (TENANT_REFRESH_MINUTES) or known to be wrong.')
+@minLength(3)
+@maxLength(63)
+param stateContainerName string = 'indicator-state'
+
 @description('Storage queue of the import-job doorbells (JOBS_QUEUE, trigger of run_import_jobs). Its poison queue <name>-poison is created beside it, hence at most 56 characters.')
 @minLength(3)
 @maxLength(56)
@@ -193,6 +198,11 @@ param maxTenantIndicators int = 15000
 @description('CAPACITY_RESERVE: room left free for analysts\' own indicators.')
 @minValue(0)
 param capacityReserve int = 500
+
+@description('TENANT_REFRESH_MINUTES: age after which the tenant mirror is refreshed by a full List (0: list at the start of every drain).')
+@minValue(0)
+@maxValue(1440)
+param tenantRefreshMinutes int = 60
 
 @description('DEFENDER_REQUEST_TIMEOUT_SECONDS: read timeout of one Defender call.')
 @minValue(1)
@@ -357,6 +367,7 @@ module dataStorage 'modules/storage.bicep' = {
       lockContainerName
       deadLetterContainerName
       jobsContainerName
+      stateContainerName
     ]
     // The host creates the poison queue on first use; creating it here gives operators a queue to
     // alert on from the start.
@@ -421,6 +432,8 @@ var contractSettings = {
   MAX_HTTP_INDICATORS: string(maxHttpIndicators)
   MAX_TENANT_INDICATORS: string(maxTenantIndicators)
   CAPACITY_RESERVE: string(capacityReserve)
+  TENANT_REFRESH_MINUTES: string(tenantRefreshMinutes)
+  STATE_CONTAINER: stateContainerName
   DEFENDER_REQUEST_TIMEOUT_SECONDS: string(defenderRequestTimeoutSeconds)
   MAX_VALUE_LENGTH: string(maxValueLength)
   MAX_GZIP_BYTES: string(maxGzipBytes)
@@ -601,6 +614,7 @@ output reportsContainerName string = reportsContainerName
 output lockContainerName string = lockContainerName
 output deadLetterContainerName string = deadLetterContainerName
 output jobsContainerName string = jobsContainerName
+output stateContainerName string = stateContainerName
 output jobsQueueName string = jobsQueueName
 output jobsPoisonQueueName string = jobsPoisonQueueName
 output identityClientId string = identity.outputs.clientId

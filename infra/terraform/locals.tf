@@ -48,6 +48,8 @@ locals {
     MAX_HTTP_INDICATORS              = tostring(var.max_http_indicators)
     MAX_TENANT_INDICATORS            = tostring(var.max_tenant_indicators)
     CAPACITY_RESERVE                 = tostring(var.capacity_reserve)
+    TENANT_REFRESH_MINUTES           = tostring(var.tenant_refresh_minutes)
+    STATE_CONTAINER                  = var.state_container_name
     MAX_VALUE_LENGTH                 = tostring(var.max_value_length)
     DEFENDER_REQUEST_TIMEOUT_SECONDS = tostring(var.defender_request_timeout_seconds)
     MAX_GZIP_BYTES                   = tostring(var.max_gzip_bytes)

@@ -43,6 +43,11 @@ output "lock_container_name" {
   value       = azurerm_storage_container.locks.name
 }
 
+output "state_container_name" {
+  description = "Container of the tenant mirror."
+  value       = azurerm_storage_container.state.name
+}
+
 output "dead_letter_container_name" {
   description = "Container of Event Grid's dead letters."
   value       = azurerm_storage_container.dead_letter.name

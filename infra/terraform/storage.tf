@@ -97,6 +97,13 @@ resource "azurerm_storage_container" "locks" {
   container_access_type = "private"
 }
 
+# The tenant mirror: one blob per tenant key, written by the tenant lock's holder (ETag-guarded).
+resource "azurerm_storage_container" "state" {
+  name                  = var.state_container_name
+  storage_account_id    = azurerm_storage_account.data.id
+  container_access_type = "private"
+}
+
 resource "azurerm_storage_container" "dead_letter" {
   name                  = var.dead_letter_container_name
   storage_account_id    = azurerm_storage_account.data.id

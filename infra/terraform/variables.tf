@@ -99,6 +99,23 @@ variable "lock_container_name" {
   }
 }
 
+variable "state_container_name" {
+  type        = string
+  description = "Container of the tenant mirror (STATE_CONTAINER): <tenant key>/mirror.ndjson.gz, what the app keeps of the tenant between drains so it lists the tenant only when that view is old (TENANT_REFRESH_MINUTES) or known to be wrong."
+  default     = "indicator-state"
+
+  validation {
+    condition     = can(regex("^[a-z0-9](-?[a-z0-9])+$", var.state_container_name)) && length(var.state_container_name) <= 63
+    error_message = "A container name is 3-63 lower-case letters, digits and single hyphens, e.g. \"indicator-state\"."
+  }
+
+  # The app refuses a mirror among the dropped files or the reports.
+  validation {
+    condition     = !contains([var.indicators_container_name, var.reports_container_name], var.state_container_name)
+    error_message = "state_container_name must differ from the indicators and reports containers, e.g. \"indicator-state\"."
+  }
+}
+
 variable "dead_letter_container_name" {
   type        = string
   description = "Container that receives Event Grid events that could not be delivered."
@@ -123,10 +140,10 @@ variable "jobs_container_name" {
   # The lifecycle rule would delete whatever else lives there.
   validation {
     condition = !contains(
-      [var.indicators_container_name, var.reports_container_name, var.lock_container_name, var.dead_letter_container_name],
+      [var.indicators_container_name, var.reports_container_name, var.lock_container_name, var.dead_letter_container_name, var.state_container_name],
       var.jobs_container_name,
     )
-    error_message = "jobs_container_name must differ from the indicators, reports, lock and dead-letter containers, e.g. \"indicator-jobs\"."
+    error_message = "jobs_container_name must differ from the indicators, reports, lock, dead-letter and state containers, e.g. \"indicator-jobs\"."
   }
 }
 
@@ -418,6 +435,17 @@ variable "capacity_reserve" {
   validation {
     condition     = var.capacity_reserve >= 0
     error_message = "capacity_reserve must be 0 or more, e.g. 500."
+  }
+}
+
+variable "tenant_refresh_minutes" {
+  type        = number
+  description = "TENANT_REFRESH_MINUTES: age after which the tenant mirror is refreshed by a full List (0: list at the start of every drain)."
+  default     = 60
+
+  validation {
+    condition     = var.tenant_refresh_minutes >= 0 && var.tenant_refresh_minutes <= 1440 && floor(var.tenant_refresh_minutes) == var.tenant_refresh_minutes
+    error_message = "tenant_refresh_minutes must be a whole number of minutes from 0 to 1440, e.g. 60."
   }
 }
 

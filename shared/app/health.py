@@ -68,6 +68,7 @@ def health_answer(
         "problems": problems,
         "storage": storage,
         "lockContainer": options.lock_container,
+        "stateContainer": options.state_container,
         "jobsQueue": options.jobs_queue,
         "jobsContainer": options.jobs_container,
         "ignoredSettings": list(options.ignored),

@@ -25,7 +25,9 @@ from shared.core.settings import Settings, SettingsError
 from shared.defender.pacing import handover_metadata, seed_from_metadata
 from shared.storage.blobs import base64_queue, parse_connection, queue_service, service_client
 from shared.storage.jobs import JobQueue, JobStore
+from shared.storage.mirror import DEFAULT_STATE_CONTAINER, MirrorBlob
 from shared.storage.tenant_lock import LockHandle, TenantLock
+from shared.tenant.mirrored import Lister, TenantMirror
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
@@ -65,10 +67,11 @@ def host_max_dequeue_count(env: Mapping[str, str], host_json: Path = HOST_JSON) 
 
 @dataclass(frozen=True)
 class AppOptions:
-    """App settings of the function app itself (not of the pipeline): where the lock and the jobs live, how
-    long a POST waits for its job, and how a job that met an unavailable Defender is retried."""
+    """App settings of the function app itself (not of the pipeline): where the lock, the tenant mirror and the
+    jobs live, how long a POST waits for its job, and how a job that met an unavailable Defender is retried."""
 
     lock_container: str = DEFAULT_LOCK_CONTAINER
+    state_container: str = DEFAULT_STATE_CONTAINER
     jobs_queue: str = DEFAULT_JOBS
     jobs_container: str = DEFAULT_JOBS
     job_result_days: int = 7
@@ -103,6 +106,7 @@ class AppOptions:
                 kw[attr] = val
 
         take("LOCK_CONTAINER", "lock_container", str)
+        take("STATE_CONTAINER", "state_container", str)
         take("JOBS_QUEUE", "jobs_queue", str)
         take("JOBS_CONTAINER", "jobs_container", str)
         take("JOB_RESULT_DAYS", "job_result_days", int, lambda v: 1 <= v <= 365, "must be 1 to 365")
@@ -200,6 +204,12 @@ class Runtime:
             )
         return _OtherTenant(lock)
 
+    def mirror_for(self, tenant: str, client: Lister) -> TenantMirror:
+        """The tenant mirror of a tenant key for one turn of its lock (`indicator-state/<tenant key>/mirror…`),
+        listing through `client` when it will not do. Builds no connection of its own."""
+        store = MirrorBlob(self.service.get_container_client(self.options.state_container), tenant)
+        return TenantMirror(client, store, tenant=tenant, settings=self.settings)
+
     @property
     def defender(self) -> DefenderClient:
         """The Defender client (one per process: its token cache and pacer are shared by invocations)."""
@@ -244,6 +254,8 @@ def lock_container_problem(settings: Settings, options: AppOptions) -> str | Non
         return "invalid settings: LOCK_CONTAINER must differ from the indicator and report containers"
     if options.jobs_container in (settings.indicators_container, settings.reports_container):
         return "invalid settings: JOBS_CONTAINER must differ from the indicator and report containers"
+    if options.state_container in (settings.indicators_container, settings.reports_container):
+        return "invalid settings: STATE_CONTAINER must differ from the indicator and report containers"
     return None
 
 

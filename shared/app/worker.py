@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -50,7 +50,7 @@ from shared.storage.blobs import BlobReports, open_blob
 from shared.storage.jobs import JobStore, RecordConflict, doorbell
 from shared.storage.tenant_lock import LockTimeout
 from shared.tenant.drain import DrainTenant
-from shared.tenant.records import TenantView
+from shared.tenant.mirrored import TenantMirror
 
 if TYPE_CHECKING:
     import azure.functions as func
@@ -101,7 +101,15 @@ class Worker:
         try:
             with self.rt.turn_for(record.tenant).hold(0.0) as lease:
                 last = dequeue_count >= self.rt.options.max_dequeue_count
-                self._run(job_id, lease, last_delivery=last, traceparent=traceparent)
+                # The tenant mirror of this turn: read (or the tenant listed) when a job first needs the view,
+                # written back once at the end (`tenant.mirrored`).
+                mirror = self.rt.mirror_for(record.tenant, LeaseChecked(self.rt.defender, lease))
+                clean = False
+                try:
+                    self._run(job_id, lease, mirror, last_delivery=last, traceparent=traceparent)
+                    clean = True
+                finally:
+                    mirror.close(clean=clean, lease_held=_held(lease))
         except LockTimeout:
             log.info("job %s: the tenant's turn is taken; doorbell rung again in %.0f s", job_id,
                      CONTENTION_DELAY_SECONDS)  # fmt: skip
@@ -109,7 +117,8 @@ class Worker:
 
     # ------------------------------------------------------------------------------------ one attempt
 
-    def _run(self, job_id: str, lease: Lease, *, last_delivery: bool, traceparent: str | None = None) -> None:
+    def _run(self, job_id: str, lease: Lease, mirror: TenantMirror, *, last_delivery: bool,
+             traceparent: str | None = None) -> None:  # fmt: skip
         found = self.store.get(job_id)
         if found is None or found[0].final:
             return
@@ -120,9 +129,9 @@ class Worker:
         record.heartbeat_at = now_text(self.now())
         etag = self.store.update(record, etag)
         if record.kind == "http" and record.coalescible:
-            Drain(self, lease, traceparent=traceparent).run(record, etag, last_delivery=last_delivery)
+            Drain(self, lease, mirror, traceparent=traceparent).run(record, etag, last_delivery=last_delivery)
             return
-        run = _Attempt(self, record, etag, self._progress(job_id))
+        run = _Attempt(self, record, etag, self._progress(job_id), mirror=mirror)
         tel = tm.current()
         with tel.job(job_id=job_id, kind=record.kind, tenant=record.tenant, attempt=record.attempt,
                      traceparent=traceparent) as span:  # fmt: skip
@@ -222,6 +231,15 @@ class Worker:
         log.info("job %s: %s (%s)", record.id, state.value, record.status)
 
 
+def _held(lease: Lease) -> bool:
+    """Is the tenant's turn still ours (the mirror is written only then)?"""
+    try:
+        lease.check()
+    except Exception:  # LockLost: another holder may have the turn (and judges the mirror itself)
+        return False
+    return True
+
+
 def _count_final(record: JobRecord, result: JobResult, outcome: str, span: tm.JobSpan,
                  error_name: str | None) -> None:  # fmt: skip
     """Telemetry of a final job, once: its outcome, its entries by status and type, the tenant's count and room."""
@@ -244,9 +262,11 @@ class _Attempt:
     span: tm.JobSpan = tm.JobSpan()  # the job's telemetry span (the no-op until the worker opens one)
 
     def __init__(self, worker: Worker, record: JobRecord, etag: str, logged: Sequence[Outcome],
-                 *, refuse: DefenderError | None = None, shared: Shared | None = None) -> None:  # fmt: skip
+                 *, refuse: DefenderError | None = None, shared: Shared | None = None,
+                 mirror: TenantMirror | None = None) -> None:  # fmt: skip
         self.worker = worker
         self.shared = shared
+        self.mirror = mirror  # a job alone in its turn: the turn's view comes from the tenant mirror
         self.shared_rows: SavedItems | None = None  # a drain job's rows, read before its turn to decide
         self.rt = worker.rt
         self.record = record
@@ -261,6 +281,11 @@ class _Attempt:
         rec = self.record
         options = InputOptions.parse(rec.options)
         options.check_sync()
+        tenant: DrainTenant | Callable[[], DrainTenant] | None = None
+        if self.shared is not None:
+            tenant = self.shared.drain.tenant
+        elif self.mirror is not None and self.refuse is None:  # a final run without calls lists nothing
+            tenant = self.mirror.open
         common = {
             "report_source": _report_source(rec),
             "settings": self.rt.settings,
@@ -268,7 +293,8 @@ class _Attempt:
             "started": parse_when(rec.started) or datetime.now(UTC),
             "resume": self.logged,
             "interrupt": self.refuse is None,
-            "drain": self.shared.drain.tenant if self.shared is not None else None,
+            "drain": tenant,
+            "follow_imports": self.shared is None,
         }
         inp = rec.input
         if rec.kind == "blob":
@@ -406,10 +432,11 @@ class Drain:
 
     SCAN_SECONDS = 0.3
 
-    def __init__(self, worker: Worker, lease: Lease, *, traceparent: str | None = None) -> None:
+    def __init__(self, worker: Worker, lease: Lease, mirror: TenantMirror, *, traceparent: str | None = None) -> None:
         self.worker = worker
         self.rt = worker.rt
         self.lease = lease
+        self.mirror = mirror
         self.traceparent = traceparent  # the invocation's, for each member's job span
         self.client = LeaseChecked(self.rt.defender, lease)
         self.jobs = 0
@@ -419,7 +446,7 @@ class Drain:
     def run(self, first: JobRecord, etag: str, *, last_delivery: bool) -> None:
         opts = self.rt.options
         try:
-            view = TenantView(self.client.list_indicators(), now=self.worker.now())
+            self.tenant = self.mirror.open()  # the tenant mirror, or one List when it will not do
         except DefenderError as e:
             # The tenant cannot be read: this job alone goes down its retry path (a stop error) or runs alone.
             run = _Attempt(self.worker, first, etag, self.worker._progress(first.id))
@@ -428,8 +455,6 @@ class Drain:
                 return
             raise
         settings = self.rt.settings
-        self.tenant = DrainTenant(view, max_tenant_indicators=settings.max_tenant_indicators,
-                                  capacity_reserve=settings.capacity_reserve)  # fmt: skip
         ids = self.client.identity_ids()
         self.coalescer = Coalescer(self.client, batch_size=settings.batch_size,
                                    window_seconds=opts.coalesce_window_seconds, drain=self.tenant,

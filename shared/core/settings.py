@@ -119,6 +119,8 @@ class Settings:
     max_http_indicators: int = 15000
     max_tenant_indicators: int = 15000
     capacity_reserve: int = 500
+    # Age in minutes after which the tenant mirror is refreshed by a full List (0: list at every drain) [mirror].
+    tenant_refresh_minutes: float = 60.0
     # Order in which new indicators get the room left (tenant.capacity.Priority); None: the default order.
     capacity_priority: str | None = None
     # True when DEFAULT_ACTION is a legacy name (rows taking it send generateAlert true); else unset.
@@ -199,6 +201,8 @@ class Settings:
         take("MAX_HTTP_INDICATORS", "max_http_indicators", int, positive)
         take("MAX_TENANT_INDICATORS", "max_tenant_indicators", int, positive)
         take("CAPACITY_RESERVE", "capacity_reserve", int, non_negative)
+        take("TENANT_REFRESH_MINUTES", "tenant_refresh_minutes", float,
+             lambda v: None if 0 <= v <= 1440 else "must be 0 to 1440 (a day)")  # fmt: skip
         take("CAPACITY_PRIORITY", "capacity_priority", _capacity_priority)
         take("MAX_VALUE_LENGTH", "max_value_length", int, lambda v: None if v >= 256 else "must be 256 or more")
         take("MAX_GZIP_BYTES", "max_gzip_bytes", int, positive)

@@ -16,6 +16,10 @@ from typing import Any
 
 from shared.core.errors import DefenderError
 from shared.core.model import Outcome, Status
+from shared.tenant.records import MAX_FILTER_VALUES, odata_string, value_filter
+
+# The look-up by value lives with the tenant's records (the steward confirms ownership with it too).
+__all__ = ["MAX_FILTER_VALUES", "odata_string", "value_filter"]
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +31,6 @@ MAX_LIST_PAGE = 10_000  # `$top` limit of List (defender-api.md §5)
 
 NO_RESULT = "no result returned"
 NO_RESULT_CODE = "defender-no-result"
-# Values per `$filter` of a look-up by value (a peer's figure for Defender's OData, fidelity-review [NS]).
-MAX_FILTER_VALUES = 20
 
 
 class MalformedResponse(ValueError):
@@ -73,19 +75,6 @@ def list_params(filter: str | None, top: int, skip: int) -> dict[str, str]:
     if filter:
         params["$filter"] = filter
     return params
-
-
-def odata_string(value: str) -> str:
-    """An OData string literal: in single quotes, a quote inside doubled (OData ABNF `SQUOTE-in-string`).
-    The query string's own escaping (`?`, `&`, `#`, `%`, spaces) is the HTTP client's, through `params`."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def value_filter(values: Sequence[str]) -> str:
-    """`indicatorValue eq 'a' or indicatorValue eq 'b'`: a List filter for up to MAX_FILTER_VALUES values."""
-    if not values or len(values) > MAX_FILTER_VALUES:
-        raise ValueError(f"a value filter takes 1 to {MAX_FILTER_VALUES} values, got {len(values)}")
-    return " or ".join(f"indicatorValue eq {odata_string(v)}" for v in values)
 
 
 def _json(body: bytes | str) -> Any:

@@ -179,12 +179,18 @@ class Coalescer:
         retries0 = self._client.retries
         results: list[Outcome | None]
         error: DefenderError | None = None
+        self._drain.before_change()  # the tenant mirror hears of the turn's first change before it is made
         try:
             results = list(self._client.submit([e.outcome for e in body]))
         except DefenderError as failure:
             results, error = _settled(body, failure.partial), failure
+        except BaseException as failure:
+            self._drain.import_failed(failure)
+            raise
         if error is None or error.partial:
             self._drain.imported([r for r in results if r is not None], self._created_by)
+        if error is not None:
+            self._drain.import_failed(error)
         return results, error, self._client.retries - retries0
 
     def _settle_body(self, body: list[_Entry], results: list[Outcome | None], error: DefenderError | None) -> None:

@@ -169,8 +169,11 @@ class Job:
     - `stewarded`: list the tenant and apply quota stewardship (False: validation only, no client).
     - `resume`: the final outcomes of the first entries, from an earlier attempt (a queued job's progress log);
       `interrupt`: raise `process.Interrupted` when Defender or the identity endpoint stops answering, rather
-      than fail what is left (a queued job is retried later). `drain`: the tenant view and room shared by the
-      jobs of a drain (coalesced HTTP jobs; no List of their own).
+      than fail what is left (a queued job is retried later). `drain`: the tenant view and room of the turn
+      (shared by the jobs of a drain of coalesced HTTP jobs; a job alone in its turn has its own, read from the
+      tenant mirror), or a callable giving it once the steward starts (it may list, and fail like List);
+      None: the steward lists the tenant for this input. `follow_imports`: this job's import results update
+      that view (False for a drain's jobs, whose shared calls the coalescer follows).
     """
 
     name: str
@@ -190,7 +193,8 @@ class Job:
     skip_reason: str | None = None
     resume: Sequence[Outcome] = ()
     interrupt: bool = False
-    drain: DrainTenant | None = None
+    drain: DrainTenant | Callable[[], DrainTenant] | None = None
+    follow_imports: bool = True
 
 
 @dataclass
@@ -288,6 +292,53 @@ class LeaseChecked:
         return self.client.identity_ids()
 
 
+class Followed:
+    """The submitter of a job alone in its turn: the turn's view of the tenant follows each import call (a drain's
+    coalescer does the same for its jobs' shared calls), and the first call tells the tenant mirror the tenant is
+    changing (`tenant.drain.DrainTenant.before_change`)."""
+
+    def __init__(self, client: Submitting, tenant: DrainTenant, identities: Sequence[str]) -> None:
+        self.client = client
+        self.tenant = tenant
+        self.created_by = identities[0] if identities else None
+
+    @property
+    def api_calls(self) -> int:
+        return self.client.api_calls
+
+    @property
+    def retries(self) -> int:
+        return self.client.retries
+
+    @property
+    def split_calls(self) -> int:
+        return int(getattr(self.client, "split_calls", 0))
+
+    def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
+        self.tenant.before_change()
+        try:
+            results = self.client.submit(batch)
+        except BaseException as e:
+            done = [p for p in getattr(e, "partial", None) or () if isinstance(p, Outcome)]
+            self.tenant.imported(done, self.created_by)
+            self.tenant.import_failed(e)
+            raise
+        self.tenant.imported(results, self.created_by)
+        return results
+
+
+class Submitting(Protocol):
+    """What `Followed` wraps: the submitter `session.start` gives (the lease-checked client)."""
+
+    @property
+    def api_calls(self) -> int: ...
+
+    @property
+    def retries(self) -> int: ...
+
+    def submit(self, batch: Sequence[Outcome]) -> list[Outcome]: ...
+
+
 def run_job(
     job: Job,
     *,
@@ -350,6 +401,9 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
                 second_pass=lambda: _second_pass(job),
                 drain=job.drain,
             )
+            tenant = getattr(steward, "drain", None)
+            if submitter is not None and job.follow_imports and isinstance(tenant, DrainTenant):
+                submitter = Followed(submitter, tenant, steward.identities)
         run = process_stream(
             stream,
             job.name,

@@ -5,6 +5,7 @@ Pure: standard library only, no I/O.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,9 +32,30 @@ _NEVER = -(10**9)  # "never expires" sorts before any date under "latest expiry 
 PriorityKey = tuple[int, ...]
 
 
-def room_left(max_tenant_indicators: int, capacity_reserve: int, active_count: int) -> int:
-    """New indicators this run may add: the cap minus the analysts' reserve minus what is active (§2)."""
-    return max(0, max_tenant_indicators - capacity_reserve - active_count)
+# What analysts may add behind a view that is not fresh, per hour of its age. Their indicators come by hand in
+# the portal, one at a time, or by its CSV import, at most 500 a file (defender-api.md §6): the margin assumes
+# one full portal import per hour since the listing, in proportion to the view's age. A fresh listing needs
+# none; a mirror at the default TENANT_REFRESH_MINUTES (60) keeps up to 500 more free, plus what a drain of up to
+# DRAIN_MAX_SECONDS adds. Why not less: the reserve (CAPACITY_RESERVE) is the analysts' room, and what they added
+# since the listing is what the stale count misses, so without the margin their own additions would eat into
+# the room left for them. Why not more: more is only needed when analysts outpace a portal import an hour, and
+# then Defender's "cap reached" answer is a drift signal (the next drain lists) while the reserve still stands
+# between the tenant and its cap.
+ANALYST_ADDS_PER_HOUR = 500
+
+
+def room_left(max_tenant_indicators: int, capacity_reserve: int, active_count: int, margin: int = 0) -> int:
+    """New indicators this run may add: the cap minus the analysts' reserve minus what is active (§2), minus the
+    `margin` kept for what analysts may have added since the view was listed (`analyst_margin`)."""
+    return max(0, max_tenant_indicators - capacity_reserve - active_count - max(0, margin))
+
+
+def analyst_margin(view_age_seconds: float) -> int:
+    """Indicators analysts may have added since a view `view_age_seconds` old was listed, at
+    ANALYST_ADDS_PER_HOUR (whole indicators): 0 for a listing made seconds ago, 500 for one an hour old."""
+    if view_age_seconds <= 0:
+        return 0
+    return math.floor(ANALYST_ADDS_PER_HOUR * view_age_seconds / 3600)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Pure: standard library only, no I/O.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -111,6 +111,7 @@ def sync_plan(
     file_error: bool,
     force: bool,
     identities: Iterable[str] = (),
+    made_now: Container[str] = (),
 ) -> SyncPlan:
     """Which of the feed's own indicators are stale, and whether deleting them is safe (issue 6, "Feed sync").
 
@@ -118,7 +119,8 @@ def sync_plan(
     to it (unchanged, submitted, failed, skipped for capacity): all of them are still in the feed.
     Safety: nothing is deleted after a file-level error, with more than 10% `invalid` entries, or when the
     deletes would remove more than half of the feed's indicators, unless `force`; the reason says which.
-    Only records carrying this feed's mark (and our identity when known) are ever candidates.
+    Only records carrying this feed's mark (and our identity when known) are ever candidates. `made_now`: ids
+    this run created (the view followed its imports); they are in the feed and not counted as "before".
     """
     if callable(present_keys):
         present = present_keys
@@ -126,7 +128,7 @@ def sync_plan(
         keys = {tenant_key(t, v) for t, v in present_keys}
         present = keys.__contains__
     ids = tuple(identities)
-    own = [r for r in view.records if owned_by_feed(r, feed, ids)]
+    own = [r for r in view.records if r.id not in made_now and owned_by_feed(r, feed, ids)]
     stale = tuple(r.id for r in own if not present(r.key))
     reason: str | None = None
     if stale and not force:

@@ -13,7 +13,7 @@ Pure: standard library only, no I/O. Facts relied on (design/defender-api.md):
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +54,23 @@ def tenant_key(indicator_type: str, value: str) -> tuple[str, str]:
             return indicator_type, urlunsplit((parts.scheme.lower(), parts.netloc.lower(), *parts[2:]))
         return indicator_type, v
     return indicator_type, v
+
+
+# Values per `$filter` of a look-up by value (a peer's figure for Defender's OData, fidelity-review [NS]).
+MAX_FILTER_VALUES = 20
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: in single quotes, a quote inside doubled (OData ABNF `SQUOTE-in-string`).
+    The query string's own escaping (`?`, `&`, `#`, `%`, spaces) is the HTTP client's, through `params`."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def value_filter(values: Sequence[str]) -> str:
+    """`indicatorValue eq 'a' or indicatorValue eq 'b'`: a List filter for up to MAX_FILTER_VALUES values."""
+    if not values or len(values) > MAX_FILTER_VALUES:
+        raise ValueError(f"a value filter takes 1 to {MAX_FILTER_VALUES} values, got {len(values)}")
+    return " or ".join(f"indicatorValue eq {odata_string(v)}" for v in values)
 
 
 def parse_time(text: Any) -> datetime | None:
@@ -133,38 +150,79 @@ def _legacy_action(action: str, t: str) -> str:
 
 
 class TenantView:
-    """The tenant's indicators at one moment, indexed by (type, value). At most ~15,000 records (§2)."""
+    """The tenant's indicators at one moment, indexed by id and by (type, value). At most ~15,000 records (§2).
 
-    def __init__(self, records: Iterable[TenantRecord | Mapping[str, Any]], *, now: datetime) -> None:
+    `owner_inferred`: ids whose `createdBy` this app wrote itself when it followed an import result
+    (`tenant.drain.DrainTenant.imported`) rather than read from a List. Defender's upsert may have updated a
+    record someone else made in place, which only a List would show; so such a record's ownership is confirmed
+    by a List before the app deletes it (`steward.Steward.after_submit`).
+    """
+
+    def __init__(
+        self,
+        records: Iterable[TenantRecord | Mapping[str, Any]],
+        *,
+        now: datetime,
+        owner_inferred: Iterable[str] = (),
+    ) -> None:
         self.now = now
-        self.records: list[TenantRecord] = []
+        self._by_id: dict[str, TenantRecord] = {}
         self._by_key: dict[tuple[str, str], list[TenantRecord]] = {}
         for r in records:
             rec = r if isinstance(r, TenantRecord) else TenantRecord.from_wire(r)
             if not rec.active(now):
                 continue  # expired: Defender is about to delete it; it neither counts nor matches
-            self.records.append(rec)
-            self._by_key.setdefault(rec.key, []).append(rec)
-        self.ids = {r.id for r in self.records}
+            self._put(rec)
+        self.owner_inferred: set[str] = {i for i in owner_inferred if i in self._by_id}
 
-    def add(self, record: TenantRecord) -> None:
-        """What an import just created or updated (a drain's view follows its own results, `tenant.drain`):
-        the record with this id replaced, or added."""
-        if record.id in self.ids:
-            self.records = [r for r in self.records if r.id != record.id]
-            for key, recs in list(self._by_key.items()):
-                kept = [r for r in recs if r.id != record.id]
-                if kept:
-                    self._by_key[key] = kept
-                else:
-                    del self._by_key[key]
-        self.records.append(record)
+    def _put(self, record: TenantRecord) -> None:
+        old = self._by_id.get(record.id)
+        if old is not None:
+            self._unindex(old)
+        self._by_id[record.id] = record
         self._by_key.setdefault(record.key, []).append(record)
-        self.ids.add(record.id)
+
+    def _unindex(self, record: TenantRecord) -> None:
+        kept = [r for r in self._by_key.get(record.key, []) if r.id != record.id]
+        if kept:
+            self._by_key[record.key] = kept
+        else:
+            self._by_key.pop(record.key, None)
+
+    def add(self, record: TenantRecord, *, owner_inferred: bool = False) -> None:
+        """What an import just created or updated (a drain's view follows its own results, `tenant.drain`):
+        the record with this id replaced, or added. `owner_inferred`: its `createdBy` is the app's guess."""
+        self._put(record)
+        if owner_inferred:
+            self.owner_inferred.add(record.id)
+        else:
+            self.owner_inferred.discard(record.id)
+
+    def remove(self, ids: Iterable[str]) -> int:
+        """Forget deleted indicators; how many the view held."""
+        n = 0
+        for i in ids:
+            rec = self._by_id.pop(i, None)
+            if rec is not None:
+                self._unindex(rec)
+                self.owner_inferred.discard(i)
+                n += 1
+        return n
+
+    @property
+    def records(self) -> list[TenantRecord]:
+        return list(self._by_id.values())
+
+    @property
+    def ids(self) -> Set[str]:
+        return self._by_id.keys()
+
+    def by_id(self, id: str) -> TenantRecord | None:
+        return self._by_id.get(id)
 
     @property
     def active_count(self) -> int:
-        return len(self.records)
+        return len(self._by_id)
 
     def get(self, indicator_type: str, value: str) -> list[TenantRecord]:
         return self._by_key.get(tenant_key(indicator_type, value), [])

@@ -94,7 +94,7 @@ def start(
     options: InputOptions = NO_OPTIONS,
     entries_at_most: int | None,
     second_pass: Callable[[], Iterable[object]],
-    drain: DrainTenant | None = None,
+    drain: DrainTenant | Callable[[], DrainTenant] | None = None,
 ) -> tuple[Any, Any]:
     """(steward, submitter) for `process_stream(steward=..., submitter=...)`, the tenant loaded.
 
@@ -104,7 +104,9 @@ def start(
     `shared.tenant.steward.prepare`). When the tenant cannot be listed (or no token can be had), the steward is an
     `UnreadTenant` and the submitter a `Refused` (dry run: None, so entries are reported `skipped` "dry run"
     as without a tenant). `options`: the input's own (its feed, sync and dry run).
-    `drain`: the view and room shared by the jobs of a drain (no List of its own).
+    `drain`: the view and room of the turn (shared by the jobs of a drain; no List of its own), or a callable
+    giving it (the tenant mirror read, or the tenant listed, when the steward starts: a List that fails is the
+    tenant that could not be read).
     """
     list_calls0 = getattr(client, "list_calls", 0)
     try:

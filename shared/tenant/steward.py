@@ -39,7 +39,7 @@ from shared.tenant import capacity, delta, ownership, records
 from shared.tenant.capacity import Priority, Threshold
 from shared.tenant.delta import Decision, Kind
 from shared.tenant.drain import DrainTenant
-from shared.tenant.records import TenantView
+from shared.tenant.records import MAX_FILTER_VALUES, TenantRecord, TenantView, value_filter
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Steward:
         now: datetime | None = None,
         identities: Iterable[str] = (),
         priority: Priority | str | None = None,
-        drain: DrainTenant | None = None,
+        drain: DrainTenant | Callable[[], DrainTenant] | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
@@ -103,7 +103,16 @@ class Steward:
         self.feed = options.feed or None
         self.view: TenantView | None = None
         self.room = 0
-        self.drain = drain  # the view and the room shared by the jobs of one drain (None: this input alone)
+        # The view and the room shared by the jobs of one turn of the tenant lock (a drain, or a job alone in its
+        # turn, read from the tenant mirror), or what gives it on `load()` (it may list: the List counts for this
+        # input); None: `load()` lists the tenant for this input alone.
+        self._drain_source = drain if callable(drain) else None
+        self.drain: DrainTenant | None = None if callable(drain) else drain
+        self._count_before = 0
+        self._loaded = False
+        self._view_list_calls = 0  # the List the turn made for its view, when this job is the first to take it
+        self._ids_before: set[str] = set()
+        self._view_report: dict[str, object] = {}
         self._list_calls0 = getattr(client, "list_calls", 0)
         self._delete_calls0 = getattr(client, "delete_calls", 0)
         self._rank_counts: Counter[capacity.PriorityKey] = Counter()
@@ -129,18 +138,32 @@ class Steward:
         return self._fixed_now or datetime.now(UTC)
 
     def load(self) -> TenantView:
-        """Read every indicator of the tenant (List, paged by the client with `$top`/`$skip`, §5); in a drain,
-        take the drain's view, listed once, and the room its earlier jobs left."""
-        if self.drain is not None:
-            self.view = self.drain.view
-            self.room = self.drain.room_left()
-            return self.view
-        self.view = TenantView(self.client.list_indicators(), now=self.now())
-        self.room = capacity.room_left(
-            self.settings.max_tenant_indicators, self.settings.capacity_reserve, self.view.active_count
-        )
-        log.info("tenant holds %d active indicators; room for %d new", self.view.active_count, self.room)
-        self._check_identity(self.view)
+        """Take the turn's view (the tenant mirror, or the List made at the start of the turn) and the room its
+        earlier jobs left; without one, read every indicator of the tenant (List, paged by the client, §5)."""
+        if self.drain is None and self._drain_source is not None:
+            self.drain = self._drain_source()
+            self.drain.claim_list_calls()  # made since this steward was built: counted in `list_calls` already
+        elif self.drain is not None and not self._loaded:
+            self._view_list_calls = self.drain.claim_list_calls()  # the turn's List, made before this job began
+        self._loaded = True
+        if self.drain is None:
+            listed_at = self.now()
+            view = TenantView(self.client.list_indicators(), now=listed_at)
+            self.drain = DrainTenant(
+                view,
+                max_tenant_indicators=self.settings.max_tenant_indicators,
+                capacity_reserve=self.settings.capacity_reserve,
+                refresh_reason="listed for this input",
+            )
+            log.info("tenant holds %d active indicators; room for %d new", view.active_count, self.drain.room_left())
+        if self.drain.refreshed and not self.drain.identity_checked:
+            self.drain.identity_checked = True  # once per listing, not once per job of a drain
+            self._check_identity(self.drain.view)
+        self.view = self.drain.view
+        self.room = self.drain.room_left()
+        self._count_before = self.view.active_count
+        self._ids_before = set(self.view.ids)
+        self._view_report = self.drain.report()
         return self.view
 
     def _check_identity(self, view: TenantView) -> None:
@@ -168,7 +191,7 @@ class Steward:
 
     @property
     def list_calls(self) -> int:
-        return getattr(self.client, "list_calls", 0) - self._list_calls0
+        return getattr(self.client, "list_calls", 0) - self._list_calls0 + self._view_list_calls
 
     @property
     def delete_calls(self) -> int:
@@ -298,7 +321,7 @@ class Steward:
         to_delete: list[str] = []
         follow: dict[int, tuple[Decision, list[str]]] = {}
         for i, o in enumerate(outcomes):
-            if o.status is Status.submitted and o.id and o.id not in view.ids:
+            if o.status is Status.submitted and o.id and o.id not in self._ids_before:
                 self._added_ids.add(o.id)
             d = None
             if o.indicator is not None:
@@ -314,7 +337,10 @@ class Steward:
                 self._in_place += 1
             follow[i] = (d, ids)
             to_delete.extend(ids)
-        gone = self._delete(to_delete) if to_delete and not self.dry_run else set()
+        kept: dict[str, str] = {}  # id -> who made it, when a List showed it is not the app's after all
+        if to_delete and not self.dry_run:
+            kept = self._confirm_owned([i for i in to_delete if i in view.owner_inferred])
+        gone = self._delete([i for i in to_delete if i not in kept]) if to_delete and not self.dry_run else set()
         for i, o in enumerate(outcomes):
             if i not in follow:
                 out.append(o)
@@ -329,12 +355,16 @@ class Steward:
                     self._conflicts_left -= 1
                     self._foreign_in_place += 1
             if d.supersedes:
+                mine = [x for x in ids if x not in kept]
+                for x in ids:
+                    if x in kept:
+                        msgs.append(f"indicator {x} left in place (Defender lists it as created by {kept[x]})")
                 if not ids:
                     msgs.append("Defender updated it in place (same id)")
-                elif all(x in gone for x in ids):
-                    msgs.append(f"old indicator {', '.join(ids)} deleted")
-                else:
-                    msgs.append(f"old indicator {', '.join(x for x in ids if x not in gone)} could not be deleted")
+                elif mine and all(x in gone for x in mine):
+                    msgs.append(f"old indicator {', '.join(mine)} deleted")
+                elif mine:
+                    msgs.append(f"old indicator {', '.join(x for x in mine if x not in gone)} could not be deleted")
             elif d.kind is Kind.update and d.existing_id is not None:
                 # The same-action record is someone else's: an update, never a delete (delta.compare).
                 if o.id == d.existing_id:
@@ -348,17 +378,27 @@ class Steward:
         """Feed sync at the end of the input: delete this feed's own stale indicators when it is safe."""
         if not (self.options.sync and self.feed):
             return None
-        view = self._view()
         ratio = summary.invalid / summary.total if summary.total else 0.0
-        plan = ownership.sync_plan(
-            self.feed,
-            view,
-            self._present.__contains__,
-            invalid_ratio=ratio,
-            file_error=file_error,
-            force=self.options.sync_force,
-            identities=self.identities,
-        )
+
+        def plan_on(view: TenantView) -> ownership.SyncPlan:
+            assert self.feed is not None
+            return ownership.sync_plan(
+                self.feed,
+                view,
+                self._present.__contains__,
+                invalid_ratio=ratio,
+                file_error=file_error,
+                force=self.options.sync_force,
+                identities=self.identities,
+                made_now=self._added_ids,
+            )
+
+        plan = plan_on(self._view())
+        if plan.delete_ids:
+            # Never delete on a stale view (CONTRACT.md [mirror]): what the turn's view calls stale is checked
+            # against a full List made now, and only what that listing and the input (the feed's whole state)
+            # agree on is deleted, under the same safety rules.
+            plan = self._relisted_plan(plan, plan_on)
         self._sync = plan
         if plan.held_back_reason:
             log.warning("feed %s: %d deletes held back: %s", self.feed, len(plan.delete_ids), plan.held_back_reason)
@@ -369,7 +409,59 @@ class Steward:
                 self._delete(list(plan.delete_ids))
         return plan
 
+    def _relisted_plan(
+        self, plan: ownership.SyncPlan, plan_on: Callable[[TenantView], ownership.SyncPlan]
+    ) -> ownership.SyncPlan:
+        listed_at = self.now()
+        try:
+            fresh = TenantView(self.client.list_indicators(), now=listed_at)
+        except DefenderError as e:
+            why = f"the tenant could not be listed afresh before deleting: {e.message}"
+            log.warning("feed %s: %d deletes held back: %s", self.feed, len(plan.delete_ids), why)
+            return replace(plan, held_back_reason=why)
+        assert self.drain is not None
+        self.drain.relisted(fresh, listed_at)
+        self.view = fresh
+        return plan_on(fresh)
+
     # ------------------------------------------------------------------------------------------ deletes
+
+    def _confirm_owned(self, ids: Sequence[str]) -> dict[str, str]:
+        """Of superseded ids whose owner the view only inferred (`TenantView.owner_inferred`), those a List shows
+        are not the app's: id -> who made them (they stay). An id the List does not show is gone already.
+
+        The view took a new id from an import result as the app's own; Defender's upsert may instead have updated
+        in place a record someone else made behind the mirror. Deleting is the one step that must not rest on a
+        guess: the values are looked up first (20 a call), and an id that cannot be looked up stays.
+        """
+        if not ids:
+            return {}
+        view = self._view()
+        wanted = {i: rec for i in ids if (rec := view.by_id(i)) is not None}
+        values = list(dict.fromkeys(r.value for r in wanted.values()))
+        listed: dict[str, TenantRecord] = {}
+        try:
+            for start in range(0, len(values), MAX_FILTER_VALUES):
+                chunk = values[start : start + MAX_FILTER_VALUES]
+                for item in self.client.list_indicators(value_filter(chunk), page_size=MAX_FILTER_VALUES * 8):
+                    rec = TenantRecord.from_wire(item)
+                    listed[rec.id] = rec
+        except DefenderError as e:
+            log.warning("confirming who made %d indicators before deleting them failed: %s", len(wanted), e)
+            self._delete_errors.append(f"not deleted: who made {len(wanted)} indicators could not be confirmed: {e}")
+            return {i: "an identity the List could not confirm" for i in wanted}
+        kept: dict[str, str] = {}
+        assert self.drain is not None
+        for i in wanted:
+            rec = listed.get(i)
+            if rec is None:
+                self.drain.found_gone([i])
+            else:
+                self.drain.confirmed(rec)  # the owner as Defender lists it, for the mirror too
+                if not ownership.owned_by_app(rec, self.identities):
+                    kept[i] = rec.createdBy or "an unknown identity"
+                    self._conflicts_left += 1
+        return kept
 
     def _delete(self, ids: Sequence[str]) -> set[str]:
         """Delete ids with BatchDelete (≤ 500 a call); a 404 is recovered by re-listing (§5, §8.10).
@@ -384,21 +476,32 @@ class Steward:
 
     def _delete_chunk(self, chunk: list[str]) -> set[str]:
         remaining = list(chunk)
+        tenant = self.drain
         for _ in range(MAX_DELETE_ATTEMPTS):
             if not remaining:
                 return set(chunk)
+            if tenant is not None:
+                tenant.before_change()
             try:
                 if len(remaining) == 1:
                     # Single DELETE: False means it was already gone (404), which is just as good.
                     if self.client.delete(remaining[0]) is not False:
                         self._deleted += 1
+                        if tenant is not None:
+                            tenant.deleted(remaining)
+                    elif tenant is not None:
+                        tenant.found_gone(remaining)
                 else:
                     self.client.batch_delete(remaining)
                     self._deleted += len(remaining)
+                    if tenant is not None:
+                        tenant.deleted(remaining)
                 return set(chunk)
             except NotFoundError:
                 # All-or-nothing: one id already gone (expired, deleted by hand) fails the whole call.
                 existing = self._existing_ids()
+                if tenant is not None:
+                    tenant.found_gone([i for i in remaining if i not in existing])
                 remaining = [i for i in remaining if i in existing]
             except DefenderError as e:
                 self._delete_errors.append(f"deleting {len(remaining)} indicators failed: {e}")
@@ -414,9 +517,9 @@ class Steward:
 
     def report_extra(self) -> dict[str, Any]:
         """The report's `tenant` section: counts before/after, room, decisions, sync and deletes."""
-        view = self._view()
+        self._view()
         added = len(self._added_ids)
-        after = view.active_count + added - self._deleted
+        after = self._count_before + added - self._deleted
         sync: dict[str, Any] | None = None
         if self.options.sync and self.feed:
             p = self._sync
@@ -430,7 +533,7 @@ class Steward:
         admitter = self._admitter
         return {
             "tenant": {
-                "countBefore": view.active_count,
+                "countBefore": self._count_before,
                 # Computed, not re-listed: before + indicators created now - indicators deleted now.
                 "countAfter": after,
                 "max": self.settings.max_tenant_indicators,
@@ -450,6 +553,9 @@ class Steward:
                 "deleteErrors": list(self._delete_errors),
                 "sync": sync,
                 "dryRun": self.dry_run,
+                # How old the view these decisions rest on was, whether this turn listed it (else it is the
+                # tenant mirror) and the room kept for what analysts may have added since (CONTRACT.md [mirror]).
+                **self._view_report,
             }
         }
 

@@ -42,6 +42,8 @@ def app_env(azurite, fresh_containers, defender, identity_env, monkeypatch) -> d
         # Each test its own job queue and container, so no doorbell of one test reaches another's worker.
         "JOBS_QUEUE": f"jobs-{uuid.uuid4().hex[:20]}",
         "JOBS_CONTAINER": f"jobs-{uuid.uuid4().hex[:20]}",
+        # and its own tenant mirror (a mirror left by another test would describe another emulated tenant).
+        "STATE_CONTAINER": f"state-{uuid.uuid4().hex[:20]}",
         "JOB_RETRY_SCHEDULE_MINUTES": "0.02",  # 1.2 s between retries, so retry paths finish in a test
     }
     for k, v in env.items():

@@ -44,6 +44,7 @@ CONTRACT_SETTINGS = (
     "MAX_HTTP_INDICATORS",
     "MAX_TENANT_INDICATORS",
     "CAPACITY_RESERVE",
+    "TENANT_REFRESH_MINUTES",
     "MAX_VALUE_LENGTH",
     "MAX_GZIP_BYTES",
     "MAX_GZIP_RATIO",
@@ -63,6 +64,8 @@ JOB_SETTINGS = {
     "DRAIN_MAX_JOBS": "drain_max_jobs",
     "DRAIN_MAX_SECONDS": "drain_max_seconds",
     "COALESCE_WINDOW_SECONDS": "coalesce_window_seconds",
+    # [mirror] where the tenant mirror lives (an AppOptions setting like the jobs' container)
+    "STATE_CONTAINER": "state_container",
 }
 INDICATOR_STORAGE_SETTINGS = (
     "IndicatorStorage__blobServiceUri",

@@ -79,11 +79,13 @@ def test_both_accounts_get_their_containers() -> None:
         "lockContainerName",
         "deadLetterContainerName",
         "jobsContainerName",
+        "stateContainerName",  # [mirror] the tenant mirror
     ]
     assert bicep_param_default(main(), "indicatorsContainerName") == "indicators"
     assert bicep_param_default(main(), "reportsContainerName") == "indicator-reports"
     assert bicep_param_default(main(), "lockContainerName") == "indicator-locks"
     assert bicep_param_default(main(), "jobsContainerName") == "indicator-jobs"
+    assert bicep_param_default(main(), "stateContainerName") == "indicator-state"
     # Queues and lifecycle rules on the data account only.
     assert "queueNames" not in host and "deleteAfterModificationRules" not in host
     assert data["queueNames"] == ["jobsQueueName", "jobsPoisonQueueName"]

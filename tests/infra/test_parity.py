@@ -103,6 +103,7 @@ def test_defaults_are_written_as_the_contract_writes_them() -> None:
         "MAX_HTTP_INDICATORS": "15000",
         "MAX_TENANT_INDICATORS": "15000",
         "CAPACITY_RESERVE": "500",
+        "TENANT_REFRESH_MINUTES": "60",
         "MAX_VALUE_LENGTH": "8192",
         "MAX_GZIP_BYTES": "2147483648",
         "MAX_GZIP_RATIO": "200",
@@ -141,6 +142,7 @@ def test_job_defaults_are_written_as_the_contract_writes_them() -> None:
         "DRAIN_MAX_JOBS": "200",
         "DRAIN_MAX_SECONDS": "600",
         "COALESCE_WINDOW_SECONDS": "2",
+        "STATE_CONTAINER": "indicator-state",
     }
 
 
@@ -244,6 +246,7 @@ def test_resource_names_are_the_same() -> None:
         ("reportsContainerName", "reports_container_name"),
         ("deadLetterContainerName", "dead_letter_container_name"),
         ("jobsContainerName", "jobs_container_name"),
+        ("stateContainerName", "state_container_name"),
         ("jobsQueueName", "jobs_queue_name"),
         ("jobResultDays", "job_result_days"),
         ("eventMaxDeliveryAttempts", "event_max_delivery_attempts"),
@@ -277,6 +280,30 @@ def test_jobs_queue_container_and_settings_are_one_name_in_both() -> None:
     assert bicep_decorators("jobsQueueName")["max_length"] == 63 - len("-poison")
     (validation,) = terraform()["variable"]["jobs_queue_name"]["validation"]
     assert "length(var.jobs_queue_name) <= 56" in validation["condition"]
+
+
+def test_state_container_is_created_and_named_to_the_app_in_both() -> None:
+    """[mirror] `indicator-state/<tenant key>/mirror…`: the container STATE_CONTAINER names is the one created, on
+    the data account, in both stacks; the default is the code's."""
+    main = bicep("main.bicep")
+    data = main["modules"]["dataStorage"]["config"]["params"]
+    assert bicep_contract()["STATE_CONTAINER"] == "stateContainerName"
+    assert "stateContainerName" in data["containerNames"]
+    container = terraform()["resource"]["azurerm_storage_container"]["state"]
+    assert tf_contract()["STATE_CONTAINER"] == "${var.state_container_name}" == container["name"]
+    assert container["storage_account_id"] == "${azurerm_storage_account.data.id}"
+    assert bicep_param_default(main, "stateContainerName") == AppOptions().state_container == "indicator-state"
+
+
+def test_tenant_refresh_minutes_limits_are_the_same_in_both_and_accepted_by_the_app() -> None:
+    decorators = bicep_decorators("tenantRefreshMinutes")
+    assert (decorators["min_value"], decorators["max_value"]) == (0, 1440)
+    (validation,) = terraform()["variable"]["tenant_refresh_minutes"]["validation"]
+    condition = validation["condition"]
+    assert "var.tenant_refresh_minutes >= 0 && var.tenant_refresh_minutes <= 1440" in condition
+    assert "floor(var.tenant_refresh_minutes) == var.tenant_refresh_minutes" in condition
+    for value in ("0", "1440"):
+        Settings.from_env({"TENANT_REFRESH_MINUTES": value})  # raises SettingsError if the app refused it
 
 
 def _bicep_lifecycle_rule() -> dict:

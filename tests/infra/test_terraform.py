@@ -82,14 +82,17 @@ def test_containers_are_private_and_on_the_right_accounts() -> None:
         "locks": "${azurerm_storage_account.data.id}",
         "dead_letter": "${azurerm_storage_account.data.id}",
         "jobs": "${azurerm_storage_account.data.id}",
+        "state": "${azurerm_storage_account.data.id}",  # [mirror] the tenant mirror
     }
     assert all(c["container_access_type"] == "private" for c in containers.values())
     assert containers["jobs"]["name"] == "${var.jobs_container_name}"
+    assert containers["state"]["name"] == "${var.state_container_name}"
     variables = terraform()["variable"]
     assert variables["indicators_container_name"]["default"] == "indicators"
     assert variables["reports_container_name"]["default"] == "indicator-reports"
     assert variables["lock_container_name"]["default"] == "indicator-locks"
     assert variables["jobs_container_name"]["default"] == "indicator-jobs"
+    assert variables["state_container_name"]["default"] == "indicator-state"
 
 
 def test_jobs_queue_and_its_poison_queue_are_on_the_data_account() -> None:
@@ -111,7 +114,15 @@ def test_jobs_container_must_not_be_another_container() -> None:
     conditions = [v["condition"] for v in terraform()["variable"]["jobs_container_name"]["validation"]]
     assert (
         "${!contains([var.indicators_container_name, var.reports_container_name, var.lock_container_name, "
-        "var.dead_letter_container_name], var.jobs_container_name)}"
+        "var.dead_letter_container_name, var.state_container_name], var.jobs_container_name)}"
+    ) in conditions
+
+
+def test_state_container_must_not_be_a_data_container() -> None:
+    """The app refuses a mirror among the dropped files or the reports (`runtime.lock_container_problem`)."""
+    conditions = [v["condition"] for v in terraform()["variable"]["state_container_name"]["validation"]]
+    assert (
+        "${!contains([var.indicators_container_name, var.reports_container_name], var.state_container_name)}"
     ) in conditions
 
 
@@ -304,6 +315,7 @@ def test_outputs_name_the_app_containers_and_identity() -> None:
         "lock_container_name",
         "dead_letter_container_name",
         "jobs_container_name",
+        "state_container_name",
         "jobs_queue_name",
         "jobs_poison_queue_name",
         "identity_client_id",

@@ -331,21 +331,57 @@ def test_sync_holds_back_when_too_many_entries_are_invalid(tenant: DefenderEmula
     assert "invalid" in bad.tenant["sync"]["heldBack"] and len(tenant.admin.indicators()) == 4
 
 
-def test_batch_delete_404_is_recovered_by_relisting(tenant: DefenderEmulator, client_for: Any) -> None:
+def test_sync_lists_afresh_so_an_indicator_gone_behind_the_view_is_not_deleted(
+    tenant: DefenderEmulator, client_for: Any
+) -> None:
+    """CONTRACT.md [mirror]: feed sync lists afresh before it deletes; an indicator deleted by hand after the
+    view was read is not in that listing, so BatchDelete names only what is there (no 404)."""
     a = feed_settings(tenant, "feed-a")
     first = run_file(client_for(a), a, rows(*(public_ip(i) for i in range(1, 11))))
     gone_id = first.entries[9]["id"]
     other = client_for(a)
-
-    # One stale indicator disappears between the List and the BatchDelete (expired, deleted by hand).
     again = run_file(
         client_for(a), a, rows(*(public_ip(i) for i in range(1, 8))), before_finish=lambda: other.delete(gone_id)
     )
+    assert [c["status"] for c in calls_to(tenant, "/api/indicators/BatchDelete")] == [204]
+    assert {r["indicatorValue"] for r in tenant.admin.indicators()} == {public_ip(i) for i in range(1, 8)}
+    assert again.tenant["deleted"] == 2 and again.tenant["deleteErrors"] == [] and again.tenant["sync"]["stale"] == 2
+    assert again.summary.deleteCalls == 1
+
+
+class DeletesBehind:
+    """The client of a run, with someone deleting one indicator by hand just before its BatchDelete (after the
+    List that sync makes before deleting)."""
+
+    def __init__(self, client: DefenderClient, other: DefenderClient, gone_id: str) -> None:
+        self._client = client
+        self._other = other
+        self._gone: str | None = gone_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def batch_delete(self, ids: Any) -> Any:
+        if self._gone is not None:
+            self._other.delete(self._gone)
+            self._gone = None
+        return self._client.batch_delete(ids)
+
+
+def test_batch_delete_404_is_recovered_by_relisting(tenant: DefenderEmulator, client_for: Any) -> None:
+    a = feed_settings(tenant, "feed-a")
+    first = run_file(client_for(a), a, rows(*(public_ip(i) for i in range(1, 11))))
+    gone_id = first.entries[9]["id"]
+    client = DeletesBehind(client_for(a), client_for(a), gone_id)
+
+    # One stale indicator disappears between the List and the BatchDelete (expired, deleted by hand).
+    again = run_file(client, a, rows(*(public_ip(i) for i in range(1, 8))))  # type: ignore[arg-type]
     batch_calls = calls_to(tenant, "/api/indicators/BatchDelete")
     assert [c["status"] for c in batch_calls] == [404, 204]
     assert {r["indicatorValue"] for r in tenant.admin.indicators()} == {public_ip(i) for i in range(1, 8)}
     assert again.tenant["deleted"] == 2 and again.tenant["deleteErrors"] == []
-    assert again.summary.deleteCalls == 2 and again.summary.listCalls == 4  # load + re-list: a page + an empty one each
+    # load, the List before the deletes, the re-list after the 404: a page and an empty one each
+    assert again.summary.deleteCalls == 2 and again.summary.listCalls == 6
 
 
 def test_dry_run_decides_everything_and_changes_nothing(tenant: DefenderEmulator, client_for: Any) -> None:

@@ -817,20 +817,52 @@ def sync_steward(client: FakeTenant, **kw: Any) -> Steward:
     return Steward(client, settings_(max_tenant_indicators=100), options=options, now=NOW)
 
 
-def test_steward_sync_deletes_own_stale_with_batch_delete_and_recovers_a_404() -> None:
+def test_steward_sync_lists_afresh_and_deletes_only_what_that_listing_shows() -> None:
+    """CONTRACT.md [mirror] "Feed sync never deletes on a stale view": an indicator deleted behind the view is
+    not asked for; the List before the deletes is a second one (after the one that loaded the view)."""
     records = [owned(str(i), f"1.0.0.{i}") for i in range(1, 7)] + [rec("90", value="5.5.5.5")]
     client = FakeTenant(records, page_size=100)
     s = sync_steward(client)
     for i in (1, 2, 3):
         s.review(pending(i, ind(f"1.0.0.{i}")))
-    del client.records["5"]  # expired meanwhile: BatchDelete fails whole with 404
+    del client.records["5"]  # deleted by hand (or expired) after the view was read
+    plan = s.finish(Summary(total=3), file_error=False)
+    assert plan and plan.delete_ids == ("4", "6")
+    assert client.batches == [["4", "6"]]
+    assert set(client.records) == {"1", "2", "3", "90"}
+    extra = s.report_extra()["tenant"]
+    assert extra["deleted"] == 2 and extra["sync"]["heldBack"] is None and extra["sync"]["stale"] == 2
+    assert s.list_calls == 2 and s.delete_calls == 1
+
+
+class ExpiringTenant(FakeTenant):
+    """An indicator expires between the List and the BatchDelete that names it."""
+
+    def __init__(self, records: list[dict[str, Any]], *, expires: str) -> None:
+        super().__init__(records, page_size=100)
+        self.expires: str | None = expires
+
+    def batch_delete(self, ids: Sequence[str]) -> None:
+        if self.expires is not None:
+            self.records.pop(self.expires, None)
+            self.expires = None
+        super().batch_delete(ids)
+
+
+def test_steward_sync_recovers_a_404_of_batch_delete() -> None:
+    records = [owned(str(i), f"1.0.0.{i}") for i in range(1, 7)] + [rec("90", value="5.5.5.5")]
+    client = ExpiringTenant(records, expires="5")
+    s = sync_steward(client)
+    for i in (1, 2, 3):
+        s.review(pending(i, ind(f"1.0.0.{i}")))
     plan = s.finish(Summary(total=3), file_error=False)
     assert plan and plan.delete_ids == ("4", "5", "6")
     assert client.batches == [["4", "5", "6"], ["4", "6"]]  # re-listed, retried without the missing id
     assert set(client.records) == {"1", "2", "3", "90"}
     extra = s.report_extra()["tenant"]
     assert extra["deleted"] == 2 and extra["sync"]["heldBack"] is None and extra["sync"]["stale"] == 3
-    assert s.list_calls == 2 and s.delete_calls == 2
+    assert s.list_calls == 3 and s.delete_calls == 2
+    assert s.drain is not None and any("gone" in why for why in s.drain.drift)  # a drift signal for the mirror
 
 
 def test_steward_sync_held_back_and_dry_run() -> None:
