@@ -30,7 +30,7 @@ from shared.core.errors import DefenderError, InputChanged
 from shared.core.model import FileProblem, Ignored, Outcome, RawRow, ReaderItem, Summary
 from shared.core.options import NO_OPTIONS, InputOptions
 from shared.core.settings import Settings
-from shared.pipeline.process import RunResult, process_stream
+from shared.pipeline.process import Reviewer, RunResult, Submitter, process_stream
 from shared.pipeline.reports import FAILED, ReportWriter
 from shared.tenant import session
 from shared.tenant.drain import DrainTenant
@@ -387,23 +387,7 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
             dry_run=options.dry_run_under(settings) or client is None,
             html_out=html_out,
         )
-        steward = submitter = None
-        if client is not None:
-            checked = LeaseChecked(client, lease)
-            bound = job.entries_at_most
-            if bound is None and stream is not None and job.size is not None:
-                bound = session.entries_bound(stream.peek(2)[:2], job.size)
-            steward, submitter = session.start(
-                checked,
-                settings,
-                options=options,
-                entries_at_most=bound,
-                second_pass=lambda: _second_pass(job),
-                drain=job.drain,
-            )
-            tenant = getattr(steward, "drain", None)
-            if submitter is not None and job.follow_imports and isinstance(tenant, DrainTenant):
-                submitter = Followed(submitter, tenant, steward.identities)
+        steward, submitter = _tenant_side(job, client, lease, stream) if client is not None else (None, None)
         run = process_stream(
             stream,
             job.name,
@@ -426,6 +410,29 @@ def _process(job: Job, client: DefenderLike | None, lease: Lease, reports: Repor
             report_extra=hooks.report_extra,
         )
     return JobResult(writer.source, run=run, time_limit=limit, changed=run.changed)
+
+
+def _tenant_side(
+    job: Job, client: DefenderLike, lease: Lease, stream: io.BufferedReader | None
+) -> tuple[Reviewer, Submitter | None]:
+    """The job's steward (the tenant's view loaded, the ranking pass made when needed) and its submitter: every
+    call lease-checked; a turn whose imports the drain's view follows gets them through `Followed`."""
+    checked = LeaseChecked(client, lease)
+    bound = job.entries_at_most
+    if bound is None and stream is not None and job.size is not None:
+        bound = session.entries_bound(stream.peek(2)[:2], job.size)
+    steward, submitter = session.start(
+        checked,
+        job.settings,
+        options=job.options,
+        entries_at_most=bound,
+        second_pass=lambda: _second_pass(job),
+        drain=job.drain,
+    )
+    tenant = getattr(steward, "drain", None)
+    if submitter is not None and job.follow_imports and isinstance(tenant, DrainTenant):
+        submitter = Followed(submitter, tenant, steward.identities)
+    return steward, submitter
 
 
 def _second_pass(job: Job) -> Iterator[object]:

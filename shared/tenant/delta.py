@@ -78,8 +78,12 @@ class Decision:
         """
         return self.kind is Kind.new
 
-    def note(self) -> str | None:
-        """The phrase the report carries for this decision (None for `new` without conflicts)."""
+    def note(self, *, rewritten: str | None = None) -> str | None:
+        """The phrase the report carries for this decision (None for `new` without conflicts).
+
+        `rewritten`: the id the import returned, when it is a conflicting record's: Defender's upsert (keyed
+        on type+value) rewrote that record in place, and its part of the phrase says so.
+        """
         main: str | None = None
         if self.kind is Kind.unchanged:
             main = "already in the tenant with identical fields"
@@ -87,7 +91,8 @@ class Decision:
             main = f"updates indicator {self.existing_id} ({', '.join(self.differences)})"
         elif self.kind is Kind.replace:
             main = f"replaces {self.old_action} indicator {self.old_id}"
-        parts = [p for p in (main, *(c.note() for c in self.conflicts)) if p]
+        conflicts = (c.in_place_note() if c.id == rewritten else c.note() for c in self.conflicts)
+        parts = [p for p in (main, *conflicts) if p]
         return "; ".join(parts) or None
 
 

@@ -126,37 +126,46 @@ def decode(lines: Iterable[bytes], *, tenant: str) -> Mirror:
         first = next(it, None)
         if first is None:
             raise MirrorUnreadable("the mirror is empty")
-        head = _object(first, 1)
-        if head.get("mirror") != MIRROR_FORMAT:
-            raise MirrorUnreadable(f"not a mirror of format {MIRROR_FORMAT} (header {str(head)[:80]})")
-        if head.get("tenant") != tenant:
-            raise MirrorUnreadable(f"the mirror is of tenant {head.get('tenant')!r}, not {tenant!r}")
-        listed_at = parse_time(head.get("listedAt"))
-        written_at = parse_time(head.get("writtenAt"))
-        count = head.get("count")
-        if listed_at is None or written_at is None or not isinstance(count, int) or count < 0:
-            raise MirrorUnreadable("the mirror's header lacks listedAt, writtenAt or count")
-        refresh = head.get("refresh")
-        records: list[TenantRecord] = []
-        inferred: set[str] = set()
-        for n, raw in enumerate(it, start=2):
-            if not raw.strip():
-                continue
-            item = _object(raw, n)
-            if not item.get("id") or not item.get("indicatorType") or not item.get("indicatorValue"):
-                raise MirrorUnreadable(f"line {n} of the mirror is not an indicator")
-            rec = TenantRecord.from_wire(item)
-            records.append(rec)
-            if item.get("ownerInferred") is True:
-                inferred.add(rec.id)
-        if len(records) != count:
-            raise MirrorUnreadable(f"the mirror holds {len(records)} indicators, its header says {count}")
+        header = _header(_object(first, 1), tenant)
+        records, inferred = _records(it)
+        if len(records) != header.count:
+            raise MirrorUnreadable(f"the mirror holds {len(records)} indicators, its header says {header.count}")
     except MirrorUnreadable:
         raise
     except (ValueError, TypeError) as e:
         raise MirrorUnreadable(str(e) or type(e).__name__) from e
-    header = MirrorHeader(tenant, listed_at, written_at, count, refresh if isinstance(refresh, str) else None)
     return Mirror(header, records, inferred)
+
+
+def _header(head: dict[str, Any], tenant: str) -> MirrorHeader:
+    if head.get("mirror") != MIRROR_FORMAT:
+        raise MirrorUnreadable(f"not a mirror of format {MIRROR_FORMAT} (header {str(head)[:80]})")
+    if head.get("tenant") != tenant:
+        raise MirrorUnreadable(f"the mirror is of tenant {head.get('tenant')!r}, not {tenant!r}")
+    listed_at = parse_time(head.get("listedAt"))
+    written_at = parse_time(head.get("writtenAt"))
+    count = head.get("count")
+    if listed_at is None or written_at is None or not isinstance(count, int) or count < 0:
+        raise MirrorUnreadable("the mirror's header lacks listedAt, writtenAt or count")
+    refresh = head.get("refresh")
+    return MirrorHeader(tenant, listed_at, written_at, count, refresh if isinstance(refresh, str) else None)
+
+
+def _records(lines: Iterator[bytes]) -> tuple[list[TenantRecord], set[str]]:
+    """The mirror's indicators after its header (line 1), and the ids whose owner was only inferred."""
+    records: list[TenantRecord] = []
+    inferred: set[str] = set()
+    for n, raw in enumerate(lines, start=2):
+        if not raw.strip():
+            continue
+        item = _object(raw, n)
+        if not item.get("id") or not item.get("indicatorType") or not item.get("indicatorValue"):
+            raise MirrorUnreadable(f"line {n} of the mirror is not an indicator")
+        rec = TenantRecord.from_wire(item)
+        records.append(rec)
+        if item.get("ownerInferred") is True:
+            inferred.add(rec.id)
+    return records, inferred
 
 
 def _object(raw: bytes, n: int) -> dict[str, Any]:

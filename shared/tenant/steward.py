@@ -26,13 +26,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from shared.core.batching import batches
 from shared.core.errors import DefenderError, NotFoundError
-from shared.core.model import Outcome, Status, Summary
+from shared.core.model import Indicator, Outcome, Status, Summary
 from shared.core.options import NO_OPTIONS, InputOptions, row_defaults
 from shared.core.settings import Settings
 from shared.tenant import capacity, delta, ownership, records
@@ -267,22 +267,28 @@ class Steward:
         if d.kind is Kind.unchanged:
             return outcome.final(Status.unchanged, d.note(), id=d.existing_id, code="unchanged")
         notes = list(outcome.notes)
-        mark = ownership.app_mark(self.feed, ind.indicatorType.value, ind.indicatorValue)
-        if self.feed:
-            if ind.externalId and ind.externalId != mark:
-                notes.append("externalId replaced by the feed's ownership mark")
-            ind = replace(ind, externalId=mark)
-        elif not ind.externalId:
-            ind = replace(ind, externalId=mark)
-        elif ind.externalId != mark and ownership.looks_like_mark(ind.externalId):
-            notes.append("externalId replaced by the app's ownership mark (the row's imitated it)")
-            ind = replace(ind, externalId=mark)
+        ind = self._marked(ind, notes)
         if d.kind in (Kind.update, Kind.replace) or d.conflicts:
             self._pending[key] = d
             notes.append(d.note() or "")
         # `new` carries the decision too, so admit() does not compute it again.
         self._last = (key, d)
         return replace(outcome, indicator=ind, notes=tuple(n for n in notes if n))
+
+    def _marked(self, ind: Indicator, notes: list[str]) -> Indicator:
+        """The indicator with the app's ownership mark as its externalId (see `classify`); notes say why when it
+        replaced the row's own."""
+        mark = ownership.app_mark(self.feed, ind.indicatorType.value, ind.indicatorValue)
+        if self.feed:
+            if ind.externalId and ind.externalId != mark:
+                notes.append("externalId replaced by the feed's ownership mark")
+            return replace(ind, externalId=mark)
+        if not ind.externalId:
+            return replace(ind, externalId=mark)
+        if ind.externalId != mark and ownership.looks_like_mark(ind.externalId):
+            notes.append("externalId replaced by the app's ownership mark (the row's imitated it)")
+            return replace(ind, externalId=mark)
+        return ind
 
     def admit(self, outcome: Outcome) -> Outcome:
         """Capacity: a pending `new` outcome beyond the room (in priority order) becomes `skipped`."""
@@ -316,18 +322,33 @@ class Steward:
         (keyed on type+value) rewrote it in place — which the reason then says. Returns the outcomes with
         their reasons telling what happened.
         """
-        view = self._view()
+        follow = self._follow_ups(outcomes)
+        to_delete = [i for _, ids in follow.values() for i in ids]
+        kept: dict[str, str] = {}  # id -> who made it, when a List showed it is not the app's after all
+        gone: set[str] = set()
+        if to_delete and not self.dry_run:
+            kept = self._confirm_owned([i for i in to_delete if i in self._view().owner_inferred])
+            gone = self._delete([i for i in to_delete if i not in kept])
         out: list[Outcome] = []
-        to_delete: list[str] = []
+        for i, o in enumerate(outcomes):
+            if i in follow:
+                d, ids = follow[i]
+                o = self._followed_up(o, d, ids, _FollowUp(gone=gone, kept=kept))
+            out.append(o)
+        return out
+
+    def _follow_ups(self, outcomes: Sequence[Outcome]) -> dict[int, tuple[Decision, list[str]]]:
+        """Position → (its update/replace decision, the ids to delete) for each entry submitted with one."""
         follow: dict[int, tuple[Decision, list[str]]] = {}
         for i, o in enumerate(outcomes):
             if o.status is Status.submitted and o.id and o.id not in self._ids_before:
                 self._added_ids.add(o.id)
-            d = None
-            if o.indicator is not None:
-                d = self._pending.pop(
-                    records.tenant_key(o.indicator.indicatorType.value, o.indicator.indicatorValue), None
-                )
+            ind = o.indicator
+            d = (
+                self._pending.pop(records.tenant_key(ind.indicatorType.value, ind.indicatorValue), None)
+                if ind
+                else None
+            )
             if d is None or o.status is not Status.submitted:
                 continue
             ids = delta.superseded_to_delete(d, o.id)
@@ -336,43 +357,22 @@ class Steward:
             if (d.supersedes and not ids) or (d.kind is Kind.update and not d.supersedes and o.id == d.existing_id):
                 self._in_place += 1
             follow[i] = (d, ids)
-            to_delete.extend(ids)
-        kept: dict[str, str] = {}  # id -> who made it, when a List showed it is not the app's after all
-        if to_delete and not self.dry_run:
-            kept = self._confirm_owned([i for i in to_delete if i in view.owner_inferred])
-        gone = self._delete([i for i in to_delete if i not in kept]) if to_delete and not self.dry_run else set()
-        for i, o in enumerate(outcomes):
-            if i not in follow:
-                out.append(o)
-                continue
-            d, ids = follow[i]
-            reason = o.reason or ""
-            msgs: list[str] = []
-            for c in d.conflicts:
-                if c.id == o.id:
-                    # Defender keyed the upsert on type+value: it rewrote the other identity's record.
-                    reason = reason.replace(c.note(), c.in_place_note())
-                    self._conflicts_left -= 1
-                    self._foreign_in_place += 1
-            if d.supersedes:
-                mine = [x for x in ids if x not in kept]
-                for x in ids:
-                    if x in kept:
-                        msgs.append(f"indicator {x} left in place (Defender lists it as created by {kept[x]})")
-                if not ids:
-                    msgs.append("Defender updated it in place (same id)")
-                elif mine and all(x in gone for x in mine):
-                    msgs.append(f"old indicator {', '.join(mine)} deleted")
-                elif mine:
-                    msgs.append(f"old indicator {', '.join(x for x in mine if x not in gone)} could not be deleted")
-            elif d.kind is Kind.update and d.existing_id is not None:
-                # The same-action record is someone else's: an update, never a delete (delta.compare).
-                if o.id == d.existing_id:
-                    msgs.append("Defender updated it in place (same id)")
-                else:
-                    msgs.append(f"indicator {d.existing_id} left in place (not created by this app)")
-            out.append(replace(o, reason="; ".join(p for p in (reason, *msgs) if p) or None))
-        return out
+        return follow
+
+    def _followed_up(self, o: Outcome, d: Decision, ids: list[str], done: _FollowUp) -> Outcome:
+        """The submitted entry with its reason built again from its parts: its notes (the decision's note as it
+        now reads) and what became of the superseded records. A submitted entry's reason is its notes
+        (`Outcome.final` given only the id), so nothing else is lost."""
+        notes = o.notes
+        rewritten = sum(1 for c in d.conflicts if c.id == o.id)
+        if rewritten:
+            # Defender keyed the upsert on type+value: it rewrote the other identity's record.
+            self._conflicts_left -= rewritten
+            self._foreign_in_place += rewritten
+            noted, renoted = d.note(), d.note(rewritten=o.id)
+            notes = tuple((renoted or "") if n == noted else n for n in notes)
+        parts = (*notes, *_follow_up_messages(o, d, ids, done))
+        return replace(o, notes=tuple(n for n in notes if n), reason="; ".join(p for p in parts if p) or None)
 
     def finish(self, summary: Summary, *, file_error: bool) -> ownership.SyncPlan | None:
         """Feed sync at the end of the input: delete this feed's own stale indicators when it is safe."""
@@ -483,19 +483,7 @@ class Steward:
             if tenant is not None:
                 tenant.before_change()
             try:
-                if len(remaining) == 1:
-                    # Single DELETE: False means it was already gone (404), which is just as good.
-                    if self.client.delete(remaining[0]) is not False:
-                        self._deleted += 1
-                        if tenant is not None:
-                            tenant.deleted(remaining)
-                    elif tenant is not None:
-                        tenant.found_gone(remaining)
-                else:
-                    self.client.batch_delete(remaining)
-                    self._deleted += len(remaining)
-                    if tenant is not None:
-                        tenant.deleted(remaining)
+                self._delete_now(remaining)
                 return set(chunk)
             except NotFoundError:
                 # All-or-nothing: one id already gone (expired, deleted by hand) fails the whole call.
@@ -509,6 +497,21 @@ class Steward:
                 return set(chunk) - set(remaining)
         self._delete_errors.append(f"deleting {len(remaining)} indicators kept failing with 404")
         return set(chunk) - set(remaining)
+
+    def _delete_now(self, ids: list[str]) -> None:
+        """One delete call (a single DELETE for one id, BatchDelete for more); the turn's view follows it."""
+        tenant = self.drain
+        if len(ids) > 1:
+            self.client.batch_delete(ids)
+            self._deleted += len(ids)
+            if tenant is not None:
+                tenant.deleted(ids)
+        elif self.client.delete(ids[0]) is not False:
+            self._deleted += 1
+            if tenant is not None:
+                tenant.deleted(ids)
+        elif tenant is not None:
+            tenant.found_gone(ids)  # False: it was already gone (404), which is just as good
 
     def _existing_ids(self) -> set[str]:
         return {str(item.get("id")) for item in self.client.list_indicators()}
@@ -582,3 +585,36 @@ def prepare(steward: Steward, *, entries_at_most: int | None, second_pass: Calla
         for item in second_pass():
             steward.rank(item)
     return steward.plan()
+
+
+@dataclass(frozen=True)
+class _FollowUp:
+    """What a batch's deletes did: the ids gone afterwards, and those kept because a List named another maker."""
+
+    gone: set[str]
+    kept: dict[str, str]
+
+
+def _follow_up_messages(o: Outcome, d: Decision, ids: list[str], done: _FollowUp) -> list[str]:
+    """What became of the records an update or a replacement superseded, for the entry's reason."""
+    if d.supersedes:
+        return _superseded_messages(ids, done)
+    if d.kind is Kind.update and d.existing_id is not None:
+        # The same-action record is someone else's: an update, never a delete (delta.compare).
+        if o.id == d.existing_id:
+            return ["Defender updated it in place (same id)"]
+        return [f"indicator {d.existing_id} left in place (not created by this app)"]
+    return []
+
+
+def _superseded_messages(ids: list[str], done: _FollowUp) -> list[str]:
+    msgs = [f"indicator {x} left in place (Defender lists it as created by {done.kept[x]})" for x in ids
+            if x in done.kept]  # fmt: skip
+    mine = [x for x in ids if x not in done.kept]
+    if not ids:
+        msgs.append("Defender updated it in place (same id)")
+    elif mine and all(x in done.gone for x in mine):
+        msgs.append(f"old indicator {', '.join(mine)} deleted")
+    elif mine:
+        msgs.append(f"old indicator {', '.join(x for x in mine if x not in done.gone)} could not be deleted")
+    return msgs

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from shared.core.errors import AccessDenied, DefenderUnavailable
 from shared.core.model import Action, Indicator, IndicatorType, Outcome, Severity, Status
+from shared.core.options import InputOptions
 from shared.core.settings import Settings
 from shared.tenant import capacity, ownership
 from shared.tenant.drain import DrainTenant, import_drift, reports_cap
@@ -64,7 +65,9 @@ def ind(value: str, **kw: Any) -> Indicator:
 
 def submitted(value: str, id: str, **kw: Any) -> Outcome:
     i = ind(value, **kw)
-    return Outcome(1, value, "IpAddress", i.action.value, Status.submitted, id=id, indicator=i)
+    return Outcome(
+        line=1, value=value, type="IpAddress", action=i.action.value, status=Status.submitted, id=id, indicator=i
+    )
 
 
 def mirror_of(view: TenantView, *, listed_at: datetime = NOW, refresh: str | None = None) -> Mirror:
@@ -258,7 +261,7 @@ def test_the_view_follows_imports_keeping_owners_it_knows() -> None:
 
 def test_a_cap_answer_while_the_view_has_room_is_drift_and_ends_the_turns_room() -> None:
     t = DrainTenant(TenantView([wire("1", "20.0.0.1")], now=NOW), max_tenant_indicators=100, capacity_reserve=0)
-    o = Outcome(1, "20.0.0.9", "IpAddress", "Block", None, indicator=ind("20.0.0.9"))
+    o = Outcome(line=1, value="20.0.0.9", type="IpAddress", action="Block", status=None, indicator=ind("20.0.0.9"))
     t.imported([o.final(Status.failed, "Tenant indicator limit reached: 100 of 100 active indicators in use")], APP)
     assert t.room_left() == 0 and "cap is reached while the mirror counts 1 of 100" in t.drift[0]
 
@@ -505,14 +508,26 @@ def test_decisions_are_the_same_on_a_fresh_listing_and_on_a_fresh_mirror(
     """Every outcome (status, id, reason, notes, the indicator that would be sent) and the report's decisions are
     identical whether the steward lists the tenant itself or decides on the mirror written from that listing."""
     records = [to_wire(i, r) for i, r in enumerate(tenant)]
-    s = replace(Settings(), max_tenant_indicators=len(records) + room, capacity_reserve=0, feed=feed)
+    s = replace(Settings(), max_tenant_indicators=len(records) + room, capacity_reserve=0)
+    options = InputOptions(feed=feed)
 
     def run(drain: DrainTenant | None) -> tuple[list[Outcome], dict[str, Any]]:
-        steward = Steward(Tenant(records), s, now=NOW, identities=[APP], drain=drain)
+        steward = Steward(Tenant(records), s, options=options, now=NOW, identities=[APP], drain=drain)
         out = []
         for n, r in enumerate(rows):
             i = ind(r["value"], action=Action(r["action"]), severity=r["severity"], title=r["title"])
-            out.append(steward.review(Outcome(n + 1, i.indicatorValue, "IpAddress", i.action.value, None, indicator=i)))
+            out.append(
+                steward.review(
+                    Outcome(
+                        line=n + 1,
+                        value=i.indicatorValue,
+                        type="IpAddress",
+                        action=i.action.value,
+                        status=None,
+                        indicator=i,
+                    )
+                )
+            )
         tenant_section = steward.report_extra()["tenant"]
         for key in ("viewAgeSeconds", "refreshed", "refreshReason", "analystMargin"):
             tenant_section.pop(key)
