@@ -19,7 +19,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared.app import runtime, worker
+from shared.app import attempt, runtime
 from shared.core.jobs import JobState
 from tests.app.test_http_import import Ctx, import_calls
 from tests.conftest import REPO
@@ -173,14 +173,14 @@ def test_poison_makes_the_job_final_failed_at_the_status_route(functions, make_r
     host poisons the message, so its status route answers 200, never an eternal 202."""
     make_runtime(HTTP_SYNC_SECONDS="0", AzureFunctionsJobHost__extensions__queues__maxDequeueCount="3")
     jobs_host.max_dequeue_count = 3
-    real = worker.run_job
+    real = attempt.run_job
 
     def crashing(job: Any, **kw: Any) -> Any:
-        if kw.get("client") is not None and not isinstance(kw["client"], worker.Refusing):
+        if kw.get("client") is not None and not isinstance(kw["client"], attempt.Refusing):
             raise RuntimeError("a bug on this input")
         return real(job, **kw)
 
-    monkeypatch.setattr(worker, "run_job", crashing)
+    monkeypatch.setattr(attempt, "run_job", crashing)
     values = [hex_value(f"poison-{i}") for i in range(2)]
     _code, _pending, headers, _ = request(functions, body_of(values))
     final = poll(functions, headers["Location"])

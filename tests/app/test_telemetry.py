@@ -266,25 +266,25 @@ def test_jobs_are_counted_by_outcome_retried_poisoned_and_failed(
     """A job that crashes on every delivery: `retried` for each redelivery, `poisoned` on the last one (the app's
     own count, whatever becomes of the poison queue); a 403 past its retry window: `retried`, then `failed`, the
     403s counted by status code."""
-    from shared.app import worker
+    from shared.app import attempt
     from tests.app.test_jobs import body_of, poll, request
 
     make_runtime(HTTP_SYNC_SECONDS="0", AzureFunctionsJobHost__extensions__queues__maxDequeueCount="3",
                  ACCESS_DENIED_RETRY_HOURS="0.0003")  # fmt: skip
     jobs_host.max_dequeue_count = 3
-    real = worker.run_job
+    real = attempt.run_job
 
     def crashing(job: Any, **kw: Any) -> Any:
-        if kw.get("client") is not None and not isinstance(kw["client"], worker.Refusing):
+        if kw.get("client") is not None and not isinstance(kw["client"], attempt.Refusing):
             raise RuntimeError("a bug on this input")
         return real(job, **kw)
 
     identity.configure(roles=["Ti.Read.All"])  # every token of this test lacks the import role
-    monkeypatch.setattr(worker, "run_job", crashing)
+    monkeypatch.setattr(attempt, "run_job", crashing)
     _code, _pending, headers, _ = request(functions, body_of([hex_value("poisoned")]))
     assert poll(functions, headers["Location"])["status"] == "failed"
     jobs_host.drain()
-    monkeypatch.setattr(worker, "run_job", real)
+    monkeypatch.setattr(attempt, "run_job", real)
     _code, _pending, headers, _ = request(functions, body_of([hex_value("denied")]))
     assert poll(functions, headers["Location"])["status"] == "failed"
     jobs_host.drain()  # the record is final a moment before the invocation that wrote it has counted it
