@@ -155,6 +155,28 @@ def decode_line(raw: bytes) -> tuple[str, bool]:
 
 CP1252_NOTE = "line read as Windows-1252: it is not UTF-8"
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+# Where `str.splitlines` breaks a line beyond CR and LF in ASCII text (VT, FF, FS, GS, RS); no line of a file
+# ends there. Non-ASCII text adds NEL, LS and PS.
+_OTHER_BREAKS = ("\x0b", "\x0c", "\x1c", "\x1d", "\x1e")
+
+
+def split_lines(text: str) -> list[str]:
+    """`text` cut after each CR, LF or CRLF, line ends kept (the last piece may have none): `_LINE.findall(text)`.
+
+    `str.splitlines(keepends=True)` cuts the same way in C, several times faster, where it has no other break
+    to cut at: ASCII text without VT, FF, FS, GS or RS, which is nearly every block of a feed.
+    """
+    if text.isascii() and not any(c in text for c in _OTHER_BREAKS):
+        return text.splitlines(True)
+    return _LINE.findall(text)
+
+
+def line_ends(text: str) -> int:
+    """How many lines end in `text` (at CR, LF or CRLF); a text without CR needs one count."""
+    n = text.count("\n")
+    if "\r" in text:
+        n += text.count("\r") - text.count("\r\n")
+    return n
 
 
 class TextLines:
@@ -183,7 +205,7 @@ class TextLines:
             except UnicodeDecodeError:
                 text = self._slow(block)
             else:
-                self._number += text.count("\n") + text.count("\r") - text.count("\r\n")
+                self._number += line_ends(text)
             yield text
 
     def _slow(self, block: bytes) -> str:
@@ -203,7 +225,7 @@ class TextLines:
         """Physical lines with their ends; a line that spans blocks comes whole."""
         partial: list[str] = []  # pieces of a line that spans blocks
         for text in self.blocks():
-            lines = _LINE.findall(text)
+            lines = split_lines(text)
             if not lines:
                 continue
             open_end = not lines[-1].endswith(("\n", "\r"))

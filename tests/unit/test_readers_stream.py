@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zipfile
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.core.model import FileProblem, RawRow
 from shared.readers import read
-from shared.readers._stream import PEEK_BYTES
+from shared.readers._stream import PEEK_BYTES, line_ends, split_lines
 
 
 class OneWay(io.RawIOBase):
@@ -166,3 +169,17 @@ def test_failing_stream_becomes_a_file_problem():
     reading = read(Broken(), "x.csv")
     out = list(reading)
     assert len(out) == 1 and isinstance(out[0], FileProblem) and "connection reset" in out[0].message
+
+
+_LINE_TEXT = st.lists(
+    st.sampled_from(["a", ",", "\r", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1e", "\x85", "\u2028", "é"])
+).map("".join)
+
+
+@given(_LINE_TEXT | _LINE_TEXT.map(lambda t: t.encode("ascii", "ignore").decode("ascii")))
+def test_split_lines_cuts_where_the_line_pattern_cuts(text):
+    """The fast cut (`str.splitlines` where it has no other break to cut at) gives the pattern's lines, and the
+    line-end count is the number of lines that end."""
+    want = re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+", text)
+    assert split_lines(text) == want
+    assert line_ends(text) == sum(1 for line in want if line.endswith(("\n", "\r")))
