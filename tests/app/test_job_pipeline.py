@@ -16,7 +16,7 @@ import pytest
 import shared.pipeline.job as job_module
 import shared.readers as readers_module
 import shared.readers._json as json_reader
-from shared.app import cli, worker
+from shared.app import attempt, cli
 from shared.storage.jobs import JobStore
 from tests.app.conftest import import_now
 from tests.app.test_blob_import import upload
@@ -57,7 +57,7 @@ class Counted:
             self.row_loads += 1
             return real_rows(store, name)
 
-        for target in (job_module, worker):
+        for target in (job_module, attempt):
             monkeypatch.setattr(target, "run_job", run_job)
         monkeypatch.setattr(readers_module, "read", read)
         monkeypatch.setattr(json_reader, "walk", walk)
