@@ -19,6 +19,8 @@ RUNS = [
     ("a 15,000-indicator POST as a queued job, 4-s import calls, real 60-s window (about 2 minutes)",
      ["bench_jobs.py"]),
     ("coalesced batches: 100 concurrent 2-indicator POSTs, 1-s import calls", ["bench_coalesce.py"]),
+    ("tenant mirror: List calls of 40 POSTs in a row, and of a compressed hour of 600 POSTs and 3 feed drops",
+     ["bench_mirror.py"]),
 ]
 
 

@@ -27,7 +27,7 @@ from shared.storage.blobs import base64_queue, parse_connection, queue_service, 
 from shared.storage.jobs import JobQueue, JobStore
 from shared.storage.mirror import DEFAULT_STATE_CONTAINER, MirrorBlob
 from shared.storage.tenant_lock import LockHandle, TenantLock
-from shared.tenant.mirrored import Lister, TenantMirror
+from shared.tenant.mirrored import Lister, MirrorCache, TenantMirror
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
@@ -158,6 +158,7 @@ class Runtime:
         self._defender_factory = defender_factory
         self._defender: DefenderClient | None = None
         self._defender_lock = threading.Lock()
+        self.mirrors = MirrorCache()  # the tenant mirror this process last read or wrote, per tenant key
 
     @classmethod
     def from_env(
@@ -208,7 +209,7 @@ class Runtime:
         """The tenant mirror of a tenant key for one turn of its lock (`indicator-state/<tenant key>/mirror…`),
         listing through `client` when it will not do. Builds no connection of its own."""
         store = MirrorBlob(self.service.get_container_client(self.options.state_container), tenant)
-        return TenantMirror(client, store, tenant=tenant, settings=self.settings)
+        return TenantMirror(client, store, tenant=tenant, settings=self.settings, cache=self.mirrors)
 
     @property
     def defender(self) -> DefenderClient:

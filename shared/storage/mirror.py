@@ -46,14 +46,35 @@ class MirrorBlob:
             pass
         self._ready = True
 
-    def read(self) -> tuple[str, Mapping[str, str], Iterator[bytes]] | None:
-        """(ETag, metadata, lines) of the mirror, None when there is none; ValueError when it cannot be read."""
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
+    def read(self, known_etag: str | None = None) -> tuple[str, Mapping[str, str], Iterator[bytes] | None] | None:
+        """(ETag, metadata, lines) of the mirror, None when there is none; ValueError when it cannot be read.
+
+        `known_etag`: the ETag of a mirror the caller holds already; when the blob still has it (If-None-Match,
+        `304`), nothing is downloaded and the answer is (that ETag, {}, None).
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import (
+            AzureError,
+            ResourceModifiedError,
+            ResourceNotFoundError,
+            ResourceNotModifiedError,
+        )
 
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # closed by the line reader, or below
         try:
-            download = self.container.download_blob(self.name)
+            if known_etag is not None:
+                download = self.container.download_blob(
+                    self.name, etag=known_etag, match_condition=MatchConditions.IfModified
+                )
+            else:
+                download = self.container.download_blob(self.name)
             download.readinto(spool)
+        except (ResourceNotModifiedError, ResourceModifiedError):
+            # 304 to If-None-Match (the SDK names it "ConditionNotMet"): the blob is still at `known_etag`.
+            spool.close()
+            if known_etag is None:
+                raise ValueError("the mirror blob answered a condition that was not asked") from None
+            return known_etag, {}, None
         except ResourceNotFoundError:
             spool.close()
             return None

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,13 +53,20 @@ class MirrorHeader:
     refresh: str | None = None  # a drift signal of the last drain: the next one lists first
 
 
+# id -> the record as read or written, its `ownerInferred` flag, and its line: a record the next write finds
+# unchanged (the same object, the same flag) is written with that line again instead of being encoded anew.
+Lines = dict[str, tuple[TenantRecord, bool, bytes]]
+
+
 @dataclass
 class Mirror:
-    """A mirror read back: its header and its records (expired ones still in; `view()` drops them)."""
+    """A mirror read back (or just written): its header and its records (expired ones still in; `view()` drops
+    them), and the lines they were read from."""
 
     header: MirrorHeader
     records: list[TenantRecord]
     owner_inferred: set[str]
+    lines: Lines = field(default_factory=dict, repr=False, compare=False)
 
     def view(self, now: datetime) -> TenantView:
         return TenantView(self.records, now=now, owner_inferred=self.owner_inferred)
@@ -94,8 +101,13 @@ def record_to_wire(rec: TenantRecord, *, owner_inferred: bool = False) -> dict[s
     return out
 
 
-def encode(header: MirrorHeader, view: TenantView) -> Iterator[bytes]:
-    """The mirror's lines, header first, each ending in a newline (streamed: no whole-blob string is built)."""
+def encode(header: MirrorHeader, view: TenantView, *, reuse: Lines | None = None,
+           keep: Lines | None = None) -> Iterator[bytes]:  # fmt: skip
+    """The mirror's lines, header first, each ending in a newline (streamed: no whole-blob string is built).
+
+    `reuse`: the lines of the mirror read at the start of the turn (`Mirror.lines`), written again for records
+    that did not change; `keep`: filled with this mirror's lines, for the next write (`written`).
+    """
     records = view.records
     head = {
         "mirror": MIRROR_FORMAT,
@@ -108,7 +120,22 @@ def encode(header: MirrorHeader, view: TenantView) -> Iterator[bytes]:
     yield _line(head)
     inferred = view.owner_inferred
     for rec in records:
-        yield _line(record_to_wire(rec, owner_inferred=rec.id in inferred))
+        flag = rec.id in inferred
+        old = reuse.get(rec.id) if reuse is not None else None
+        if old is not None and old[0] is rec and old[1] == flag:
+            line = old[2]
+        else:
+            line = _line(record_to_wire(rec, owner_inferred=flag))
+        if keep is not None:
+            keep[rec.id] = (rec, flag, line)
+        yield line
+
+
+def written(header: MirrorHeader, view: TenantView, lines: Lines) -> Mirror:
+    """The mirror `encode(header, view, keep=lines)` wrote, as if read back (a process keeps it for its next turn)."""
+    records = view.records
+    head = MirrorHeader(header.tenant, header.listed_at, header.written_at, len(records), header.refresh)
+    return Mirror(head, records, set(view.owner_inferred), lines)
 
 
 def _line(obj: dict[str, Any]) -> bytes:
@@ -127,14 +154,14 @@ def decode(lines: Iterable[bytes], *, tenant: str) -> Mirror:
         if first is None:
             raise MirrorUnreadable("the mirror is empty")
         header = _header(_object(first, 1), tenant)
-        records, inferred = _records(it)
+        records, inferred, kept = _records(it)
         if len(records) != header.count:
             raise MirrorUnreadable(f"the mirror holds {len(records)} indicators, its header says {header.count}")
     except MirrorUnreadable:
         raise
     except (ValueError, TypeError) as e:
         raise MirrorUnreadable(str(e) or type(e).__name__) from e
-    return Mirror(header, records, inferred)
+    return Mirror(header, records, inferred, kept)
 
 
 def _header(head: dict[str, Any], tenant: str) -> MirrorHeader:
@@ -151,10 +178,12 @@ def _header(head: dict[str, Any], tenant: str) -> MirrorHeader:
     return MirrorHeader(tenant, listed_at, written_at, count, refresh if isinstance(refresh, str) else None)
 
 
-def _records(lines: Iterator[bytes]) -> tuple[list[TenantRecord], set[str]]:
-    """The mirror's indicators after its header (line 1), and the ids whose owner was only inferred."""
+def _records(lines: Iterator[bytes]) -> tuple[list[TenantRecord], set[str], Lines]:
+    """The mirror's indicators after its header (line 1), the ids whose owner was only inferred, and each record's
+    line as read (written back unchanged when the record did not change)."""
     records: list[TenantRecord] = []
     inferred: set[str] = set()
+    kept: Lines = {}
     for n, raw in enumerate(lines, start=2):
         if not raw.strip():
             continue
@@ -163,9 +192,11 @@ def _records(lines: Iterator[bytes]) -> tuple[list[TenantRecord], set[str]]:
             raise MirrorUnreadable(f"line {n} of the mirror is not an indicator")
         rec = TenantRecord.from_wire(item)
         records.append(rec)
-        if item.get("ownerInferred") is True:
+        flag = item.get("ownerInferred") is True
+        if flag:
             inferred.add(rec.id)
-    return records, inferred
+        kept[rec.id] = (rec, flag, raw if raw.endswith(b"\n") else raw + b"\n")
+    return records, inferred, kept
 
 
 def _object(raw: bytes, n: int) -> dict[str, Any]:

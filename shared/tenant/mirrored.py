@@ -24,13 +24,14 @@ since it was read) or fails deletes the mirror instead, so the next turn lists t
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.core.settings import Settings
 from shared.tenant.drain import DrainTenant
-from shared.tenant.mirror import Mirror, MirrorHeader, MirrorUnreadable, decode, encode, refresh_reason
+from shared.tenant.mirror import Lines, Mirror, MirrorHeader, MirrorUnreadable, decode, encode, refresh_reason, written
 from shared.tenant.records import TenantView
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,10 @@ class MirrorStore(Protocol):
     """Where the mirror's bytes live (`storage.mirror.MirrorBlob`). Every write is conditional on an ETag, and
     none raises: the mirror is advice, never a reason to fail an import (a failed write is a None)."""
 
-    def read(self) -> tuple[str, Mapping[str, str], Iterable[bytes]] | None:
-        """(ETag, metadata, lines) of the mirror; None when there is none. Raises ValueError when it cannot be
-        read (storage errors included: the tenant is listed instead)."""
+    def read(self, known_etag: str | None = None) -> tuple[str, Mapping[str, str], Iterable[bytes] | None] | None:
+        """(ETag, metadata, lines) of the mirror; None when there is none; lines None when its ETag is still
+        `known_etag` (nothing downloaded). Raises ValueError when it cannot be read (storage errors included:
+        the tenant is listed instead)."""
         ...
 
     def mark(self, etag: str, metadata: Mapping[str, str]) -> str | None:
@@ -67,6 +69,31 @@ class MirrorStore(Protocol):
         ...
 
 
+class MirrorCache:
+    """The mirror this process last read or wrote, per tenant key, with the blob's ETag then.
+
+    A turn that finds the blob still at that ETag (a conditional read answered `304`) takes the mirror from here
+    instead of downloading and decoding it again; any other ETag (another instance wrote it, a turn marked it
+    changing) is read from the blob. Records are frozen, so turns share them safely.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, tuple[str, Mirror]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant: str) -> tuple[str, Mirror] | None:
+        with self._lock:
+            return self._held.get(tenant)
+
+    def put(self, tenant: str, etag: str, mirror: Mirror) -> None:
+        with self._lock:
+            self._held[tenant] = (etag, mirror)
+
+    def drop(self, tenant: str) -> None:
+        with self._lock:
+            self._held.pop(tenant, None)
+
+
 class TenantMirror:
     """The mirror of one tenant key for one turn of its lock. The constructor does no I/O."""
 
@@ -78,9 +105,12 @@ class TenantMirror:
         tenant: str,
         settings: Settings,
         clock: Callable[[], datetime] | None = None,
+        cache: MirrorCache | None = None,
     ) -> None:
         self.client = client
         self.store = store
+        self.cache = cache
+        self._read_mirror: Mirror | None = None
         self.tenant_key = tenant
         self.settings = settings
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -126,24 +156,44 @@ class TenantMirror:
         return self._tenant
 
     def _read(self) -> tuple[Mirror | None, str | None]:
+        held = self.cache.get(self.tenant_key) if self.cache is not None else None
         try:
-            found = self.store.read()
+            found = self.store.read(held[0] if held is not None else None)
             if found is None:
+                self._forget_cached()
                 return None, None
             etag, metadata, lines = found
             self._etag = etag
+            if lines is None and held is not None:  # unchanged since this process read or wrote it (clean)
+                self._read_mirror = held[1]
+                return held[1], None
+            self._forget_cached()
             if metadata.get(STATE_KEY) == CHANGING:
                 return None, "the last turn that changed the tenant ended before it wrote the mirror"
-            return decode(lines, tenant=self.tenant_key), None
+            if lines is None:
+                raise ValueError("the mirror blob answered without its content")
+            self._read_mirror = decode(lines, tenant=self.tenant_key)
+            if self.cache is not None:
+                self.cache.put(self.tenant_key, etag, self._read_mirror)
+            return self._read_mirror, None
         except MirrorUnreadable as e:
             return None, f"it is unreadable ({e})"
         except ValueError as e:
             return None, str(e)
 
+    def _forget_cached(self) -> None:
+        if self.cache is not None:
+            self.cache.drop(self.tenant_key)
+
+    def _forget(self) -> None:
+        self._forget_cached()
+        self.store.forget()
+
     def _mark_changing(self) -> None:
         """Before the turn's first import or delete: a turn that dies before `close` makes the next one list."""
         if self._etag is None:
             return  # no mirror to mark: the next turn lists anyway unless this one writes one
+        self._forget_cached()  # the blob's ETag moves now
         new = self.store.mark(self._etag, {STATE_KEY: CHANGING})
         self.writes += 1
         if new is None:
@@ -165,7 +215,7 @@ class TenantMirror:
             return
         if not lease_held or not clean:
             if tenant.changing and not self._marked:
-                self.store.forget()  # changed without a mark: nothing may trust the mirror now
+                self._forget()  # changed without a mark: nothing may trust the mirror now
             elif lease_held and not tenant.changing and tenant.refreshed:
                 self._write(tenant)  # nothing changed since the listing: it is still good
             return  # else the `changing` mark stays: the next turn lists
@@ -181,13 +231,18 @@ class TenantMirror:
             count=tenant.view.active_count,
             refresh="; ".join(tenant.drift) or None,
         )
-        new = self.store.write(encode(header, tenant.view), etag=self._etag, metadata={STATE_KEY: CLEAN})
+        reuse = self._read_mirror.lines if self._read_mirror is not None else None
+        kept: Lines = {}
+        lines = encode(header, tenant.view, reuse=reuse, keep=kept)
+        new = self.store.write(lines, etag=self._etag, metadata={STATE_KEY: CLEAN})
         self.writes += 1
         if new is None:
             log.warning("tenant %s: the mirror changed since this turn read it (or could not be written): dropped,"
                         " the next turn lists", self.tenant_key)  # fmt: skip
-            self.store.forget()
+            self._forget()
             return
         self._etag = new
+        if self.cache is not None:
+            self.cache.put(self.tenant_key, new, written(header, tenant.view, kept))
         log.info("tenant %s: mirror of %d indicators written%s", self.tenant_key, header.count,
                  f" (the next turn lists first: {header.refresh})" if header.refresh else "")  # fmt: skip

@@ -107,3 +107,14 @@ def test_a_broken_blob_is_a_value_error(container: Any, data: bytes) -> None:
     assert found is not None
     with pytest.raises(ValueError, match="gzip"):
         list(found[2])
+
+
+def test_a_mirror_still_at_a_known_etag_is_not_downloaded(container: Any) -> None:
+    blob = MirrorBlob(container, "default")
+    etag = blob.write(lines(tenant_of(3)), etag=None, metadata={"state": "clean"})
+    assert etag is not None
+    assert blob.read(etag) == (etag, {}, None)  # If-None-Match: 304
+    marked = blob.mark(etag, {"state": "changing"})
+    found = blob.read(etag)
+    assert found is not None and found[0] == marked and found[1] == {"state": "changing"} and found[2] is not None
+    assert decode(found[2], tenant="default").header.count == 3

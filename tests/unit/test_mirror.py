@@ -21,8 +21,8 @@ from shared.core.settings import Settings
 from shared.tenant import capacity, ownership
 from shared.tenant.drain import DrainTenant, import_drift, reports_cap
 from shared.tenant.mirror import Mirror, MirrorHeader, MirrorUnreadable, decode, encode, refresh_reason
-from shared.tenant.mirrored import CHANGING, STATE_KEY, TenantMirror
-from shared.tenant.records import TenantView
+from shared.tenant.mirrored import CHANGING, STATE_KEY, MirrorCache, TenantMirror
+from shared.tenant.records import TenantRecord, TenantView
 from shared.tenant.steward import Steward
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -299,11 +299,17 @@ class MemoryStore:
         self.metadata: dict[str, str] = {}
         self.etag = 0
         self.writes = 0
+        self.reads = 0
+        self.downloads = 0
         self.refuse_writes = False
 
-    def read(self) -> tuple[str, Mapping[str, str], Iterable[bytes]] | None:
+    def read(self, known_etag: str | None = None) -> tuple[str, Mapping[str, str], Iterable[bytes] | None] | None:
         if self.data is None:
             return None
+        self.reads += 1
+        if known_etag == str(self.etag):
+            return known_etag, {}, None  # 304: not downloaded
+        self.downloads += 1
         return str(self.etag), dict(self.metadata), gzip.decompress(self.data).splitlines(keepends=True)
 
     def mark(self, etag: str, metadata: Mapping[str, str]) -> str | None:
@@ -346,9 +352,10 @@ class Clock:
         return self.now
 
 
-def turn(store: MemoryStore, lister: Lister, clock: Clock, minutes: float = 60) -> TenantMirror:
+def turn(store: MemoryStore, lister: Lister, clock: Clock, minutes: float = 60,
+         cache: MirrorCache | None = None) -> TenantMirror:  # fmt: skip
     return TenantMirror(lister, store, tenant="default", settings=Settings(tenant_refresh_minutes=minutes),
-                        clock=clock)  # fmt: skip
+                        clock=clock, cache=cache)  # fmt: skip
 
 
 def test_a_turn_lists_once_and_the_next_ones_read_the_mirror_until_it_is_old() -> None:
@@ -372,6 +379,46 @@ def test_a_turn_lists_once_and_the_next_ones_read_the_mirror_until_it_is_old() -
     clock.now += timedelta(minutes=31)
     third = turn(store, lister, clock)
     assert third.open().refreshed and lister.list_calls == 2  # older than TENANT_REFRESH_MINUTES
+
+
+def test_a_process_reuses_the_mirror_it_wrote_while_the_blob_keeps_its_etag() -> None:
+    """The next turn in the same process reads the blob conditionally: unchanged, nothing is downloaded or
+    decoded; written by another instance (a new ETag), it is read again."""
+    store, lister, clock, cache = MemoryStore(), Lister([wire("1", "20.0.0.1")]), Clock(), MirrorCache()
+    first = turn(store, lister, clock, cache=cache)
+    first.open().imported([submitted("20.0.0.2", "2")], APP)
+    first.close(clean=True, lease_held=True)
+    written_bytes = store.data
+    second = turn(store, lister, clock, cache=cache)
+    t = second.open()
+    assert (t.refreshed, t.view.ids, store.downloads) == (False, {"1", "2"}, 0)
+    t.imported([submitted("20.0.0.3", "3")], APP)
+    second.close(clean=True, lease_held=True)
+    assert store.data != written_bytes
+    assert {r.id for r in mirror_of_store(store).records} == {"1", "2", "3"}
+    other = turn(store, lister, clock)  # another instance: no cache, downloads it
+    assert other.open().view.ids == {"1", "2", "3"} and store.downloads == 1
+    store.etag += 1  # that instance wrote it since
+    assert turn(store, lister, clock, cache=cache).open().view.ids == {"1", "2", "3"} and store.downloads == 2
+
+
+def mirror_of_store(store: MemoryStore) -> Mirror:
+    assert store.data is not None
+    return decode(gzip.decompress(store.data).splitlines(keepends=True), tenant="default")
+
+
+def test_unchanged_records_are_written_with_the_lines_they_were_read_from() -> None:
+    view = TenantView([wire("1", "20.0.0.1"), wire("2", "20.0.0.2")], now=NOW)
+    read_back = mirror_of(view)
+    later = read_back.view(NOW)
+    later.add(TenantRecord.from_wire(wire("2", "20.0.0.2", title="changed")))
+    header = MirrorHeader("default", NOW, NOW, 2)
+    kept: dict[str, Any] = {}
+    lines = list(encode(header, later, reuse=read_back.lines, keep=kept))
+    assert lines[1] is read_back.lines["1"][2]  # reused as is
+    assert lines[2] is not read_back.lines["2"][2] and b'"title":"changed"' in lines[2]
+    assert lines == list(encode(header, later))  # the same bytes as encoding anew
+    assert set(kept) == {"1", "2"}
 
 
 def test_refresh_minutes_zero_lists_every_turn() -> None:
