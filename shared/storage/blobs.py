@@ -189,6 +189,16 @@ def ensure_containers(service: Any, names: Iterator[str] | list[str] | tuple[str
             pass
 
 
+def create_if_missing(container: Any) -> None:
+    """Create one container unless it exists (a store's first use; in Azure the deployment creates it)."""
+    from azure.core.exceptions import ResourceExistsError
+
+    try:
+        container.create_container()
+    except ResourceExistsError:
+        pass
+
+
 @dataclass(frozen=True)
 class BlobInfo:
     container: str

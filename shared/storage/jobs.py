@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from shared.core.jobs import JobRecord, item_from_json, item_to_json, outcome_from_json, outcome_to_json
 from shared.core.model import Outcome, ReaderItem
+from shared.storage.blobs import create_if_missing
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -47,15 +48,9 @@ class JobStore:
         self._ready = False
 
     def _prepare(self) -> None:
-        if self._ready:
-            return
-        from azure.core.exceptions import ResourceExistsError
-
-        try:
-            self.container.create_container()
-        except ResourceExistsError:
-            pass
-        self._ready = True
+        if not self._ready:
+            create_if_missing(self.container)
+            self._ready = True
 
     # ------------------------------------------------------------------------------ records
 

@@ -17,6 +17,8 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
+from shared.storage.blobs import create_if_missing
+
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
@@ -36,15 +38,9 @@ class MirrorBlob:
         self._ready = False
 
     def _prepare(self) -> None:
-        if self._ready:
-            return
-        from azure.core.exceptions import ResourceExistsError
-
-        try:
-            self.container.create_container()
-        except ResourceExistsError:
-            pass
-        self._ready = True
+        if not self._ready:
+            create_if_missing(self.container)
+            self._ready = True
 
     def read(self, known_etag: str | None = None) -> tuple[str, Mapping[str, str], Iterator[bytes] | None] | None:
         """(ETag, metadata, lines) of the mirror, None when there is none; ValueError when it cannot be read.
