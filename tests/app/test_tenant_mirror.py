@@ -11,6 +11,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from localdev.tokens import DEFAULT_SYSTEM_CLIENT_ID
 from shared.storage.mirror import MirrorBlob
 from shared.tenant import ownership
@@ -23,6 +25,16 @@ from tests.support.stack import hex_value, public_ip
 
 APP = DEFAULT_SYSTEM_CLIENT_ID  # the emulator writes the app's token appid into createdBy
 ANALYST = "analyst@contoso.example"
+_TURN_ENDS: list[Any] = []  # this test's queue host's drain(): the mirror is written at the end of the turn
+
+
+@pytest.fixture(autouse=True)
+def _turns(jobs_host: Any) -> Any:
+    """A job's 200 comes when the job is final; the worker writes the mirror when its turn ends, a moment later.
+    Reading the mirror waits for the turn (the queue host idle) first."""
+    _TURN_ENDS[:] = [jobs_host.drain]
+    yield
+    _TURN_ENDS.clear()
 
 
 def body(*indicators: dict[str, Any] | str) -> bytes:
@@ -49,6 +61,8 @@ def mirror_blob(blob_service: Any, app_env: dict[str, str]) -> MirrorBlob:
 
 
 def read_mirror(blob_service: Any, app_env: dict[str, str]) -> Any:
+    for turn_over in _TURN_ENDS:
+        turn_over()
     found = mirror_blob(blob_service, app_env).read()
     assert found is not None, "no mirror"
     return decode(found[2], tenant="default"), found[1]
