@@ -179,7 +179,9 @@ def run_hour(jobs: int = 600, drops: int = 3, tenant: int = 2000, *, pool: int =
         container = rt.service.get_container_client(rt.settings.indicators_container)
 
         def drop(version: int) -> None:
-            name = "feeds/bench/state.csv"
+            # Each version under a name of its own in the feed's folder (each is the feed's whole state): a version
+            # dropped over the one still being read would make that one's import stop ("the blob changed").
+            name = f"feeds/bench/state-{version}.csv"
             blob = container.upload_blob(name, feed_file(version), overwrite=True)
             props = blob.get_blob_properties()
             event = blob_created_event(container.container_name, name, etag=props.etag, size=props.size,
