@@ -30,7 +30,6 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import azure.functions as func
 
-from localdev.host import QueueHost, plain_queue
+from localdev.host import QueueHost, app_on_stack
 from localdev.ratelimit import max_in_window
-from localdev.stack import blob_created_event, deliver_blob_created, scaled_defender_factory, start_stack
+from localdev.stack import blob_created_event, deliver_blob_created
 
 TIME_SCALE = 60.0  # the emulator and the app's pacers: a rate-limit minute lasts one second, an hour a minute
 HOUR = 3600.0 / TIME_SCALE  # one compressed hour, in real seconds
@@ -52,37 +51,9 @@ class _Ctx:
         self.invocation_id = str(uuid.uuid4())
 
 
-@contextlib.contextmanager
-def app(**settings: str) -> Iterator[tuple[Any, Any, Any, QueueHost]]:
-    """The function app on a fresh local stack, paced on the emulator's clock: (function_app, runtime, stack,
-    host). Everything started is stopped and os.environ restored."""
-    stack = start_stack(time_scale=TIME_SCALE)
-    saved = dict(os.environ)
-    host: QueueHost | None = None
-    try:
-        env = stack.env(**settings)
-        os.environ.update(env)
-        import function_app
-        from shared.app import runtime
-        from shared.storage.blobs import ensure_containers
-
-        rt = runtime.Runtime.from_env(os.environ, defender_factory=scaled_defender_factory(TIME_SCALE))
-        runtime.set_runtime(rt)
-        ensure_containers(rt.service, [rt.settings.indicators_container, rt.settings.reports_container])
-        queue = plain_queue(env["IndicatorStorage"], rt.options.jobs_queue)
-        with contextlib.suppress(Exception):
-            queue.create_queue()
-        host = QueueHost(queue, function_app.run_import_jobs, hold_seconds=60).start()
-        yield function_app, rt, stack, host
-    finally:
-        if host is not None:
-            host.stop()
-        from shared.app import runtime
-
-        runtime.set_runtime(None)
-        os.environ.clear()
-        os.environ.update(saved)
-        stack.stop()
+def app(**settings: str) -> contextlib.AbstractContextManager[tuple[Any, Any, Any, QueueHost]]:
+    """The function app on a fresh local stack, paced on the emulator's clock (`localdev.host.app_on_stack`)."""
+    return app_on_stack(time_scale=TIME_SCALE, paced_on_stack_clock=True, **settings)
 
 
 def sha256(seed: str) -> str:

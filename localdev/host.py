@@ -208,9 +208,12 @@ def plain_queue(connection_string: str, name: str) -> Any:
 
 
 @contextlib.contextmanager
-def app_on_stack(*, time_scale: float = 1.0, **settings: str) -> Iterator[tuple[Any, Any, Any, QueueHost]]:
+def app_on_stack(
+    *, time_scale: float = 1.0, paced_on_stack_clock: bool = False, **settings: str
+) -> Iterator[tuple[Any, Any, Any, QueueHost]]:
     """The function app on the local stack, its queue worker driven by a QueueHost in the background:
-    (function_app module, Runtime, LocalStack, host). Everything started is stopped, os.environ restored."""
+    (function_app module, Runtime, LocalStack, host). `paced_on_stack_clock`: the app's Defender client paces
+    itself on the emulator's `time_scale` clock. Everything started is stopped, os.environ restored."""
     from localdev.stack import start_stack
 
     stack = start_stack(time_scale=time_scale)
@@ -223,7 +226,12 @@ def app_on_stack(*, time_scale: float = 1.0, **settings: str) -> Iterator[tuple[
         from shared.app import runtime
         from shared.storage.blobs import ensure_containers
 
-        rt = runtime.Runtime.from_env(os.environ)
+        factory = None
+        if paced_on_stack_clock:
+            from localdev.stack import scaled_defender_factory
+
+            factory = scaled_defender_factory(time_scale)
+        rt = runtime.Runtime.from_env(os.environ, defender_factory=factory)
         runtime.set_runtime(rt)
         ensure_containers(rt.service, [rt.settings.indicators_container, rt.settings.reports_container])
         queue = plain_queue(env["IndicatorStorage"], rt.options.jobs_queue)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO, Protocol, TextIO
+from typing import BinaryIO, Generic, Protocol, TextIO, TypeVar
 
 from shared.checks.validate import validate
 from shared.core.errors import DefenderError, InputChanged
@@ -231,18 +231,13 @@ class JobHooks:
     report_extra: Callable[[], Mapping[str, object]] | None = None  # more top-level keys for the JSON report
 
 
-class LeaseChecked:
-    """The Defender client, checked against the tenant's lease before every call that changes the tenant.
+_Client = TypeVar("_Client", bound="Submitting")
 
-    A lease lost mid-import (renewals refused, or none succeeded for a lease period) raises before the next
-    import batch or delete, and inside one call before its next attempt (the client's `lease_checked`),
-    instead of calling on while another instance may hold the tenant's turn. Lists are read-only and pass
-    through.
-    """
 
-    def __init__(self, client: DefenderLike, lease: Lease) -> None:
-        self.client = client
-        self.lease = lease
+class _ImportCounters(Generic[_Client]):
+    """The import counters of the client a wrapper forwards to (`process_stream` reads them off its submitter)."""
+
+    client: _Client
 
     @property
     def api_calls(self) -> int:
@@ -255,6 +250,20 @@ class LeaseChecked:
     @property
     def split_calls(self) -> int:
         return int(getattr(self.client, "split_calls", 0))
+
+
+class LeaseChecked(_ImportCounters[DefenderLike]):
+    """The Defender client, checked against the tenant's lease before every call that changes the tenant.
+
+    A lease lost mid-import (renewals refused, or none succeeded for a lease period) raises before the next
+    import batch or delete, and inside one call before its next attempt (the client's `lease_checked`),
+    instead of calling on while another instance may hold the tenant's turn. Lists are read-only and pass
+    through.
+    """
+
+    def __init__(self, client: DefenderLike, lease: Lease) -> None:
+        self.client = client
+        self.lease = lease
 
     @property
     def list_calls(self) -> int:
@@ -292,7 +301,7 @@ class LeaseChecked:
         return self.client.identity_ids()
 
 
-class Followed:
+class Followed(_ImportCounters["Submitting"]):
     """The submitter of a job alone in its turn: the turn's view of the tenant follows each import call (a drain's
     coalescer does the same for its jobs' shared calls), and the first call tells the tenant mirror the tenant is
     changing (`tenant.drain.DrainTenant.before_change`)."""
@@ -301,18 +310,6 @@ class Followed:
         self.client = client
         self.tenant = tenant
         self.created_by = identities[0] if identities else None
-
-    @property
-    def api_calls(self) -> int:
-        return self.client.api_calls
-
-    @property
-    def retries(self) -> int:
-        return self.client.retries
-
-    @property
-    def split_calls(self) -> int:
-        return int(getattr(self.client, "split_calls", 0))
 
     def submit(self, batch: Sequence[Outcome]) -> list[Outcome]:
         self.tenant.before_change()

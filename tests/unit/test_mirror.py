@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.core.errors import AccessDenied, DefenderUnavailable
-from shared.core.model import Action, Indicator, IndicatorType, Outcome, Severity, Status
+from shared.core.model import Action, Outcome, Severity, Status
 from shared.core.options import InputOptions
 from shared.core.settings import Settings
 from shared.tenant import capacity, ownership
@@ -24,13 +24,9 @@ from shared.tenant.mirror import Mirror, MirrorHeader, MirrorUnreadable, decode,
 from shared.tenant.mirrored import CHANGING, STATE_KEY, MirrorCache, TenantMirror
 from shared.tenant.records import TenantRecord, TenantView
 from shared.tenant.steward import Steward
+from tests.unit.test_quota import NOW, ind, iso  # the same clock and indicator builder as the steward's tests
 
-NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 APP = "app-identity"
-
-
-def iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def wire(id: str, value: str, **kw: Any) -> dict[str, Any]:
@@ -47,20 +43,6 @@ def wire(id: str, value: str, **kw: Any) -> dict[str, Any]:
     }
     base.update(kw)
     return base
-
-
-def ind(value: str, **kw: Any) -> Indicator:
-    base: dict[str, Any] = {
-        "indicatorValue": value,
-        "indicatorType": IndicatorType.IpAddress,
-        "action": Action.Block,
-        "title": "t",
-        "description": "d",
-        "severity": Severity.Medium,
-        "expirationTime": iso(NOW + timedelta(days=90)),
-    }
-    base.update(kw)
-    return Indicator(**base)
 
 
 def submitted(value: str, id: str, **kw: Any) -> Outcome:
